@@ -1,0 +1,13 @@
+//! podpath: passive, packet-level path attribution for a Kubernetes pod.
+//!
+//! One-way flow: `capture` (live AF_PACKET or files) → `decode` (pure, on
+//! byte slices) → `engine` (DNS, flows, HTTP, attribution; driven by packet
+//! time) → exporters (`metrics`, `report`). See ARCHITECTURE.md.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod decode;
+pub mod dns;
+pub mod time;
+
+pub use time::Timestamp;
