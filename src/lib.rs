@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod capture;
 pub mod decode;
 pub mod dns;
 pub mod time;
