@@ -2,6 +2,8 @@
 //! the same way: frames with their packet timestamps, link type and, when the
 //! kernel or the file says so, direction and interface.
 
+pub mod file;
+
 use crate::decode::{LinkType, PacketType};
 use crate::Timestamp;
 
