@@ -4,7 +4,7 @@
 //! order, so a capture split by `tcpdump -C` or taken per interface reads as one.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
@@ -57,14 +57,17 @@ impl FileReader {
             path: path.to_string(),
             source,
         })?;
-        let reader = create_reader(INITIAL_BUFFER, BufReader::new(file)).map_err(|e| {
-            CaptureError::NotACapture {
-                path: path.to_string(),
-                detail: match e {
-                    PcapError::Eof => "empty file".to_string(),
-                    other => other.to_string(),
-                },
-            }
+        FileReader::from_reader(path, BufReader::new(file))
+    }
+
+    fn from_reader<R: Read + Send + 'static>(path: &str, input: R) -> Result<FileReader, CaptureError> {
+        let reader = create_reader(INITIAL_BUFFER, input).map_err(|e| CaptureError::NotACapture {
+            path: path.to_string(),
+            detail: match e {
+                PcapError::Eof => "empty file".to_string(),
+                PcapError::HeaderNotRecognized => "unrecognised file header".to_string(),
+                other => other.to_string(),
+            },
         })?;
         Ok(FileReader {
             path: path.to_string(),
@@ -235,6 +238,18 @@ impl FileSource {
         }
         Ok(FileSource {
             files,
+            current: None,
+            last_ts: Timestamp::ZERO,
+            unsupported: Vec::new(),
+        })
+    }
+
+    /// Reads a capture held in memory (the embedded seed capture, tests).
+    pub fn from_bytes(name: &str, bytes: &'static [u8]) -> Result<FileSource, CaptureError> {
+        let mut reader = FileReader::from_reader(name, bytes)?;
+        reader.fill()?;
+        Ok(FileSource {
+            files: vec![reader],
             current: None,
             last_ts: Timestamp::ZERO,
             unsupported: Vec::new(),
