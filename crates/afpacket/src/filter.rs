@@ -33,10 +33,12 @@
 //!        jeq  #17, udp
 //!        jeq  #58, icmp6
 //!        jeq  #44, whole            fragment header: may be DNS, keep it all
-//!        jeq  #0, trunc             hop-by-hop, routing, destination options,
+//!        jeq  #0, hbh               hop-by-hop, routing, destination options,
 //!        jeq  #43, trunc            AH: the filter does not walk extension
 //!        jeq  #60, trunc            headers, userspace does
 //!        jeq  #51, trunc, drop
+//! hbh:   ldb  [54]                  next header after hop-by-hop: ICMPv6 there
+//!        jeq  #58, drop, trunc      is MLD (router alert), sent on every link
 //! icmp6: ldb  [54]                  ICMPv6 type; < 128 is an error message
 //!        jge  #128, drop, icmp      (NDP, echo, MLD are >= 128)
 //! tcp:   ldh  [x+14]                source port
@@ -168,10 +170,13 @@ pub fn capture_filter(spec: &FilterSpec) -> Vec<Instruction> {
     a.jump(BPF_JEQ, 17, L("udp"), N);
     a.jump(BPF_JEQ, 58, L("icmp6"), N);
     a.jump(BPF_JEQ, 44, L("whole"), N);
-    a.jump(BPF_JEQ, 0, L("trunc"), N);
+    a.jump(BPF_JEQ, 0, L("hbh"), N);
     a.jump(BPF_JEQ, 43, L("trunc"), N);
     a.jump(BPF_JEQ, 60, L("trunc"), N);
     a.jump(BPF_JEQ, 51, L("trunc"), L("drop"));
+    a.label("hbh");
+    a.stmt(BPF_LD | BPF_B | BPF_ABS, ETH_HLEN + 40);
+    a.jump(BPF_JEQ, 58, L("drop"), L("trunc"));
     a.label("icmp6");
     a.stmt(BPF_LD | BPF_B | BPF_ABS, ETH_HLEN + 40);
     a.jump(BPF_JGE, 128, L("drop"), L("icmp"));
