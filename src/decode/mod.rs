@@ -158,9 +158,7 @@ pub enum Transport<'a> {
     Udp(UdpDatagram<'a>),
     IcmpError(IcmpError),
     /// Any other IP protocol (or ICMP that is not an error); counted, not tracked.
-    Other {
-        protocol: u8,
-    },
+    Other { protocol: u8 },
 }
 
 /// One decoded IP packet.
