@@ -2,6 +2,7 @@
 //! Every flag is also an environment variable (`PODPATH_*`).
 
 pub mod analyze;
+pub mod run;
 
 use std::net::IpAddr;
 
@@ -29,6 +30,8 @@ pub struct Cli {
 pub enum Command {
     /// Analyse pcap/pcapng files (e.g. from `tcpdump -i any -w FILE`). Without FILE, the embedded seed capture.
     Analyze(analyze::AnalyzeArgs),
+    /// Run as the live sidecar in the pod's network namespace (needs CAP_NET_RAW).
+    Run(run::RunArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -164,5 +167,6 @@ impl PodArgs {
 pub fn main(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Analyze(args) => analyze::run(args),
+        Command::Run(args) => run::run(args),
     }
 }

@@ -147,6 +147,13 @@ impl Engine {
         out
     }
 
+    /// Tells the engine that `addr` is a Service's ClusterIP (e.g. the API
+    /// server's, from `KUBERNETES_SERVICE_HOST`).
+    pub fn learn_service_address(&mut self, addr: IpAddr, service: Option<&str>, namespace: Option<&str>) {
+        self.attributor
+            .learn_service_address(addr, service.map(Into::into), namespace.map(Into::into));
+    }
+
     /// Processes one frame.
     pub fn process(&mut self, raw: &RawPacket<'_>, sink: &mut dyn Sink) {
         self.stats.packets += 1;
@@ -423,6 +430,7 @@ impl Engine {
         let flags = seg.flags;
         let now = self.now;
         let pure_syn = flags.syn() && !flags.ack();
+        let max_pending = self.cfg.limits.max_http_pending;
 
         if let Some(flow) = self.flows.get_mut(&key) {
             let reused = pure_syn
@@ -441,7 +449,7 @@ impl Engine {
                     flow.syn_retransmits += 1;
                     return;
                 }
-                update_tcp(flow, src, seg, now, sink);
+                update_tcp(flow, src, seg, now, max_pending, sink);
                 return;
             }
         }
@@ -467,13 +475,12 @@ impl Engine {
                 _ => self.is_local(client.ip()) || !self.is_local(server.ip()),
             };
             let attribution = outbound.then(|| self.attribute(server.ip()));
-            let max_pending = self.cfg.limits.max_http_pending;
             let (flow, evicted) =
                 self.flows
                     .insert(key, Protocol::Tcp, client, server, outbound, TcpState::Midstream, now);
             flow.attribution = attribution;
             flow.http = Some(Box::new(Http1::new(max_pending)));
-            update_tcp(flow, src, seg, now, sink);
+            update_tcp(flow, src, seg, now, max_pending, sink);
             if let Some(mut old) = evicted {
                 self.stats.flow_evictions += 1;
                 sink.on_event(&Event::Evicted { table: "flows" });
@@ -558,7 +565,14 @@ fn emit_bytes(flow: &mut Flow, sink: &mut dyn Sink) {
 }
 
 /// A segment on a known TCP flow: handshake, failure, close, bytes, HTTP.
-fn update_tcp(flow: &mut Flow, src: SocketAddr, seg: &TcpSegment<'_>, now: Timestamp, sink: &mut dyn Sink) {
+fn update_tcp(
+    flow: &mut Flow,
+    src: SocketAddr,
+    seg: &TcpSegment<'_>,
+    now: Timestamp,
+    max_http_pending: usize,
+    sink: &mut dyn Sink,
+) {
     let from_initiator = flow.is_from_initiator(src);
     let flags = seg.flags;
     if flags.syn() && flags.ack() && !from_initiator && flow.state == TcpState::SynSent {
@@ -593,7 +607,7 @@ fn update_tcp(flow: &mut Flow, src: SocketAddr, seg: &TcpSegment<'_>, now: Times
     if !seg.payload.is_empty() {
         if from_initiator {
             if flow.http.is_none() && http::looks_like_request(seg.payload) {
-                flow.http = Some(Box::new(Http1::new(32)));
+                flow.http = Some(Box::new(Http1::new(max_http_pending)));
             }
             if let Some(h) = flow.http.as_mut() {
                 h.on_request_data(now, seg.seq, seg.payload);
