@@ -78,7 +78,7 @@ impl AddrClass {
 }
 
 /// The verdict for one outbound connection. Cheap to clone (shared names).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Attribution {
     pub path: Path,
     /// For `dns`: what the answer pointed at.
@@ -314,7 +314,10 @@ mod tests {
 
     fn attributor() -> Attributor {
         Attributor::new(
-            vec!["10.96.0.0/12".parse().unwrap(), "fd00:10:96::/112".parse().unwrap()],
+            vec![
+                "10.96.0.0/12".parse().unwrap(),
+                "fd00:10:96::/112".parse().unwrap(),
+            ],
             vec!["10.244.0.0/16".parse().unwrap()],
             16,
         )
@@ -356,7 +359,11 @@ mod tests {
     #[test]
     fn literal_use_of_a_learned_service_address_names_the_service() {
         let mut a = Attributor::new(vec![], vec![], 4);
-        a.learn_service_address(ip("10.96.100.10"), Some("demo-app".into()), Some("default".into()));
+        a.learn_service_address(
+            ip("10.96.100.10"),
+            Some("demo-app".into()),
+            Some("default".into()),
+        );
         let at = a.attribute(ip("10.96.100.10"), None);
         assert_eq!(at.path, Path::ClusterIp);
         assert_eq!(at.service.as_deref(), Some("demo-app"));

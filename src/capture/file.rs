@@ -60,15 +60,19 @@ impl FileReader {
         FileReader::from_reader(path, BufReader::new(file))
     }
 
-    fn from_reader<R: Read + Send + 'static>(path: &str, input: R) -> Result<FileReader, CaptureError> {
-        let reader = create_reader(INITIAL_BUFFER, input).map_err(|e| CaptureError::NotACapture {
-            path: path.to_string(),
-            detail: match e {
-                PcapError::Eof => "empty file".to_string(),
-                PcapError::HeaderNotRecognized => "unrecognised file header".to_string(),
-                other => other.to_string(),
-            },
-        })?;
+    fn from_reader<R: Read + Send + 'static>(
+        path: &str,
+        input: R,
+    ) -> Result<FileReader, CaptureError> {
+        let reader =
+            create_reader(INITIAL_BUFFER, input).map_err(|e| CaptureError::NotACapture {
+                path: path.to_string(),
+                detail: match e {
+                    PcapError::Eof => "empty file".to_string(),
+                    PcapError::HeaderNotRecognized => "unrecognised file header".to_string(),
+                    other => other.to_string(),
+                },
+            })?;
         Ok(FileReader {
             path: path.to_string(),
             reader,

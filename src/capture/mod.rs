@@ -30,7 +30,9 @@ pub enum Next<'a> {
     /// Nothing arrived within the source's poll interval. `now` is the
     /// source's best estimate of packet time, so that timeouts still fire
     /// when traffic stops.
-    Idle { now: Timestamp },
+    Idle {
+        now: Timestamp,
+    },
     /// The source is exhausted (end of the last file, or capture stopped).
     End,
 }

@@ -27,7 +27,13 @@ pub struct AnalyzeArgs {
     #[arg(env = "PODPATH_FILES", value_delimiter = ',')]
     pub files: Vec<String>,
     /// Output format.
-    #[arg(long, short, env = "PODPATH_FORMAT", value_enum, default_value = "table")]
+    #[arg(
+        long,
+        short,
+        env = "PODPATH_FORMAT",
+        value_enum,
+        default_value = "table"
+    )]
     pub format: super::Format,
     #[command(flatten)]
     pub pod: PodArgs,
@@ -45,7 +51,10 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
     }
     let cfg = args.pod.to_config()?;
     let mut source = if embedded {
-        FileSource::from_bytes("embedded seed capture (tests/captures/seed-any.pcap)", SEED_CAPTURE)?
+        FileSource::from_bytes(
+            "embedded seed capture (tests/captures/seed-any.pcap)",
+            SEED_CAPTURE,
+        )?
     } else {
         FileSource::open(&args.files)?
     };
@@ -57,12 +66,16 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
     let configured = PodArgs::describe(&cfg);
     let limits = cfg.limits.clone();
     let metrics = Arc::new(Metrics::new());
-    let mut metrics_sink = MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series);
+    let mut metrics_sink =
+        MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series);
     let mut report = Report::new(limits.max_records);
     let mut engine = Engine::new(cfg);
     let mut first: Option<Timestamp> = None;
     {
-        let mut tee = Tee(vec![&mut metrics_sink as &mut dyn Sink, &mut report as &mut dyn Sink]);
+        let mut tee = Tee(vec![
+            &mut metrics_sink as &mut dyn Sink,
+            &mut report as &mut dyn Sink,
+        ]);
         loop {
             match source.next_packet()? {
                 Next::Packet(p) => {
@@ -82,7 +95,11 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
             });
         }
         *report.skipped.entry("unsupported_link_type").or_default() += n;
-        tracing::warn!(link_type = link, frames = n, "frames of an unsupported link type skipped");
+        tracing::warn!(
+            link_type = link,
+            frames = n,
+            "frames of an unsupported link type skipped"
+        );
     }
     for f in source.truncated_files() {
         eprintln!("podpath: {f}: file ends in the middle of a packet record; the partial record was skipped");

@@ -53,7 +53,11 @@ pub struct PodArgs {
     #[arg(long, env = "PODPATH_CLUSTER_DOMAIN", default_value = "cluster.local")]
     pub cluster_domain: String,
     /// Service (ClusterIP) CIDR; repeatable, IPv4 and IPv6.
-    #[arg(long = "service-cidr", env = "PODPATH_SERVICE_CIDR", value_delimiter = ',')]
+    #[arg(
+        long = "service-cidr",
+        env = "PODPATH_SERVICE_CIDR",
+        value_delimiter = ','
+    )]
     pub service_cidrs: Vec<IpNet>,
     /// Pod CIDR; repeatable, IPv4 and IPv6.
     #[arg(long = "pod-cidr", env = "PODPATH_POD_CIDR", value_delimiter = ',')]
@@ -100,7 +104,10 @@ impl PodArgs {
             pod_ips: self.pod_ips.clone(),
             service_cidrs: self.service_cidrs.iter().map(IpNet::trunc).collect(),
             pod_cidrs: self.pod_cidrs.iter().map(IpNet::trunc).collect(),
-            cluster_domain: self.cluster_domain.trim_end_matches('.').to_ascii_lowercase(),
+            cluster_domain: self
+                .cluster_domain
+                .trim_end_matches('.')
+                .to_ascii_lowercase(),
             namespace: self.namespace.clone(),
             search: self
                 .search
@@ -112,8 +119,9 @@ impl PodArgs {
             ..PodConfig::default()
         };
         if let Some(path) = &self.resolv_conf {
-            let text = std::fs::read_to_string(path).with_context(|| format!("{path}: cannot read resolv.conf"))?;
-            let rc = crate::dns::resolv::ResolvConf::parse(&text);
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{path}: cannot read resolv.conf"))?;
+            let rc = crate::dns::resolv::parse(&text);
             if cfg.search.is_empty() {
                 cfg.search = rc.search.clone();
             }
@@ -146,19 +154,32 @@ impl PodArgs {
 
     /// Lines describing the configuration, for reports and the start-up log.
     pub fn describe(cfg: &PodConfig) -> Vec<String> {
-        let list = |v: &[String]| if v.is_empty() { "(none)".to_string() } else { v.join(" ") };
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "(none)".to_string()
+            } else {
+                v.join(" ")
+            }
+        };
         let nets = |v: &[IpNet]| {
             if v.is_empty() {
                 "(not set)".to_string()
             } else {
-                v.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+                v.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
             }
         };
         vec![
             format!("service CIDRs: {}", nets(&cfg.service_cidrs)),
             format!("pod CIDRs: {}", nets(&cfg.pod_cidrs)),
             format!("cluster domain: {}", cfg.cluster_domain),
-            format!("search: {} (ndots:{})", list(&cfg.effective_search()), cfg.ndots),
+            format!(
+                "search: {} (ndots:{})",
+                list(&cfg.effective_search()),
+                cfg.ndots
+            ),
         ]
     }
 }

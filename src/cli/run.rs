@@ -20,7 +20,9 @@ use super::PodArgs;
 use crate::capture::live::{LiveConfig, LiveSource};
 use crate::capture::{Next, PacketSource};
 use crate::engine::Engine;
-use crate::metrics::{InterfaceLabels, Metrics, MetricsSink, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
+use crate::metrics::{
+    InterfaceLabels, Metrics, MetricsSink, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE,
+};
 
 /// podpath's metrics port: clear of Prometheus (9090), node-exporter (9100)
 /// and common app ports.
@@ -35,7 +37,12 @@ pub enum LogFormat {
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Interface to capture on; repeatable. Default: every interface that is up (in a pod: eth0 and lo).
-    #[arg(long = "interface", short = 'i', env = "PODPATH_INTERFACE", value_delimiter = ',')]
+    #[arg(
+        long = "interface",
+        short = 'i',
+        env = "PODPATH_INTERFACE",
+        value_delimiter = ','
+    )]
     pub interfaces: Vec<String>,
     /// Address of the metrics and health endpoints.
     #[arg(long, env = "PODPATH_LISTEN", default_value = DEFAULT_LISTEN)]
@@ -125,9 +132,11 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     let capturing = Arc::new(AtomicBool::new(true));
     metrics.capture_up.set(1);
     for name in &interfaces {
-        let labels = InterfaceLabels { interface: name.clone() };
-        metrics.capture_packets.get_or_create(&labels);
-        metrics.capture_drops.get_or_create(&labels);
+        let labels = InterfaceLabels {
+            interface: name.clone(),
+        };
+        metrics.capture_packets.get_or_create(&labels).inc_by(0);
+        metrics.capture_drops.get_or_create(&labels).inc_by(0);
     }
 
     let limits = cfg.limits.clone();
@@ -147,7 +156,12 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         "podpath capturing"
     );
 
-    let server = spawn_server(args.listen, metrics.clone(), capturing.clone(), stop.clone())?;
+    let server = spawn_server(
+        args.listen,
+        metrics.clone(),
+        capturing.clone(),
+        stop.clone(),
+    )?;
 
     let mut last_stats = Instant::now();
     let mut reported: Vec<(u64, u64)> = vec![(0, 0); interfaces.len()];
@@ -187,10 +201,15 @@ fn missing_facts(cfg: &crate::config::PodConfig) -> Vec<String> {
         missing.push("no --pod-cidr: guessed from the pod's own address (/16); literal pod IPs outside it count as external".to_string());
     }
     if cfg.effective_search().is_empty() {
-        missing.push("no search list (resolv.conf or POD_NAMESPACE): inferred from the first cluster query".to_string());
+        missing.push(
+            "no search list (resolv.conf or POD_NAMESPACE): inferred from the first cluster query"
+                .to_string(),
+        );
     }
     if cfg.pod_ips.is_empty() {
-        missing.push("no POD_IP: the pod's address comes from the kernel's packet direction".to_string());
+        missing.push(
+            "no POD_IP: the pod's address comes from the kernel's packet direction".to_string(),
+        );
     }
     missing
 }
@@ -253,7 +272,10 @@ fn spawn_server(
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 };
-                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
                     tracing::error!(error = %e, "HTTP server failed");
                 }
             });
@@ -264,7 +286,10 @@ fn spawn_server(
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

@@ -64,7 +64,9 @@ pub enum Event<'a> {
         reason: FailReason,
     },
     /// ICMP port unreachable answered an outbound UDP flow.
-    UdpUnreachable { conn: ConnectionView<'a> },
+    UdpUnreachable {
+        conn: ConnectionView<'a>,
+    },
     /// A peer opened a connection (or UDP flow) to the pod.
     Inbound {
         ts: Timestamp,
@@ -81,9 +83,13 @@ pub enum Event<'a> {
     Http(HttpView<'a>),
     Dns(&'a DnsEvent),
     /// A frame that could not be decoded, by reason.
-    Skipped { reason: &'static str },
+    Skipped {
+        reason: &'static str,
+    },
     /// An entry evicted from a full table.
-    Evicted { table: &'static str },
+    Evicted {
+        table: &'static str,
+    },
 }
 
 /// An exporter: receives every event, in packet-time order.

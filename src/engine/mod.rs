@@ -8,6 +8,7 @@
 pub mod event;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -15,7 +16,8 @@ use crate::attribution::{Attribution, Attributor, Inference, Resolved};
 use crate::capture::RawPacket;
 use crate::config::PodConfig;
 use crate::decode::{self, PacketType, TcpSegment, Transport, UdpDatagram};
-use crate::dns::{DnsConfig, DnsEvent, DnsTracker};
+use crate::dns::names::service_of;
+use crate::dns::{DnsConfig, DnsEvent, DnsTracker, Form};
 use crate::flow::{Flow, FlowKey, FlowTable, Protocol, TcpState};
 use crate::http::{self, Http1};
 use crate::Timestamp;
@@ -66,14 +68,16 @@ impl Engine {
     pub fn new(cfg: PodConfig) -> Engine {
         let limits = &cfg.limits;
         let dns = DnsTracker::new(DnsConfig {
-            search: cfg.effective_search(),
+            search: cfg.search.clone(),
             ndots: cfg.ndots,
-            cluster_domain: cfg.cluster_domain.clone(),
+            namespace: cfg.namespace.clone(),
+            cluster_domain: Some(cfg.cluster_domain.clone()),
             query_timeout_secs: cfg.timeouts.dns_query,
             ttl_grace_secs: cfg.timeouts.dns_ttl_grace,
             max_pending: limits.max_dns_pending,
             max_names: limits.max_dns_names,
             max_streams: limits.max_dns_streams,
+            ..DnsConfig::default()
         });
         let attributor = Attributor::new(
             cfg.service_cidrs.clone(),
@@ -143,15 +147,48 @@ impl Engine {
             })
             .collect();
         out.extend(self.attributor.inferences().iter().cloned());
-        out.extend(self.dns.inferred());
+        let dns = self.dns.inferred();
+        if dns.search_inferred {
+            out.push(Inference {
+                what: "search".into(),
+                value: dns.search.join(" "),
+                from: "the suffixes the resolver appended to the first cluster query".into(),
+            });
+        }
+        if dns.namespace_inferred {
+            if let Some(ns) = &dns.namespace {
+                out.push(Inference {
+                    what: "namespace".into(),
+                    value: ns.clone(),
+                    from: "the search suffix <ns>.svc.<domain> in DNS queries".into(),
+                });
+            }
+        }
+        if dns.cluster_domain_inferred {
+            if let Some(d) = &dns.cluster_domain {
+                out.push(Inference {
+                    what: "cluster_domain".into(),
+                    value: d.clone(),
+                    from: "the search suffix svc.<domain> in DNS queries".into(),
+                });
+            }
+        }
         out
     }
 
     /// Tells the engine that `addr` is a Service's ClusterIP (e.g. the API
     /// server's, from `KUBERNETES_SERVICE_HOST`).
-    pub fn learn_service_address(&mut self, addr: IpAddr, service: Option<&str>, namespace: Option<&str>) {
-        self.attributor
-            .learn_service_address(addr, service.map(Into::into), namespace.map(Into::into));
+    pub fn learn_service_address(
+        &mut self,
+        addr: IpAddr,
+        service: Option<&str>,
+        namespace: Option<&str>,
+    ) {
+        self.attributor.learn_service_address(
+            addr,
+            service.map(Into::into),
+            namespace.map(Into::into),
+        );
     }
 
     /// Processes one frame.
@@ -170,8 +207,12 @@ impl Engine {
             packet.packet_type = raw.packet_type;
         }
         match packet.packet_type {
-            Some(PacketType::Outgoing) => self.learn_local(packet.src, "sent by this host (kernel packet type)"),
-            Some(PacketType::Host) => self.learn_local(packet.dst, "addressed to this host (kernel packet type)"),
+            Some(PacketType::Outgoing) => {
+                self.learn_local(packet.src, "sent by this host (kernel packet type)")
+            }
+            Some(PacketType::Host) => {
+                self.learn_local(packet.dst, "addressed to this host (kernel packet type)")
+            }
             _ => {}
         }
         let now = self.now;
@@ -196,18 +237,21 @@ impl Engine {
                     if dgram.dst_port == 53 {
                         self.learn_dns_client(src.ip(), dst.ip(), packet.packet_type);
                     }
-                    self.dns.on_udp(now, src, dst, dgram.payload, &mut self.dns_events);
+                    self.dns
+                        .on_udp(now, src, dst, dgram.payload, &mut self.dns_events);
                     self.drain_dns(sink);
                 } else if !self.excluded(src, dst) {
                     self.on_udp(src, dst, &dgram, packet.packet_type, sink);
                 }
             }
             Transport::IcmpError(err) => {
-                if err.kind == decode::IcmpErrorKind::PortUnreachable && err.original_protocol == 17 {
+                if err.kind == decode::IcmpErrorKind::PortUnreachable && err.original_protocol == 17
+                {
                     let client = SocketAddr::new(err.original_src, err.original_src_port);
                     let server = SocketAddr::new(err.original_dst, err.original_dst_port);
                     if err.original_dst_port == 53 {
-                        self.dns.on_port_unreachable(now, client, server, &mut self.dns_events);
+                        self.dns
+                            .on_port_unreachable(now, client, server, &mut self.dns_events);
                         self.drain_dns(sink);
                     } else {
                         self.on_udp_unreachable(client, server, sink);
@@ -291,12 +335,20 @@ impl Engine {
         let mut events = std::mem::take(&mut self.dns_events);
         for ev in &events {
             if let DnsEvent::Lookup(lookup) = ev {
-                for &addr in lookup.addresses.iter() {
-                    if let Some((svc, ns)) = lookup.service() {
-                        self.attributor
-                            .learn_service_address(addr, Some(svc.clone()), Some(ns.clone()));
-                    } else if lookup.in_cluster() {
-                        self.attributor.learn_service_address(addr, None, None);
+                let domain = self.dns.search().cluster_domain.clone();
+                let service = service_of(&lookup.fqdn, &domain);
+                let in_cluster = !matches!(lookup.form, Form::External | Form::ExternalAbsolute);
+                for &addr in &lookup.addresses {
+                    match service {
+                        Some((svc, ns)) => self.attributor.learn_service_address(
+                            addr,
+                            Some(Arc::from(svc)),
+                            Some(Arc::from(ns)),
+                        ),
+                        None if in_cluster => {
+                            self.attributor.learn_service_address(addr, None, None)
+                        }
+                        None => {}
                     }
                 }
             }
@@ -343,7 +395,12 @@ impl Engine {
     }
 
     /// Whether a new flow from `src` to `dst` was initiated by the pod.
-    fn initiated_locally(&mut self, src: SocketAddr, dst: SocketAddr, pt: Option<PacketType>) -> bool {
+    fn initiated_locally(
+        &mut self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        pt: Option<PacketType>,
+    ) -> bool {
         if src.ip().is_loopback() || dst.ip().is_loopback() {
             return true;
         }
@@ -358,7 +415,10 @@ impl Engine {
             false
         } else {
             // Nothing known yet: in a pod, the first SYN seen is most often the app's.
-            self.learn_local(src.ip(), "first connection initiator (guess: pass --pod-ip)");
+            self.learn_local(
+                src.ip(),
+                "first connection initiator (guess: pass --pod-ip)",
+            );
             true
         }
     }
@@ -388,7 +448,9 @@ impl Engine {
         let attribution = outbound.then(|| self.attribute(dst.ip()));
         let key = FlowKey::new(protocol, src, dst);
         let now = self.now;
-        let (flow, evicted) = self.flows.insert(key, protocol, src, dst, outbound, state, now);
+        let (flow, evicted) = self
+            .flows
+            .insert(key, protocol, src, dst, outbound, state, now);
         flow.attribution = attribution;
         flow.counted = true;
         if outbound {
@@ -468,16 +530,26 @@ impl Engine {
             } else {
                 src.port() > dst.port()
             };
-            let (client, server) = if client_is_src { (src, dst) } else { (dst, src) };
+            let (client, server) = if client_is_src {
+                (src, dst)
+            } else {
+                (dst, src)
+            };
             let outbound = match pt {
                 Some(PacketType::Outgoing) => client_is_src,
                 Some(PacketType::Host) => !client_is_src,
                 _ => self.is_local(client.ip()) || !self.is_local(server.ip()),
             };
             let attribution = outbound.then(|| self.attribute(server.ip()));
-            let (flow, evicted) =
-                self.flows
-                    .insert(key, Protocol::Tcp, client, server, outbound, TcpState::Midstream, now);
+            let (flow, evicted) = self.flows.insert(
+                key,
+                Protocol::Tcp,
+                client,
+                server,
+                outbound,
+                TcpState::Midstream,
+                now,
+            );
             flow.attribution = attribution;
             flow.http = Some(Box::new(Http1::new(max_pending)));
             update_tcp(flow, src, seg, now, max_pending, sink);
@@ -631,3 +703,6 @@ fn update_tcp(
         flow.state = TcpState::Closed;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -40,9 +40,17 @@ pub struct FlowKey {
 impl FlowKey {
     pub fn new(protocol: Protocol, a: SocketAddr, b: SocketAddr) -> Self {
         if a <= b {
-            FlowKey { protocol, low: a, high: b }
+            FlowKey {
+                protocol,
+                low: a,
+                high: b,
+            }
         } else {
-            FlowKey { protocol, low: b, high: a }
+            FlowKey {
+                protocol,
+                low: b,
+                high: a,
+            }
         }
     }
 }
@@ -185,7 +193,9 @@ impl FlowTable {
             .filter(|(_, f)| expired(f))
             .map(|(k, _)| *k)
             .collect();
-        keys.into_iter().filter_map(|k| self.flows.remove(&k)).collect()
+        keys.into_iter()
+            .filter_map(|k| self.flows.remove(&k))
+            .collect()
     }
 
     /// Visits every flow (for periodic byte export).
@@ -213,8 +223,14 @@ mod tests {
     fn key_is_direction_independent() {
         let a = sa("10.0.0.1:40000");
         let b = sa("10.0.0.2:80");
-        assert_eq!(FlowKey::new(Protocol::Tcp, a, b), FlowKey::new(Protocol::Tcp, b, a));
-        assert_ne!(FlowKey::new(Protocol::Tcp, a, b), FlowKey::new(Protocol::Udp, a, b));
+        assert_eq!(
+            FlowKey::new(Protocol::Tcp, a, b),
+            FlowKey::new(Protocol::Tcp, b, a)
+        );
+        assert_ne!(
+            FlowKey::new(Protocol::Tcp, a, b),
+            FlowKey::new(Protocol::Udp, a, b)
+        );
     }
 
     #[test]
@@ -224,7 +240,15 @@ mod tests {
         for i in 0..1000u32 {
             let client = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 1024 + i as u16));
             let key = FlowKey::new(Protocol::Tcp, client, server);
-            t.insert(key, Protocol::Tcp, client, server, true, TcpState::SynSent, Timestamp(i as u64));
+            t.insert(
+                key,
+                Protocol::Tcp,
+                client,
+                server,
+                true,
+                TcpState::SynSent,
+                Timestamp(i as u64),
+            );
         }
         assert_eq!(t.len(), 100);
         assert_eq!(t.evictions, 900);
@@ -236,7 +260,15 @@ mod tests {
         let server = sa("10.0.0.2:80");
         for i in 0..4u16 {
             let c = SocketAddr::from(([10, 1, 0, 1], 2000 + i));
-            t.insert(FlowKey::new(Protocol::Udp, c, server), Protocol::Udp, c, server, true, TcpState::Established, Timestamp(i as u64));
+            t.insert(
+                FlowKey::new(Protocol::Udp, c, server),
+                Protocol::Udp,
+                c,
+                server,
+                true,
+                TcpState::Established,
+                Timestamp(i as u64),
+            );
         }
         let gone = t.drain_expired(|f| f.last_seen < Timestamp(2));
         assert_eq!(gone.len(), 2);

@@ -234,7 +234,12 @@ impl Http1 {
     }
 
     /// Server → client data. Returns the exchange a final response completes.
-    pub fn on_response_data(&mut self, ts: Timestamp, seq: u32, payload: &[u8]) -> Option<Exchange> {
+    pub fn on_response_data(
+        &mut self,
+        ts: Timestamp,
+        seq: u32,
+        payload: &[u8],
+    ) -> Option<Exchange> {
         if payload.is_empty() || !self.responses.at_boundary(seq) {
             return None;
         }
@@ -290,7 +295,9 @@ mod tests {
         for i in 0..3u64 {
             assert_eq!(h.on_request_data(t(10 * i), cseq, req), Some(Method::Get));
             cseq += req.len() as u32;
-            let ex = h.on_response_data(t(10 * i + 2), sseq, resp).expect("response");
+            let ex = h
+                .on_response_data(t(10 * i + 2), sseq, resp)
+                .expect("response");
             sseq += resp.len() as u32;
             assert_eq!(ex.status, 200);
             assert!((ex.latency_secs - 0.002).abs() < 1e-9);
@@ -331,7 +338,9 @@ mod tests {
     fn interim_and_head_responses() {
         let mut h = Http1::new(8);
         h.on_request_data(t(0), 1, b"HEAD / HTTP/1.1\r\n\r\n");
-        assert!(h.on_response_data(t(1), 1, b"HTTP/1.1 100 Continue\r\n\r\n").is_none());
+        assert!(h
+            .on_response_data(t(1), 1, b"HTTP/1.1 100 Continue\r\n\r\n")
+            .is_none());
         let ex = h
             .on_response_data(t(2), 26, b"HTTP/1.1 200 OK\r\nContent-Length: 612\r\n\r\n")
             .unwrap();
@@ -341,10 +350,14 @@ mod tests {
     #[test]
     fn not_http_is_ignored() {
         let mut h = Http1::new(8);
-        assert!(h.on_request_data(t(0), 1, b"\x16\x03\x01\x02\x00").is_none());
+        assert!(h
+            .on_request_data(t(0), 1, b"\x16\x03\x01\x02\x00")
+            .is_none());
         assert!(h.on_request_data(t(0), 1, b"get / HTTP/1.1\r\n").is_none());
         assert!(h.on_request_data(t(0), 1, b"GET / SIP/2.0\r\n").is_none());
-        assert!(h.on_response_data(t(0), 1, b"HTTP/1.1 2x0 OK\r\n").is_none());
+        assert!(h
+            .on_response_data(t(0), 1, b"HTTP/1.1 2x0 OK\r\n")
+            .is_none());
         assert!(!looks_like_request(b""));
     }
 

@@ -13,6 +13,7 @@ pub use process::peak_rss_bytes;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -23,7 +24,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::attribution::Attribution;
-use crate::dns::{DnsEvent, LookupResult};
+use crate::dns::DnsEvent;
 use crate::engine::{Event, Sink};
 
 /// The value traffic-derived labels fold into past their cap.
@@ -365,7 +366,8 @@ impl Default for Metrics {
 
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
-pub const PROMETHEUS_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub const PROMETHEUS_CONTENT_TYPE: &str =
+    prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Distinct values admitted for one label of one metric.
 #[derive(Debug)]
@@ -379,6 +381,7 @@ pub struct Caps {
     caps: HashMap<(&'static str, &'static str), Cap>,
     max_values: usize,
     max_series: usize,
+    series: HashMap<&'static str, HashSet<u64>>,
     empty: Label,
     overflow: Label,
 }
@@ -389,6 +392,7 @@ impl Caps {
             caps: HashMap::new(),
             max_values: max_values.max(1),
             max_series: max_series.max(1),
+            series: HashMap::new(),
             empty: Label::from_static(""),
             overflow: Label::from_static(OVERFLOW),
         }
@@ -396,7 +400,13 @@ impl Caps {
 
     /// The label value to use for `value`: itself while under the cap (or
     /// already admitted), `~other` past it (counted).
-    fn admit(&mut self, metrics: &Metrics, metric: &'static str, label: &'static str, value: &str) -> Label {
+    fn admit(
+        &mut self,
+        metrics: &Metrics,
+        metric: &'static str,
+        label: &'static str,
+        value: &str,
+    ) -> Label {
         if value.is_empty() {
             return self.empty.clone();
         }
@@ -418,16 +428,21 @@ impl Caps {
         Label(v)
     }
 
-    fn over_series<L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug, M, C>(
-        &self,
-        family: &Family<L, M, C>,
-        labels: &L,
-    ) -> bool
-    where
-        C: prometheus_client::metrics::family::MetricConstructor<M>,
-        M: prometheus_client::metrics::TypedMetric,
-    {
-        family.len() >= self.max_series && family.get(labels).is_none()
+    /// Whether `labels` may be a series of `metric`: it already is one, or
+    /// the family is under `max_series`. Series are remembered by hash.
+    fn admit_series<L: Hash>(&mut self, metric: &'static str, labels: &L) -> bool {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        labels.hash(&mut h);
+        let key = h.finish();
+        let seen = self.series.entry(metric).or_default();
+        if seen.contains(&key) {
+            return true;
+        }
+        if seen.len() >= self.max_series {
+            return false;
+        }
+        seen.insert(key);
+        true
     }
 }
 
@@ -449,30 +464,49 @@ impl MetricsSink {
         &self.metrics
     }
 
-    fn connection_labels(&mut self, a: &Attribution, protocol: &'static str, port: u16) -> ConnectionLabels {
+    fn connection_labels(
+        &mut self,
+        a: &Attribution,
+        protocol: &'static str,
+        port: u16,
+    ) -> ConnectionLabels {
         const M: &str = "podpath_connections_total";
         let m = &*self.metrics;
-        let mut port_buf = itoa_u16(port);
+        let port = port.to_string();
         let mut labels = ConnectionLabels {
             path: a.path.as_str(),
             target: a.target.map_or("", |t| t.as_str()),
             protocol,
-            dns_name: self.caps.admit(m, M, "dns_name", a.dns_name.as_deref().unwrap_or("")),
-            service: self.caps.admit(m, M, "service", a.service.as_deref().unwrap_or("")),
-            namespace: self.caps.admit(m, M, "namespace", a.namespace.as_deref().unwrap_or("")),
-            port: self.caps.admit(m, M, "port", port_buf.as_str()),
+            dns_name: self
+                .caps
+                .admit(m, M, "dns_name", a.dns_name.as_deref().unwrap_or("")),
+            service: self
+                .caps
+                .admit(m, M, "service", a.service.as_deref().unwrap_or("")),
+            namespace: self
+                .caps
+                .admit(m, M, "namespace", a.namespace.as_deref().unwrap_or("")),
+            port: self.caps.admit(m, M, "port", &port),
         };
-        if self.caps.over_series(&m.connections, &labels) {
-            let o = self.caps.overflow.clone();
-            labels.dns_name = if labels.dns_name.0.is_empty() { labels.dns_name } else { o.clone() };
-            labels.service = if labels.service.0.is_empty() { labels.service } else { o.clone() };
-            labels.namespace = if labels.namespace.0.is_empty() { labels.namespace } else { o.clone() };
-            labels.port = o;
+        if !self.caps.admit_series(M, &labels) {
+            let o = &self.caps.overflow;
+            for l in [
+                &mut labels.dns_name,
+                &mut labels.service,
+                &mut labels.namespace,
+                &mut labels.port,
+            ] {
+                if !l.0.is_empty() {
+                    *l = o.clone();
+                }
+            }
             m.label_overflow
-                .get_or_create(&OverflowLabels { metric: M, label: "series" })
+                .get_or_create(&OverflowLabels {
+                    metric: M,
+                    label: "series",
+                })
                 .inc();
         }
-        port_buf.clear();
         labels
     }
 
@@ -482,17 +516,13 @@ impl MetricsSink {
     }
 }
 
-/// Decimal text of a port without going through `format!`.
-fn itoa_u16(n: u16) -> String {
-    n.to_string()
-}
-
 impl Sink for MetricsSink {
     fn on_event(&mut self, event: &Event<'_>) {
         let m = self.metrics.clone();
         match event {
             Event::Connection(c) => {
-                let labels = self.connection_labels(c.attribution, c.protocol.as_str(), c.dst.port());
+                let labels =
+                    self.connection_labels(c.attribution, c.protocol.as_str(), c.dst.port());
                 m.connections.get_or_create(&labels).inc();
             }
             Event::Connected { conn, latency_secs } => {
@@ -517,8 +547,10 @@ impl Sink for MetricsSink {
                     })
                     .inc();
             }
-            Event::Inbound { protocol, local, .. } => {
-                let port = itoa_u16(local.port());
+            Event::Inbound {
+                protocol, local, ..
+            } => {
+                let port = local.port().to_string();
                 let port = self
                     .caps
                     .admit(&m, "podpath_inbound_connections_total", "port", &port);
@@ -537,12 +569,18 @@ impl Sink for MetricsSink {
                 let path = attribution.path.as_str();
                 if *sent > 0 {
                     m.connection_bytes
-                        .get_or_create(&BytesLabels { path, direction: "sent" })
+                        .get_or_create(&BytesLabels {
+                            path,
+                            direction: "sent",
+                        })
                         .inc_by(*sent);
                 }
                 if *received > 0 {
                     m.connection_bytes
-                        .get_or_create(&BytesLabels { path, direction: "received" })
+                        .get_or_create(&BytesLabels {
+                            path,
+                            direction: "received",
+                        })
                         .inc_by(*received);
                 }
             }
@@ -552,12 +590,21 @@ impl Sink for MetricsSink {
                     const M: &str = "podpath_http_requests_total";
                     let path = h.attribution.map_or("external", |a| a.path.as_str());
                     let service = self.service_label(M, h.attribution);
-                    let labels = HttpLabels {
+                    let mut labels = HttpLabels {
                         path,
                         service: service.clone(),
                         method: h.method.as_str(),
                         code: Label::from_static(code),
                     };
+                    if !self.caps.admit_series(M, &labels) {
+                        labels.service = self.caps.overflow.clone();
+                        m.label_overflow
+                            .get_or_create(&OverflowLabels {
+                                metric: M,
+                                label: "series",
+                            })
+                            .inc();
+                    }
                     m.http_requests.get_or_create(&labels).inc();
                     m.http_duration
                         .get_or_create(&HttpDurationLabels { path, service })
@@ -574,10 +621,14 @@ impl Sink for MetricsSink {
             }
             Event::Dns(ev) => self.on_dns(&m, ev),
             Event::Skipped { reason } => {
-                m.decode_skipped.get_or_create(&ReasonLabels { reason }).inc();
+                m.decode_skipped
+                    .get_or_create(&ReasonLabels { reason })
+                    .inc();
             }
             Event::Evicted { table } => {
-                m.table_evictions.get_or_create(&TableLabels { table }).inc();
+                m.table_evictions
+                    .get_or_create(&TableLabels { table })
+                    .inc();
             }
         }
     }
@@ -599,12 +650,18 @@ impl MetricsSink {
             }
             DnsEvent::Lookup(l) => {
                 const M: &str = "podpath_dns_lookups_total";
-                let name = self.caps.admit(m, M, "dns_name", &l.name);
+                let mut name = self.caps.admit(m, M, "dns_name", &l.name);
                 let form = l.form.as_str();
-                let result = match &l.result {
-                    LookupResult::Answered(rcode) => rcode.as_str(),
-                    other => other.as_str(),
-                };
+                let result = l.result.as_str();
+                if !self.caps.admit_series(M, &(&name, form, result)) {
+                    name = self.caps.overflow.clone();
+                    m.label_overflow
+                        .get_or_create(&OverflowLabels {
+                            metric: M,
+                            label: "series",
+                        })
+                        .inc();
+                }
                 m.dns_lookups
                     .get_or_create(&LookupLabels {
                         dns_name: name.clone(),
@@ -612,15 +669,26 @@ impl MetricsSink {
                         result,
                     })
                     .inc();
-                let labels = LookupNameLabels { dns_name: name, form };
-                m.dns_lookup_queries.get_or_create(&labels).inc_by(l.queries as u64);
-                m.dns_lookup_wasted.get_or_create(&labels).inc_by(l.wasted as u64);
+                let labels = LookupNameLabels {
+                    dns_name: name,
+                    form,
+                };
+                m.dns_lookup_queries
+                    .get_or_create(&labels)
+                    .inc_by(l.queries as u64);
+                m.dns_lookup_wasted
+                    .get_or_create(&labels)
+                    .inc_by(l.wasted as u64);
             }
-            DnsEvent::Malformed { reason } => {
-                m.dns_malformed.get_or_create(&ReasonLabels { reason }).inc();
+            DnsEvent::Malformed { reason, .. } => {
+                m.dns_malformed
+                    .get_or_create(&ReasonLabels { reason })
+                    .inc();
             }
             DnsEvent::Evicted { table } => {
-                m.table_evictions.get_or_create(&TableLabels { table }).inc();
+                m.table_evictions
+                    .get_or_create(&TableLabels { table })
+                    .inc();
             }
             _ => {}
         }

@@ -37,7 +37,9 @@ fn sample() -> Option<Sample> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())?;
-    let open_fds = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0);
+    let open_fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as i64)
+        .unwrap_or(0);
     Some(Sample {
         rss_bytes: rss_kb * 1024,
         vsize_bytes: vsize,
@@ -70,10 +72,26 @@ impl Collector for ProcessCollector {
             cpu.metric_type(),
         )?)?;
         for (name, help, value) in [
-            ("process_resident_memory_bytes", "Resident memory size in bytes", s.rss_bytes),
-            ("process_virtual_memory_bytes", "Virtual memory size in bytes", s.vsize_bytes),
-            ("process_threads", "Number of OS threads in the process", s.threads),
-            ("process_open_fds", "Number of open file descriptors", s.open_fds),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                s.rss_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                s.vsize_bytes,
+            ),
+            (
+                "process_threads",
+                "Number of OS threads in the process",
+                s.threads,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                s.open_fds,
+            ),
         ] {
             let g = ConstGauge::new(value);
             g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;

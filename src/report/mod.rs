@@ -235,22 +235,22 @@ impl Report {
                     .entry((t.qtype.as_str(), t.outcome.as_str()))
                     .or_default() += 1;
             }
-            DnsEvent::Lookup(l) => {
-                if self.room(self.lookups.len()) {
-                    self.lookups.push(LookupRecord {
-                        ts: l.started.as_secs_f64(),
-                        client: l.client,
-                        name: l.name.to_string(),
-                        form: l.form.as_str(),
-                        result: l.result.as_str(),
-                        queries: l.queries,
-                        wasted: l.wasted,
-                        answered_name: l.fqdn.as_deref().map(str::to_string),
-                        addresses: l.addresses.to_vec(),
-                    });
-                }
+            DnsEvent::Lookup(l) if self.room(self.lookups.len()) => {
+                self.lookups.push(LookupRecord {
+                    ts: l.started.as_secs_f64(),
+                    client: l.client,
+                    name: l.name.to_string(),
+                    form: l.form.as_str(),
+                    result: l.result.as_str(),
+                    queries: l.queries,
+                    wasted: l.wasted,
+                    answered_name: Some(l.fqdn.to_string()),
+                    addresses: l.addresses.to_vec(),
+                });
             }
-            DnsEvent::Malformed { reason } => *self.dns_malformed.entry(reason).or_default() += 1,
+            DnsEvent::Malformed { reason, .. } => {
+                *self.dns_malformed.entry(reason).or_default() += 1
+            }
             DnsEvent::Evicted { table } => *self.evictions.entry(table).or_default() += 1,
             _ => {}
         }
@@ -356,7 +356,10 @@ impl Report {
             );
         }
 
-        let _ = writeln!(out, "\nDNS lookups (search-list expansion collapsed to the name the app asked for)");
+        let _ = writeln!(
+            out,
+            "\nDNS lookups (search-list expansion collapsed to the name the app asked for)"
+        );
         let mut lk: BTreeMap<(String, &'static str, &'static str), [u64; 3]> = BTreeMap::new();
         for l in &self.lookups {
             let g = lk.entry((l.name.clone(), l.form, l.result)).or_default();
@@ -401,8 +404,8 @@ impl Report {
         let _ = writeln!(out, "  total: {total} ({})", rc.join(", "));
 
         let _ = writeln!(out, "\nHTTP requests");
-        let mut hg: BTreeMap<(&'static str, String, String, &'static str, u16), (u64, f64)> =
-            BTreeMap::new();
+        type HttpKey = (&'static str, String, String, &'static str, u16);
+        let mut hg: BTreeMap<HttpKey, (u64, f64)> = BTreeMap::new();
         for h in &self.http_requests {
             let g = hg
                 .entry((
@@ -451,7 +454,8 @@ impl Report {
             write_table(&mut out, &rows);
         }
 
-        if !self.skipped.is_empty() || !self.dns_malformed.is_empty() || !self.evictions.is_empty() {
+        if !self.skipped.is_empty() || !self.dns_malformed.is_empty() || !self.evictions.is_empty()
+        {
             let _ = writeln!(out, "\nNot counted");
             for (r, n) in &self.skipped {
                 let _ = writeln!(out, "  frames skipped ({r}): {n}");
@@ -464,7 +468,11 @@ impl Report {
             }
         }
         if self.records_dropped > 0 {
-            let _ = writeln!(out, "  report records over the cap: {}", self.records_dropped);
+            let _ = writeln!(
+                out,
+                "  report records over the cap: {}",
+                self.records_dropped
+            );
         }
         if context.stats.time_went_backwards > 0 {
             let _ = writeln!(
@@ -514,7 +522,12 @@ fn write_table(out: &mut String, rows: &[Vec<String>]) {
     }
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r.get(c).map_or(0, |v| v.chars().count())).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |v| v.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for row in rows {
         let mut line = String::from(" ");
