@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs `podpath analyze` over every capture in a corpus directory:
 # - it must never crash: exit 0, or exit 1 with a one-line error;
-# - DNS query and response counts must agree with tshark's.
+# - DNS query and response counts must agree with tshark's (messages on the
+#   wire; DNS quoted inside ICMP errors is not a message).
 # Usage: scripts/corpus-check.sh DIR
 set -euo pipefail
-dir=${1:?usage: corpus-check.sh DIR}
+dir=$(realpath "${1:?usage: corpus-check.sh DIR}")
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-bin=target/release/podpath
+bin="${CARGO_TARGET_DIR:-target}/release/podpath"
 command -v tshark >/dev/null || { echo "tshark missing (apt-get install tshark)"; exit 1; }
 python3 - "$bin" "$dir" <<'PY'
 import json, os, subprocess, sys
@@ -34,8 +35,8 @@ for path in files:
                            capture_output=True, text=True, timeout=120)
         # One line per frame; a TCP frame may carry several messages (ids comma-separated).
         return sum(len(l.split(",")) for l in t.stdout.splitlines() if l.strip())
-    theirs = (tcount("dns && dns.flags.response == 0 && !mdns && !llmnr"),
-              tcount("dns && dns.flags.response == 1 && !mdns && !llmnr"))
+    theirs = (tcount("dns && dns.flags.response == 0 && !mdns && !llmnr && !icmp && !icmpv6"),
+              tcount("dns && dns.flags.response == 1 && !mdns && !llmnr && !icmp && !icmpv6"))
     status = "ok" if ours == theirs else "MISMATCH"
     if status != "ok":
         bad += 1

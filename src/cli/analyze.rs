@@ -113,6 +113,7 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
         inferred: &inferred,
         local: engine.local_addresses(),
         configured,
+        dns: engine.dns().stats(),
     };
     let text = match args.format {
         Format::Table => report.to_table(&context),

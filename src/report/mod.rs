@@ -263,6 +263,21 @@ impl Report {
             "packets": context.stats.packets,
             "span_seconds": context.span_secs,
             "stats": context.stats,
+            "dns": {
+                "queries_seen": context.dns.wire_messages.0,
+                "responses_seen": context.dns.wire_messages.1,
+                "queries_tracked": context.dns.tx.queries,
+                "retransmitted_queries": context.dns.tx.retransmitted_queries,
+                "responses_matched_or_not": context.dns.tx.responses,
+                "unmatched_responses": context.dns.tx.unmatched_responses,
+                "timeouts": context.dns.tx.timeouts,
+                "malformed": context.dns.malformed,
+                "ignored": context.dns.ignored,
+                "tcp_retransmitted_segments": context.dns.streams.retransmitted,
+                "tcp_out_of_order_segments": context.dns.streams.out_of_order,
+                "tcp_gaps": context.dns.streams.gaps,
+                "tcp_cut_streams": context.dns.streams.cut,
+            },
             "inferred": context.inferred,
             "local_addresses": context.local,
             "connections": self.connections,
@@ -513,6 +528,7 @@ pub struct Context<'a> {
     pub local: &'a [crate::engine::LocalAddress],
     /// Configuration lines worth showing (CIDRs, search list).
     pub configured: Vec<String>,
+    pub dns: crate::dns::DnsStats,
 }
 
 fn write_table(out: &mut String, rows: &[Vec<String>]) {
