@@ -86,6 +86,10 @@ pub struct PodArgs {
     /// Seconds without a SYN-ACK before a TCP attempt counts as a connect timeout.
     #[arg(long, env = "PODPATH_CONNECT_TIMEOUT", default_value_t = 3.0)]
     pub connect_timeout: f64,
+    /// Local TCP/UDP port whose traffic is not the app's (e.g. podpath's own
+    /// metrics port in a capture); repeatable. `run` always excludes its --listen port.
+    #[arg(long = "exclude-port", env = "PODPATH_EXCLUDE_PORT", value_delimiter = ',')]
+    pub exclude_ports: Vec<u16>,
     /// Maximum tracked flows (memory bound).
     #[arg(long, env = "PODPATH_MAX_FLOWS", default_value_t = 65_536)]
     pub max_flows: usize,
@@ -116,6 +120,7 @@ impl PodArgs {
                 .filter(|s| !s.is_empty())
                 .collect(),
             ndots: self.ndots,
+            exclude_ports: self.exclude_ports.clone(),
             ..PodConfig::default()
         };
         if let Some(path) = &self.resolv_conf {
