@@ -2,8 +2,8 @@
 """Cross-check each tests/captures/<name>.expected.json against its capture with tshark.
 
 Recomputes what tshark sees on the wire, independently of podpath: DNS queries by
-type and response code (UDP and TCP), TCP connection attempts per destination and how
-they ended (established, refused by RST, timed out), inbound connections, non-DNS UDP
+type and response code (UDP and TCP), TCP connection attempts per destination (first
+SYNs; retransmissions are not new attempts) and how they ended (established, refused by RST, timed out), inbound connections, non-DNS UDP
 flows, and HTTP requests with their status codes. Attribution (path, dns_name, target,
 service) is not recomputed: it is the scenario's ground truth. Exit status 1 on any
 mismatch.
@@ -105,7 +105,7 @@ def analyse(path, pod_ips):
     res = {"dns": collections.Counter(), "dns_tcp": 0, "unanswered_dns": 0,
            "out": collections.Counter(), "refused": collections.Counter(),
            "timeout": collections.Counter(), "inbound": collections.Counter(),
-           "http": collections.Counter(), "udp": collections.Counter(),
+           "http": collections.Counter(), "inbound_http": collections.Counter(),
            "syn_packets": syn_packets, "icmp_unreachable": icmp_unreach}
     for key, transport in dns_q.items():
         rcode = dns_r.get(key, "TIMEOUT")
@@ -118,9 +118,12 @@ def analyse(path, pod_ips):
         outbound = src in pod_ips or is_loopback(src)
         if not outbound:
             res["inbound"][(dport, "tcp")] += 1
+            for i, method in enumerate(http_req.get(stream, [])):
+                resps = http_resp.get(stream, [])
+                res["inbound_http"][(method, resps[i] if i < len(resps) else "none")] += 1
             continue
+        res["out"][(dst, dport, "tcp")] += 1
         if stream in synack:
-            res["out"][(dst, dport, "tcp")] += 1
             reqs, resps = http_req.get(stream, []), http_resp.get(stream, [])
             for i, method in enumerate(reqs):
                 res["http"][(dst, method, resps[i] if i < len(resps) else "none")] += 1
@@ -135,7 +138,8 @@ def analyse(path, pod_ips):
 
 def expected_counts(exp):
     e = {"dns": collections.Counter(), "out": collections.Counter(), "refused": collections.Counter(),
-         "timeout": collections.Counter(), "inbound": collections.Counter(), "http": collections.Counter()}
+         "timeout": collections.Counter(), "inbound": collections.Counter(), "http": collections.Counter(),
+         "inbound_http": collections.Counter()}
     for q in exp["dns_queries"]:
         e["dns"][(q["qtype"], q["rcode"])] += q["count"]
     for c in exp["connections"]:
@@ -146,6 +150,8 @@ def expected_counts(exp):
         e["inbound"][(c["port"], c["protocol"])] += c["count"]
     for r in exp["http_requests"]:
         e["http"][(r["dst"], r["method"], r["code"])] += r["count"]
+    for r in exp.get("inbound_http_requests", []):
+        e["inbound_http"][(r["method"], r["code"])] += r["count"]
     return e
 
 
@@ -156,7 +162,7 @@ def check(exp_path):
     got = analyse(cap, pod_ips)
     want = expected_counts(exp)
     errors = []
-    for key in ("dns", "out", "refused", "timeout", "inbound", "http"):
+    for key in ("dns", "out", "refused", "timeout", "inbound", "http", "inbound_http"):
         if got[key] != want[key]:
             errors.append(f"{key}: tshark {dict(got[key])} != expected {dict(want[key])}")
     totals = exp.get("totals", {})

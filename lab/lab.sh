@@ -401,6 +401,9 @@ lab_rich() {
     curl_in checkout http://nosuch/; pause
     # 10. Refused: a pod port with no listener answers the SYN with RST.
     curl_in checkout http://10.244.2.10:81/; pause
+    #     ... and through a Service whose targetPort has no listener: the RST
+    #     comes back from the ClusterIP.
+    curl_in checkout http://legacy:8080/; pause
     # 11. Timeout: the node drops the SYNs.
     curl_in checkout --connect-timeout 2 http://$BLACKHOLE_IP/; pause
     # 12. UDP that is not DNS: one statsd datagram to cart (nothing listens;
