@@ -261,6 +261,7 @@ EOF
 start_dns() {
     local dir=$RUN_DIR/coredns rec name kns domain cip bip args=() seen=" "
     mkdir -p "$dir"
+    # shellcheck disable=SC2054 # host-record values are comma-separated by design
     args+=(--conf-file=/dev/null --no-resolv --no-hosts --no-poll
         --user=root --group=root
         --listen-address=10.244.0.53 --bind-interfaces --port=53
@@ -269,7 +270,7 @@ start_dns() {
         --local=/cluster.local/ --local=/corp.internal/ --local=/example.com/
         # Every other name: NXDOMAIN (the cluster has no upstream).
         --local=/#/
-        --host-record=api.example.com,$EXTERNAL_IP)
+        "--host-record=api.example.com,$EXTERNAL_IP")
     for rec in "${SERVICES[@]}"; do
         name=$(field "$rec" 0); kns=$(field "$rec" 1); domain=$(field "$rec" 2)
         cip=$(field "$rec" 3); bip=$(field "$rec" 6)
@@ -317,8 +318,8 @@ EOF
 }
 
 wait_listen() { # wait_listen NETNS PORT PROTO
-    local i
-    for i in $(seq 1 50); do
+    local _
+    for _ in $(seq 1 50); do
         if in_ns "$1" ss -Hln"${3:0:1}" "sport = :$2" 2>/dev/null | grep -q .; then return 0; fi
         sleep 0.1
     done
@@ -365,7 +366,7 @@ pause() { sleep "$STEP_PAUSE"; }
 # and timed-out connections are part of it).
 curl_in() { # curl_in POD CURL-ARGS...
     local pod=$1 out rc; shift
-    out=$(in_ns "pp-$pod" env ${CURL_ENV:-} curl -s -o /dev/null -w '%{http_code} ' "$@") && rc=0 || rc=$?
+    out=$(in_ns "pp-$pod" env ${CURL_ENV:+"$CURL_ENV"} curl -s -o /dev/null -w '%{http_code} ' "$@") && rc=0 || rc=$?
     log "[$pod] ${CURL_ENV:+$CURL_ENV }curl $* -> http ${out% } exit $rc"
 }
 
@@ -401,6 +402,9 @@ lab_rich() {
     curl_in checkout http://nosuch/; pause
     # 10. Refused: a pod port with no listener answers the SYN with RST.
     curl_in checkout http://10.244.2.10:81/; pause
+    #     ... and through a Service whose targetPort has no listener: the RST
+    #     comes back from the ClusterIP.
+    curl_in checkout http://legacy:8080/; pause
     # 11. Timeout: the node drops the SYNs.
     curl_in checkout --connect-timeout 2 http://$BLACKHOLE_IP/; pause
     # 12. UDP that is not DNS: one statsd datagram to cart (nothing listens;
@@ -432,9 +436,9 @@ stop_tcpdumps() {
 }
 
 wait_tcpdumps_ready() { # wait_tcpdumps_ready FILE...
-    local f i
+    local f _
     for f in "$@"; do
-        for i in $(seq 1 50); do
+        for _ in $(seq 1 50); do
             grep -q 'listening on' "$f.log" 2>/dev/null && break
             sleep 0.1
         done
@@ -482,7 +486,7 @@ main() {
         seed) lab_seed ;;
         rich) lab_rich ;;
         record) lab_record "$@" ;;
-        *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; [[ -z $cmd || $cmd == help || $cmd == -h ]] || exit 2 ;;
+        *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; [[ $cmd == help || $cmd == -h ]] || exit 2 ;;
     esac
 }
 
