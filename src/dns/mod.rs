@@ -161,7 +161,10 @@ pub struct DnsTracker {
 }
 
 impl DnsTracker {
-    pub fn new(cfg: DnsConfig) -> Self {
+    pub fn new(mut cfg: DnsConfig) -> Self {
+        if !(cfg.query_timeout_secs.is_finite() && cfg.query_timeout_secs > 0.0) {
+            cfg.query_timeout_secs = DnsConfig::default().query_timeout_secs;
+        }
         let clean = |s: &str| s.trim_matches('.').to_ascii_lowercase();
         let mut search: Vec<String> = cfg
             .search
@@ -169,12 +172,12 @@ impl DnsTracker {
             .map(|s| clean(s))
             .filter(|s| !s.is_empty())
             .collect();
-        let domain = cfg
+        let mut domain = cfg
             .cluster_domain
             .as_deref()
             .map(clean)
             .filter(|d| !d.is_empty());
-        let namespace = cfg
+        let mut namespace = cfg
             .namespace
             .as_deref()
             .map(clean)
@@ -184,12 +187,32 @@ impl DnsTracker {
                 search = k8s_search(ns, d);
             }
         }
+        // A configured search list `<ns>.svc.<domain> …` tells what was not configured.
+        let from_search = search.first().and_then(|s| {
+            let (ns, d) = s.split_once(".svc.")?;
+            (!ns.is_empty() && !ns.contains('.') && !d.is_empty())
+                .then(|| (ns.to_string(), d.to_string()))
+        });
+        let mut namespace_inferred = false;
+        let mut cluster_domain_inferred = false;
+        if let Some((ns, d)) = from_search {
+            if namespace.is_none() {
+                namespace = Some(ns);
+                namespace_inferred = true;
+            }
+            if domain.is_none() {
+                domain = Some(d);
+                cluster_domain_inferred = true;
+            }
+        }
         let inferred = Inferred {
             search: search.clone(),
             ndots: cfg.ndots,
             namespace,
             cluster_domain: domain.clone(),
-            ..Inferred::default()
+            search_inferred: false,
+            namespace_inferred,
+            cluster_domain_inferred,
         };
         DnsTracker {
             search: Search {
@@ -238,17 +261,17 @@ impl DnsTracker {
         seg: &TcpSegment<'_>,
         out: &mut Vec<DnsEvent>,
     ) {
-        let mut messages: Vec<Vec<u8>> = Vec::new();
-        let outcome = self
-            .streams
-            .segment(ts, src, dst, seg, |m| messages.push(m.to_vec()));
+        // The stream table is taken out for the call so that messages are
+        // parsed straight from its buffer (`Streams::new` does not allocate).
+        let mut streams = std::mem::replace(&mut self.streams, Streams::new(1));
+        let outcome = streams.segment(ts, src, dst, seg, |m| {
+            self.on_message(ts, src, dst, m, Transport::Tcp, out)
+        });
+        self.streams = streams;
         if outcome.evicted {
             out.push(DnsEvent::Evicted {
                 table: "tcp_streams",
             });
-        }
-        for m in messages {
-            self.on_message(ts, src, dst, &m, Transport::Tcp, out);
         }
     }
 
@@ -272,7 +295,12 @@ impl DnsTracker {
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<DnsEvent>) {
         let mut done = std::mem::take(&mut self.scratch);
         self.tx.expire(now, &mut done);
-        self.complete_all(now, &mut done, out);
+        for tx in done.drain(..) {
+            // The lookup saw the timeout when it happened, not when `advance` ran.
+            let at = tx.sent.add_secs(self.cfg.query_timeout_secs).min(now);
+            self.lookups.on_completed(at, &tx, &[]);
+            out.push(DnsEvent::Completed(tx));
+        }
         self.scratch = done;
         let mut lookups = Vec::new();
         self.lookups.expire(now, &self.search, &mut lookups);

@@ -367,6 +367,47 @@ fn namespace_and_domain_configured_build_the_search_list() {
 }
 
 #[test]
+fn configured_search_list_gives_namespace_and_domain() {
+    let mut s = Sim::new(DnsConfig {
+        search: vec![
+            "shop.svc.corp.internal".into(),
+            "svc.corp.internal".into(),
+            "corp.internal".into(),
+        ],
+        ..DnsConfig::default()
+    });
+    let inf = s.t.inferred();
+    assert_eq!(inf.namespace.as_deref(), Some("shop"));
+    assert_eq!(inf.cluster_domain.as_deref(), Some("corp.internal"));
+    assert!(inf.cluster_domain_inferred && !inf.search_inferred);
+    s.pair(1.0, "web.shop.svc.corp.internal", Some("10.100.0.9"));
+    let info =
+        s.t.resolve("10.100.0.9".parse().unwrap(), secs(2.0))
+            .unwrap();
+    assert_eq!(info.service.as_deref(), Some("web"));
+}
+
+#[test]
+fn ndots_one_tries_a_dotted_name_as_written_first() {
+    let mut s = Sim::new(DnsConfig {
+        ndots: 1,
+        ..k8s_config()
+    });
+    s.pair(1.0, "demo-app.default", None);
+    s.pair(1.01, "demo-app.default.default.svc.cluster.local", None);
+    s.pair(
+        1.02,
+        "demo-app.default.svc.cluster.local",
+        Some("10.96.0.20"),
+    );
+    let l = s.only_lookup(5.0);
+    assert_eq!(&*l.name, "demo-app.default");
+    assert_eq!(l.form, Form::Namespaced);
+    assert_eq!((l.queries, l.wasted), (6, 4));
+    assert!(!l.absolute && !l.partial);
+}
+
+#[test]
 fn unanswered_query_times_out_via_advance() {
     let mut s = Sim::new(k8s_config());
     s.query(10.0, "demo-app.default.svc.cluster.local.", RecordType::A);
