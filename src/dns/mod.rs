@@ -114,9 +114,11 @@ pub enum DnsEvent {
         reason: &'static str,
         transport: Transport,
     },
-    /// A bounded table dropped an entry: `pending`, `names`, `tcp_streams`, `lookups`.
+    /// A bounded table dropped `count` entries: `pending` (a query not
+    /// tracked), `names`, `tcp_streams`, `lookups` (reported early).
     Evicted {
         table: &'static str,
+        count: usize,
     },
 }
 
@@ -271,6 +273,7 @@ impl DnsTracker {
         if outcome.evicted {
             out.push(DnsEvent::Evicted {
                 table: "tcp_streams",
+                count: 1,
             });
         }
     }
@@ -406,7 +409,10 @@ impl DnsTracker {
             .tx
             .query(ts, src, dst, msg.id, qname.clone(), q.qtype, transport);
         if status == QueryStatus::Overflow {
-            out.push(DnsEvent::Evicted { table: "pending" });
+            out.push(DnsEvent::Evicted {
+                table: "pending",
+                count: 1,
+            });
         }
         let retransmission = status == QueryStatus::Retransmission;
         if !retransmission {
@@ -415,7 +421,10 @@ impl DnsTracker {
                 .lookups
                 .on_query(ts, src.ip(), &qname, q.qtype, &self.search, &mut early)
             {
-                out.push(DnsEvent::Evicted { table: "lookups" });
+                out.push(DnsEvent::Evicted {
+                    table: "lookups",
+                    count: 1,
+                });
             }
             out.extend(early.into_iter().map(DnsEvent::Lookup));
         }
@@ -478,8 +487,12 @@ impl DnsTracker {
                     answered_at: ts,
                     expires: ts,
                 };
-                if self.names.insert(ts, addr, ttl, info) {
-                    out.push(DnsEvent::Evicted { table: "names" });
+                let count = self.names.insert(ts, addr, ttl, info);
+                if count > 0 {
+                    out.push(DnsEvent::Evicted {
+                        table: "names",
+                        count,
+                    });
                 }
             }
         }
