@@ -432,13 +432,14 @@ impl Lookups {
             return;
         }
         let mut next = Timestamp(u64::MAX);
+        let mut finished = Vec::new();
         let mut i = 0;
         while i < self.open.len() {
             let Some(o) = self.open.get(i) else { break };
             let idle = now.secs_since(o.last_activity);
             let done = (!o.outstanding() && idle >= self.linger_secs) || idle >= self.max_wait_secs;
             if done {
-                out.push(self.open.swap_remove(i).finish(search));
+                finished.push(self.open.swap_remove(i).finish(search));
             } else {
                 let wait = if o.outstanding() {
                     self.max_wait_secs
@@ -450,6 +451,8 @@ impl Lookups {
             }
         }
         self.next_check = next;
+        finished.sort_by_key(|l| l.started);
+        out.append(&mut finished);
     }
 
     /// End of input: completes every open lookup.

@@ -470,6 +470,56 @@ fn single_request_mode_aaaa_after_a_answer_joins_the_lookup() {
 }
 
 #[test]
+fn interleaved_lookups_of_one_client_stay_apart() {
+    let mut s = Sim::new(k8s_config());
+    let a1 = "demo-app.default.default.svc.cluster.local.";
+    let b1 = "api.example.com.default.svc.cluster.local.";
+    let qa = s.query(1.0, a1, RecordType::A);
+    let qb = s.query(1.001, b1, RecordType::A);
+    s.respond(1.002, qa, a1, RecordType::A, ResponseCode::NXDomain, &[]);
+    s.respond(1.003, qb, b1, RecordType::A, ResponseCode::ServFail, &[]);
+    let a2 = "demo-app.default.svc.cluster.local.";
+    let b2 = "api.example.com.svc.cluster.local.";
+    let qb = s.query(1.004, b2, RecordType::A);
+    let qa = s.query(1.005, a2, RecordType::A);
+    s.respond(
+        1.006,
+        qa,
+        a2,
+        RecordType::A,
+        ResponseCode::NoError,
+        &[(a2, 5, a("10.96.0.20"))],
+    );
+    s.respond(1.007, qb, b2, RecordType::A, ResponseCode::NXDomain, &[]);
+    let b3 = "api.example.com.cluster.local.";
+    let qb = s.query(1.008, b3, RecordType::A);
+    s.respond(1.009, qb, b3, RecordType::A, ResponseCode::NXDomain, &[]);
+    let b4 = "api.example.com.";
+    let qb = s.query(1.010, b4, RecordType::A);
+    s.respond(
+        1.011,
+        qb,
+        b4,
+        RecordType::A,
+        ResponseCode::NoError,
+        &[(b4, 60, a("192.0.2.10"))],
+    );
+    s.t.advance(secs(5.0), &mut s.events);
+    let l = s.lookups();
+    let got: Vec<(&str, u32, u32, &str)> = l
+        .iter()
+        .map(|l| (&*l.name, l.queries, l.wasted, l.result.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("demo-app.default", 2, 1, "NOERROR"),
+            ("api.example.com", 4, 3, "NOERROR")
+        ]
+    );
+}
+
+#[test]
 fn the_same_name_asked_twice_is_two_lookups() {
     let mut s = Sim::new(k8s_config());
     s.pair(
