@@ -233,8 +233,25 @@ impl Header {
     }
 }
 
-/// Lowercase ASCII form without the trailing dot ("" for the root).
+/// Lowercase ASCII form without the trailing dot ("" for the root). Labels
+/// of letters, digits, `-` and `_` are copied; any other byte makes the
+/// whole name go through hickory-proto's escaping (`to_ascii`).
 pub fn name_to_string(name: &Name) -> String {
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
+    let mut s = String::with_capacity(name.len());
+    for label in name.iter() {
+        if !label.iter().all(plain) {
+            return escaped(name);
+        }
+        if !s.is_empty() {
+            s.push('.');
+        }
+        s.extend(label.iter().map(|b| b.to_ascii_lowercase() as char));
+    }
+    s
+}
+
+fn escaped(name: &Name) -> String {
     let mut s = name.to_ascii();
     if s.ends_with('.') {
         s.pop();
@@ -303,7 +320,7 @@ pub fn parse(msg: &[u8]) -> Result<DnsMessage, WireError> {
             _ => continue,
         };
         answers.push(Answer {
-            name: read_name(msg, rr.owner_at).ok_or(WireError::Record)?,
+            name: owner_name(msg, rr.owner_at, question.as_ref())?,
             // RFC 2181 §8: a TTL with the top bit set is read as zero.
             ttl: if rr.ttl > i32::MAX as u32 { 0 } else { rr.ttl },
             data,
@@ -397,6 +414,16 @@ fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
     }
 }
 
+/// An answer's owner name. Owners are nearly always a compression pointer
+/// to the question name at offset 12; that one is not decoded again.
+fn owner_name(msg: &[u8], at: usize, question: Option<&Question>) -> Result<String, WireError> {
+    let points_to_question = msg.get(at..at + 2) == Some(&[0xc0, HEADER_LEN as u8][..]);
+    match question {
+        Some(q) if points_to_question => Ok(q.name.clone()),
+        _ => read_name(msg, at).ok_or(WireError::Record),
+    }
+}
+
 /// The name at `at`, decoded by hickory-proto (compression followed,
 /// pointers only backwards), lowercase without the trailing dot.
 fn read_name(msg: &[u8], at: usize) -> Option<String> {
@@ -484,6 +511,18 @@ pub(crate) mod tests {
         let mut looped = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
         looped.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
         assert!(parse(&looped).is_err());
+    }
+
+    #[test]
+    fn names_are_lowercased_and_odd_bytes_escaped() {
+        let plain = Name::from_str("Demo_App.Default.SVC.cluster.local.").unwrap();
+        assert_eq!(name_to_string(&plain), "demo_app.default.svc.cluster.local");
+        assert_eq!(name_to_string(&Name::root()), "");
+        let odd = Name::from_labels(vec![b"a.b".to_vec(), b"C d".to_vec()]).unwrap();
+        let text = name_to_string(&odd);
+        // The dot inside the first label is escaped, so it cannot pass for a label boundary.
+        assert!(text.starts_with("a\\.b."), "{text}");
+        assert!(!text.ends_with('.'));
     }
 
     #[test]
