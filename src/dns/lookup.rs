@@ -28,9 +28,13 @@
 //! `max_wait` seconds without activity. `wasted` counts the queries sent for
 //! candidates other than the final one.
 //!
-//! Known limits: two concurrent `getaddrinfo()` calls for the same name by
-//! the same client merge into one lookup; a capture that missed every
-//! search-suffixed query of a short name sees it as written with a trailing dot.
+//! Known limits: the wire cannot tell `demo-app` from
+//! `demo-app.<ns>.svc.<domain>.` written with a trailing dot (both send the
+//! same single query), and reports `demo-app`; two concurrent
+//! `getaddrinfo()` calls for the same name by the same client merge into one
+//! lookup; a capture that missed every search-suffixed query of a short name
+//! sees it as written with a trailing dot; with CoreDNS `autopath` the server
+//! answers the first suffix with a CNAME, and the lookup ends there.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};

@@ -9,6 +9,21 @@
 //! address was answered for.
 //!
 //! Which side is the client comes from the QR bit, not from ports.
+//!
+//! Wiring, for the engine:
+//! - UDP with either port 53: `on_udp(ts, src, dst, udp.payload)` (the
+//!   captured bytes; a message cut by the snap length is reported `Malformed`).
+//! - TCP with either port 53: `on_tcp` for every segment of the connection,
+//!   payload-less SYN, FIN and RST included (they start and end streams).
+//! - ICMP port unreachable whose embedded original is UDP to port 53:
+//!   `on_port_unreachable(ts, original_src:port, original_dst:port)`.
+//! - `advance(now)` whenever packet time moves (per packet, or per batch and
+//!   on `Next::Idle`); `flush` once at the end of input.
+//! - `Completed` events feed `podpath_dns_queries_total{qtype, rcode}` and the
+//!   response-time histogram; `Lookup` events the lookup metrics; `Query`
+//!   events tell which local addresses send queries (the pod's own).
+//! - Attribution: `resolve(dst_ip, ts)` at the SYN; `NameInfo::name` is the
+//!   `dns_name` label, `service`/`namespace` the Service's.
 
 pub mod lookup;
 pub mod names;
@@ -159,6 +174,7 @@ pub struct DnsTracker {
     streams: Streams,
     malformed: u64,
     ignored: u64,
+    last_stream_sweep: Timestamp,
     scratch: Vec<Transaction>,
 }
 
@@ -233,6 +249,7 @@ impl DnsTracker {
             streams: Streams::new(cfg.max_streams),
             malformed: 0,
             ignored: 0,
+            last_stream_sweep: Timestamp::ZERO,
             scratch: Vec::new(),
             cfg,
         }
@@ -309,7 +326,10 @@ impl DnsTracker {
         self.lookups.expire(now, &self.search, &mut lookups);
         out.extend(lookups.into_iter().map(DnsEvent::Lookup));
         self.names.expire(now);
-        self.streams.expire(now, STREAM_IDLE_SECS);
+        if now.secs_since(self.last_stream_sweep) >= 1.0 {
+            self.last_stream_sweep = now;
+            self.streams.expire(now, STREAM_IDLE_SECS);
+        }
     }
 
     /// End of input. Every pending query completes as `TIMEOUT` (the capture

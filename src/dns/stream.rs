@@ -470,6 +470,18 @@ mod tests {
     }
 
     #[test]
+    fn idle_directions_expire() {
+        let mut h = Harness::new();
+        h.feed(seg(0, TcpFlags::SYN, &[]));
+        h.feed(seg(1, ACK, &framed(&[b"partial"])[..4]));
+        h.streams.expire(Timestamp::from_secs_f64(30.0), 60.0);
+        assert_eq!(h.streams.len(), 1);
+        h.streams.expire(Timestamp::from_secs_f64(62.0), 60.0);
+        assert!(h.streams.is_empty());
+        assert_eq!(h.streams.stats().cut, 1);
+    }
+
+    #[test]
     fn table_is_bounded() {
         let mut streams = Streams::new(2);
         let s = seg(0, TcpFlags::SYN, &[]);
