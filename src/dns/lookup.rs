@@ -122,7 +122,8 @@ pub struct Lookup {
 enum QState {
     Outstanding,
     /// `retry`: a new query of the same type continues the candidate
-    /// (after a timeout, an unreachable, or a truncated answer).
+    /// (after a timeout, an unreachable, a truncated answer, SERVFAIL,
+    /// REFUSED, …).
     Done {
         retry: bool,
     },
@@ -491,7 +492,14 @@ impl Lookups {
             })
         })?;
         let open = self.slots.get_mut(&id)?;
-        let retry = tx.truncated || matches!(tx.outcome, Outcome::Timeout | Outcome::Unreachable);
+        // glibc sends a candidate's query again (next server or attempt)
+        // after anything but a NOERROR or NXDOMAIN answer, and over TCP after
+        // a truncated one.
+        let retry = tx.truncated
+            || !matches!(
+                tx.outcome,
+                Outcome::Rcode(Rcode::NOERROR) | Outcome::Rcode(Rcode::NXDOMAIN)
+            );
         if let Some(entry) = open.qtypes.iter_mut().find(|(t, _)| *t == tx.qtype) {
             entry.1 = QState::Done { retry };
         }

@@ -520,6 +520,36 @@ fn interleaved_lookups_of_one_client_stay_apart() {
 }
 
 #[test]
+fn refused_candidate_resent_with_the_same_ids_is_one_lookup() {
+    // glibc against a server that refuses: the as-is candidate is sent
+    // twice with the same ids (second attempt), as captured from getent.
+    let mut s = Sim::new(k8s_config());
+    s.pair(1.0, "nope.default.svc.cluster.local", None);
+    s.pair(1.01, "nope.svc.cluster.local", None);
+    s.pair(1.02, "nope.cluster.local", None);
+    for attempt in 0..2 {
+        let at = 1.03 + attempt as f64 * 0.001;
+        for (id, qtype) in [(5051, RecordType::A), (4281, RecordType::AAAA)] {
+            let bytes = query_bytes(id, "nope.", qtype);
+            s.t.on_udp(secs(at), addr(CLIENT), addr(SERVER), &bytes, &mut s.events);
+        }
+        for (id, qtype) in [(5051, RecordType::A), (4281, RecordType::AAAA)] {
+            s.respond(at + 0.0005, id, "nope.", qtype, ResponseCode::Refused, &[]);
+        }
+    }
+    let l = s.only_lookup(5.0);
+    assert_eq!(&*l.name, "nope");
+    assert_eq!(l.result.as_str(), "REFUSED");
+    assert_eq!((l.queries, l.wasted), (10, 6));
+    let refused = s
+        .completed()
+        .iter()
+        .filter(|t| t.outcome.as_str() == "REFUSED")
+        .count();
+    assert_eq!(refused, 4);
+}
+
+#[test]
 fn the_same_name_asked_twice_is_two_lookups() {
     let mut s = Sim::new(k8s_config());
     s.pair(
