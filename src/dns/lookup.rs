@@ -50,6 +50,9 @@ use crate::Timestamp;
 const MAX_ADDRESSES: usize = 32;
 /// Query types tracked per candidate.
 const MAX_QTYPES: usize = 8;
+/// Queries one lookup takes; glibc's ordinary worst case (6 search domains
+/// and the name as written, A+AAAA, up to 5 attempts: 70) stays below.
+const MAX_QUERIES: u32 = 128;
 
 /// The resolver configuration lookups are read against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,8 +161,8 @@ impl Open {
     }
 
     fn note_query(&mut self, ts: Timestamp, qtype: QType) {
-        self.queries += 1;
-        self.cur_queries += 1;
+        self.queries = self.queries.saturating_add(1);
+        self.cur_queries = self.cur_queries.saturating_add(1);
         self.last_activity = ts;
         if let Some(entry) = self.qtypes.iter_mut().find(|(t, _)| *t == qtype) {
             entry.1 = QState::Outstanding;
@@ -171,6 +174,10 @@ impl Open {
     /// Whether a query for `qname`/`qtype` continues this lookup; moves to a
     /// later candidate when it names one.
     fn continues(&mut self, qname: &str, qtype: QType) -> bool {
+        // A client retrying without end is reported in pieces.
+        if self.queries >= MAX_QUERIES {
+            return false;
+        }
         if self.current() == qname {
             return match self.qtypes.iter().find(|(t, _)| *t == qtype) {
                 None | Some((_, QState::Outstanding)) => true,

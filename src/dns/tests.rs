@@ -550,6 +550,27 @@ fn refused_candidate_resent_with_the_same_ids_is_one_lookup() {
 }
 
 #[test]
+fn endless_retries_are_reported_in_pieces() {
+    let mut s = Sim::new(k8s_config());
+    for i in 0..130 {
+        let at = 1.0 + i as f64 * 0.01;
+        let bytes = query_bytes(77, "nope.", RecordType::A);
+        s.t.on_udp(secs(at), addr(CLIENT), addr(SERVER), &bytes, &mut s.events);
+        s.respond(
+            at + 0.001,
+            77,
+            "nope.",
+            RecordType::A,
+            ResponseCode::Refused,
+            &[],
+        );
+    }
+    s.t.advance(secs(10.0), &mut s.events);
+    let queries: Vec<u32> = s.lookups().iter().map(|l| l.queries).collect();
+    assert_eq!(queries, [128, 2]);
+}
+
+#[test]
 fn the_same_name_asked_twice_is_two_lookups() {
     let mut s = Sim::new(k8s_config());
     s.pair(
