@@ -129,11 +129,10 @@ pub enum DnsEvent {
         reason: &'static str,
         transport: Transport,
     },
-    /// A bounded table dropped `count` entries: `pending` (a query not
-    /// tracked), `names`, `tcp_streams`, `lookups` (reported early).
+    /// A bounded table dropped an entry: `pending` (a query not tracked),
+    /// `names`, `tcp_streams`, `lookups` (reported early). One event per entry.
     Evicted {
         table: &'static str,
-        count: usize,
     },
 }
 
@@ -290,7 +289,6 @@ impl DnsTracker {
         if outcome.evicted {
             out.push(DnsEvent::Evicted {
                 table: "tcp_streams",
-                count: 1,
             });
         }
     }
@@ -429,10 +427,7 @@ impl DnsTracker {
             .tx
             .query(ts, src, dst, msg.id, qname.clone(), q.qtype, transport);
         if status == QueryStatus::Overflow {
-            out.push(DnsEvent::Evicted {
-                table: "pending",
-                count: 1,
-            });
+            out.push(DnsEvent::Evicted { table: "pending" });
         }
         let retransmission = status == QueryStatus::Retransmission;
         if !retransmission {
@@ -441,10 +436,7 @@ impl DnsTracker {
                 .lookups
                 .on_query(ts, src.ip(), &qname, q.qtype, &self.search, &mut early)
             {
-                out.push(DnsEvent::Evicted {
-                    table: "lookups",
-                    count: 1,
-                });
+                out.push(DnsEvent::Evicted { table: "lookups" });
             }
             out.extend(early.into_iter().map(DnsEvent::Lookup));
         }
@@ -507,12 +499,8 @@ impl DnsTracker {
                     answered_at: ts,
                     expires: ts,
                 };
-                let count = self.names.insert(ts, addr, ttl, info);
-                if count > 0 {
-                    out.push(DnsEvent::Evicted {
-                        table: "names",
-                        count,
-                    });
+                for _ in 0..self.names.insert(ts, addr, ttl, info) {
+                    out.push(DnsEvent::Evicted { table: "names" });
                 }
             }
         }
