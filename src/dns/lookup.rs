@@ -512,7 +512,7 @@ impl Lookups {
         }
         // A truncated answer is replaced by the TCP retry's.
         if !tx.truncated || open.result.is_none() {
-            let better = open.result.map_or(true, |r| rank(tx.outcome) > rank(r));
+            let better = open.result.is_none_or(|r| rank(tx.outcome) > rank(r));
             if better {
                 open.result = Some(tx.outcome);
             }

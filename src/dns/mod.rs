@@ -154,6 +154,8 @@ pub struct DnsStats {
     pub tx: TxStats,
     pub streams: StreamStats,
     pub malformed: u64,
+    /// Messages with a readable header, by QR bit: (queries, responses).
+    pub wire_messages: (u64, u64),
     /// Well-formed messages that are not standard queries/responses with a question.
     pub ignored: u64,
     pub names: usize,
@@ -174,6 +176,8 @@ pub struct DnsTracker {
     malformed: u64,
     ignored: u64,
     last_stream_sweep: Timestamp,
+    /// (queries, responses) with a readable header, well-formed or not.
+    wire_messages: (u64, u64),
     scratch: Vec<Transaction>,
 }
 
@@ -249,6 +253,7 @@ impl DnsTracker {
             malformed: 0,
             ignored: 0,
             last_stream_sweep: Timestamp::ZERO,
+            wire_messages: (0, 0),
             scratch: Vec::new(),
             cfg,
         }
@@ -368,6 +373,7 @@ impl DnsTracker {
             tx: self.tx.stats(),
             streams: self.streams.stats(),
             malformed: self.malformed,
+            wire_messages: self.wire_messages,
             ignored: self.ignored,
             names: self.names.len(),
             names_evicted: self.names.evicted(),
@@ -397,6 +403,17 @@ impl DnsTracker {
         transport: Transport,
         out: &mut Vec<DnsEvent>,
     ) {
+        // Count every message whose header is readable, by its QR bit, as
+        // packet tools do: malformed ones included.
+        if let Some(&flags) = bytes.get(2) {
+            if bytes.len() >= 12 {
+                if flags & 0x80 != 0 {
+                    self.wire_messages.1 += 1;
+                } else {
+                    self.wire_messages.0 += 1;
+                }
+            }
+        }
         let msg = match wire::parse(bytes) {
             Ok(m) => m,
             Err(e) => {

@@ -1,0 +1,488 @@
+//! Live AF_PACKET capture, tested in network namespaces the tests create.
+//!
+//! Each test runs three ways, chosen by `PODPATH_NETNS_ROLE`:
+//! - unset (outer): builds the lab (`ip netns add pp-cap-*`: namespace A with
+//!   `lo` and `va` 10.250.0.1/24, namespace B with `vb` 10.250.0.2/24, a veth
+//!   pair between them) and re-runs this same test inside A with
+//!   `ip netns exec A <this binary> --exact <test>`, then removes the lab;
+//! - `inner`: the test body, capturing in A;
+//! - `peer`: traffic from B, started by the inner body.
+//!
+//! The namespace tests need root and run only with `PODPATH_NETNS_TESTS=1`
+//! (CI sets it). No packet leaves the namespaces.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use podpath::capture::live::{LiveConfig, LiveSource};
+use podpath::capture::{Next, PacketSource};
+use podpath::decode::PacketType;
+
+const ROLE: &str = "PODPATH_NETNS_ROLE";
+const PEER_NS: &str = "PODPATH_NETNS_PEER";
+const A: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
+const B: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 2);
+
+#[derive(PartialEq)]
+enum Role {
+    Outer,
+    Inner,
+    Peer,
+}
+
+fn role() -> Role {
+    match std::env::var(ROLE).as_deref() {
+        Ok("inner") => Role::Inner,
+        Ok("peer") => Role::Peer,
+        _ => Role::Outer,
+    }
+}
+
+fn netns_tests_enabled(test: &str) -> bool {
+    if std::env::var("PODPATH_NETNS_TESTS").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!("{test}: not run: needs root and PODPATH_NETNS_TESTS=1");
+    false
+}
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run command");
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two namespaces joined by a veth pair; removed on drop.
+struct Lab {
+    ns: String,
+    peer: String,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        let pid = std::process::id();
+        let lab = Lab {
+            ns: format!("pp-cap-{tag}-{pid}"),
+            peer: format!("pp-capp-{tag}-{pid}"),
+        };
+        sh(&["ip", "netns", "add", &lab.ns]);
+        sh(&["ip", "netns", "add", &lab.peer]);
+        sh(&["ip", "-n", &lab.ns, "link", "set", "lo", "up"]);
+        sh(&["ip", "-n", &lab.peer, "link", "set", "lo", "up"]);
+        #[rustfmt::skip]
+        sh(&["ip", "-n", &lab.ns, "link", "add", "va", "mtu", "65535", "type", "veth",
+             "peer", "name", "vb", "mtu", "65535", "netns", &lab.peer]);
+        sh(&[
+            "ip",
+            "-n",
+            &lab.ns,
+            "addr",
+            "add",
+            "10.250.0.1/24",
+            "dev",
+            "va",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &lab.peer,
+            "addr",
+            "add",
+            "10.250.0.2/24",
+            "dev",
+            "vb",
+        ]);
+        sh(&["ip", "-n", &lab.ns, "link", "set", "va", "up"]);
+        sh(&["ip", "-n", &lab.peer, "link", "set", "vb", "up"]);
+        lab
+    }
+
+    /// Runs `test` inside namespace A and asserts that it ran and passed.
+    fn run_inner(&self, test: &str) {
+        let out = this_test_in(&["ip", "netns", "exec", &self.ns], test, "inner")
+            .env(PEER_NS, &self.peer)
+            .output()
+            .expect("spawn inner test");
+        assert_ran(test, &out);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.ns, &self.peer] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// This test binary, run as `prefix... <exe> --exact test` in `role`.
+fn this_test_in(prefix: &[&str], test: &str, role: &str) -> Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = Command::new(prefix[0]);
+    cmd.args(&prefix[1..])
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE, role);
+    cmd
+}
+
+fn assert_ran(test: &str, out: &std::process::Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{test} inner run failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64
+}
+
+/// One captured frame, copied out of the source's buffer.
+#[derive(Debug, Clone)]
+struct Frame {
+    ts: u64,
+    data: Vec<u8>,
+    orig_len: u32,
+    packet_type: Option<PacketType>,
+    interface: u16,
+}
+
+impl Frame {
+    fn ipv4(&self) -> Option<(u8, Ipv4Addr, Ipv4Addr, usize, usize)> {
+        let d = &self.data;
+        if d.get(12..14)? != [0x08, 0x00] {
+            return None;
+        }
+        let ihl = usize::from(d.get(14)? & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([*d.get(16)?, *d.get(17)?]));
+        let addrs = d.get(26..34)?;
+        let src = Ipv4Addr::new(addrs[0], addrs[1], addrs[2], addrs[3]);
+        let dst = Ipv4Addr::new(addrs[4], addrs[5], addrs[6], addrs[7]);
+        Some((*d.get(23)?, src, dst, ihl, total))
+    }
+
+    /// (protocol, src, dst, src port, dst port)
+    fn ports(&self) -> Option<(u8, Ipv4Addr, Ipv4Addr, u16, u16)> {
+        let (proto, src, dst, ihl, _) = self.ipv4()?;
+        let l4 = 14 + ihl;
+        let sp = u16::from_be_bytes([*self.data.get(l4)?, *self.data.get(l4 + 1)?]);
+        let dp = u16::from_be_bytes([*self.data.get(l4 + 2)?, *self.data.get(l4 + 3)?]);
+        Some((proto, src, dst, sp, dp))
+    }
+
+    /// TCP (flags, payload length from the IP header).
+    fn tcp(&self) -> Option<(u8, usize)> {
+        let (proto, _, _, ihl, total) = self.ipv4()?;
+        if proto != 6 {
+            return None;
+        }
+        let l4 = 14 + ihl;
+        let doff = usize::from(self.data.get(l4 + 12)? >> 4) * 4;
+        Some((*self.data.get(l4 + 13)?, total.checked_sub(ihl + doff)?))
+    }
+}
+
+/// Reads frames until the source has been idle once after `quiet` passed.
+fn drain(source: &mut LiveSource, quiet: Duration) -> Vec<Frame> {
+    let until = Instant::now() + quiet;
+    let mut frames = Vec::new();
+    loop {
+        match source.next_packet().expect("next_packet") {
+            Next::Packet(p) => frames.push(Frame {
+                ts: p.ts.0,
+                data: p.data.to_vec(),
+                orig_len: p.orig_len,
+                packet_type: p.packet_type,
+                interface: p.interface,
+            }),
+            Next::Idle { now } => {
+                let wall = wall_ns();
+                assert!(
+                    now.0 <= wall && wall - now.0 < 1_000_000_000,
+                    "idle now {now}"
+                );
+                if Instant::now() >= until {
+                    return frames;
+                }
+            }
+            Next::End => panic!("capture ended unasked"),
+        }
+    }
+}
+
+#[test]
+fn loopback_packets_are_seen_once_and_counted() {
+    const TEST: &str = "loopback_packets_are_seen_once_and_counted";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("lo").run_inner(TEST),
+        Role::Outer | Role::Peer => {}
+        Role::Inner => loopback_inner(),
+    }
+}
+
+fn loopback_inner() {
+    const N: usize = 25;
+    let config = LiveConfig {
+        interfaces: vec!["lo".to_string()],
+        ..LiveConfig::default()
+    };
+    let mut source = LiveSource::open(&config).expect("open lo");
+    assert_eq!(source.interface_names().collect::<Vec<_>>(), ["lo"]);
+
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = rx.local_addr().expect("addr").port();
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let start = wall_ns();
+    for i in 0..N {
+        tx.send_to(&[i as u8; 100], ("127.0.0.1", port))
+            .expect("send");
+    }
+    let mut buf = [0u8; 200];
+    for _ in 0..N {
+        assert_eq!(rx.recv(&mut buf).expect("recv"), 100);
+    }
+    let end = wall_ns();
+
+    let frames = drain(&mut source, Duration::from_millis(300));
+    let ours: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| matches!(f.ports(), Some((17, _, _, _, dp)) if dp == port))
+        .collect();
+    assert_eq!(ours.len(), N, "each datagram once on lo: {frames:?}");
+    for f in &ours {
+        assert_eq!(f.packet_type, Some(PacketType::Host));
+        assert_eq!(f.interface, 0);
+        // Non-DNS UDP: headers only (14 + 60 + 8 = 82 bytes at most).
+        assert_eq!(f.orig_len, 14 + 20 + 8 + 100);
+        assert_eq!(f.data.len(), 82);
+        assert!(
+            start <= f.ts && f.ts <= end,
+            "kernel timestamp {} in [{start}, {end}]",
+            f.ts
+        );
+    }
+    // Payload byte i of datagram i, in order: the capture kept send order.
+    let firsts: Vec<u8> = ours.iter().map(|f| f.data[42]).collect();
+    assert_eq!(firsts, (0..N as u8).collect::<Vec<_>>());
+
+    let stats = source.stats();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].name, "lo");
+    assert!(stats[0].received >= N as u64, "{stats:?}");
+    assert_eq!(stats[0].dropped, 0);
+    // Counters accumulate across reads (the kernel resets its own).
+    tx.send_to(b"x", ("127.0.0.1", port)).expect("send");
+    rx.recv(&mut buf).expect("recv");
+    let again = source.stats();
+    assert_eq!(again[0].received, stats[0].received + 1, "{again:?}");
+
+    // Stop from another thread while the source is idle: End within 250 ms.
+    let stop = source.stop_flag();
+    let setter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        stop.store(true, Ordering::Relaxed);
+        Instant::now()
+    });
+    let ended = loop {
+        match source.next_packet().expect("next_packet") {
+            Next::End => break Instant::now(),
+            Next::Packet(_) | Next::Idle { .. } => {}
+        }
+    };
+    let set_at = setter.join().expect("setter");
+    assert!(ended.duration_since(set_at) < Duration::from_millis(250));
+}
+
+#[test]
+fn veth_keeps_dns_whole_cuts_tcp_and_reports_direction() {
+    const TEST: &str = "veth_keeps_dns_whole_cuts_tcp_and_reports_direction";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("veth").run_inner(TEST),
+        Role::Outer => {}
+        Role::Inner => veth_inner(TEST),
+        Role::Peer => veth_peer(),
+    }
+}
+
+const DNS_SIZE: usize = 20_000;
+const TCP_SIZE: usize = 3_000;
+
+/// In namespace B: a 20 000-byte datagram to A's port 53 (closed: A answers
+/// with ICMP port unreachable), then one TCP exchange on port 8080.
+fn veth_peer() {
+    let listener = TcpListener::bind((B, 8080)).expect("listen");
+    let udp = UdpSocket::bind((B, 0)).expect("bind");
+    udp.send_to(&[0x5a; DNS_SIZE], (A, 53)).expect("send dns");
+    println!("PEER READY");
+    std::io::stdout().flush().expect("flush");
+    let (mut conn, _) = listener.accept().expect("accept");
+    let mut got = vec![0u8; TCP_SIZE];
+    conn.read_exact(&mut got).expect("read");
+    conn.write_all(&[0x42; TCP_SIZE]).expect("write");
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).expect("read to EOF");
+}
+
+fn spawn_peer(test: &str) -> Child {
+    let peer_ns = std::env::var(PEER_NS).expect("peer namespace name");
+    let mut child = this_test_in(&["ip", "netns", "exec", &peer_ns], test, "peer")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn peer");
+    let stdout = child.stdout.take().expect("peer stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = lines.any(|l| l.map(|l| l.contains("PEER READY")).unwrap_or(false));
+    assert!(ready, "peer did not start");
+    // Keep reading so the peer never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+fn veth_inner(test: &str) {
+    let mut source = LiveSource::open(&LiveConfig::default()).expect("open");
+    let names: Vec<String> = source.interface_names().map(String::from).collect();
+    assert_eq!(names, ["lo", "va"], "default: every interface that is up");
+    let va = 1u16;
+
+    let start = wall_ns();
+    let mut peer = spawn_peer(test);
+    let mut conn = TcpStream::connect_timeout(&SocketAddr::from((B, 8080)), Duration::from_secs(5))
+        .expect("connect");
+    conn.write_all(&[0x41; TCP_SIZE]).expect("write");
+    let mut got = vec![0u8; TCP_SIZE];
+    conn.read_exact(&mut got).expect("read");
+    drop(conn);
+    assert!(peer.wait().expect("peer").success(), "peer failed");
+    let end = wall_ns();
+
+    let frames = drain(&mut source, Duration::from_millis(300));
+    let on_va: Vec<&Frame> = frames.iter().filter(|f| f.interface == va).collect();
+    assert!(!on_va.is_empty());
+    // The kernel's own IPv6 traffic (router solicitations with extension
+    // headers) may pass too, at any time; ours is IPv4.
+    for f in on_va.iter().filter(|f| f.ipv4().is_some()) {
+        assert!(
+            start <= f.ts && f.ts <= end,
+            "timestamp {} in [{start}, {end}]: {f:?}",
+            f.ts
+        );
+    }
+
+    // DNS-port datagram: whole, one frame (MTU 65535), from B, incoming.
+    let dns: Vec<&&Frame> = on_va
+        .iter()
+        .filter(|f| f.ports() == Some((17, B, A, f.ports().map_or(0, |p| p.3), 53)))
+        .collect();
+    assert_eq!(dns.len(), 1, "{on_va:?}");
+    let dns = dns[0];
+    assert_eq!(dns.orig_len as usize, 14 + 20 + 8 + DNS_SIZE);
+    assert_eq!(dns.data.len(), 14 + 20 + 8 + DNS_SIZE);
+    assert!(dns.data[42..].iter().all(|&b| b == 0x5a));
+    assert_eq!(dns.packet_type, Some(PacketType::Host));
+
+    // A's port unreachable for it: ICMP error, outgoing, quoted header kept.
+    let icmp: Vec<&&Frame> = on_va
+        .iter()
+        .filter(|f| matches!(f.ipv4(), Some((1, src, dst, _, _)) if src == A && dst == B))
+        .collect();
+    assert_eq!(icmp.len(), 1, "{on_va:?}");
+    assert_eq!(icmp[0].packet_type, Some(PacketType::Outgoing));
+    assert_eq!(icmp[0].data.get(34), Some(&3), "destination unreachable");
+    assert_eq!(icmp[0].data.len(), 202);
+    assert!(icmp[0].orig_len > 202);
+
+    // TCP: the SYN leaves A, the SYN-ACK arrives.
+    let tcp = |src: Ipv4Addr| {
+        on_va
+            .iter()
+            .filter(move |f| matches!(f.ports(), Some((6, s, _, _, _)) if s == src))
+            .copied()
+    };
+    let syn = tcp(A).find(|f| f.tcp().is_some_and(|(fl, _)| fl & 0x12 == 0x02));
+    assert_eq!(syn.and_then(|f| f.packet_type), Some(PacketType::Outgoing));
+    let syn_ack = tcp(B).find(|f| f.tcp().is_some_and(|(fl, _)| fl & 0x12 == 0x12));
+    assert_eq!(syn_ack.and_then(|f| f.packet_type), Some(PacketType::Host));
+
+    // Data segments: cut to the snap (14 + 60 + 60 + 1024), sizes from the IP
+    // header intact, all bytes accounted for in each direction.
+    for (src, dir, byte) in [(A, PacketType::Outgoing, 0x41), (B, PacketType::Host, 0x42)] {
+        let data: Vec<&Frame> = tcp(src)
+            .filter(|f| f.tcp().is_some_and(|t| t.1 > 0))
+            .collect();
+        let total: usize = data.iter().filter_map(|f| f.tcp()).map(|t| t.1).sum();
+        assert_eq!(total, TCP_SIZE, "{src}: {data:?}");
+        for f in &data {
+            assert_eq!(f.packet_type, Some(dir));
+            let ip_total = f.ipv4().map_or(0, |t| t.4);
+            assert_eq!(f.orig_len as usize, 14 + ip_total);
+            assert_eq!(f.data.len(), (f.orig_len as usize).min(1158));
+            assert_eq!(f.data.last(), Some(&byte));
+        }
+        assert!(data
+            .iter()
+            .any(|f| f.data.len() == 1158 && f.orig_len > 1158));
+    }
+
+    let stats = source.stats();
+    let names: Vec<&str> = stats.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["lo", "va"]);
+    assert!(stats[1].received >= on_va.len() as u64, "{stats:?}");
+    assert!(stats.iter().all(|s| s.dropped == 0), "{stats:?}");
+}
+
+/// Runs without the namespace gate: as root it drops to uid 65534 with no
+/// capabilities; as any other user it already lacks CAP_NET_RAW.
+#[test]
+fn capture_without_cap_net_raw_names_the_capability() {
+    const TEST: &str = "capture_without_cap_net_raw_names_the_capability";
+    match role() {
+        Role::Outer => {
+            let root = Command::new("id")
+                .arg("-u")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+                .unwrap_or(false);
+            #[rustfmt::skip]
+            let prefix: &[&str] = if root {
+                &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                  "--inh-caps=-all", "--bounding-set=-all", "--"]
+            } else {
+                &["env"]
+            };
+            let out = this_test_in(prefix, TEST, "inner").output().expect("spawn");
+            assert_ran(TEST, &out);
+        }
+        Role::Peer => {}
+        Role::Inner => {
+            let err = LiveSource::open(&LiveConfig {
+                interfaces: vec!["lo".to_string()],
+                ..LiveConfig::default()
+            })
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+            assert!(
+                err.starts_with(
+                    "capture: lo: needs CAP_NET_RAW: socket(AF_PACKET) failed: \
+                     Operation not permitted"
+                ),
+                "{err}"
+            );
+        }
+    }
+}
