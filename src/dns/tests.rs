@@ -571,6 +571,66 @@ fn endless_retries_are_reported_in_pieces() {
 }
 
 #[test]
+fn glibc_sequential_aaaa_after_an_nxdomain_stays_in_the_lookup() {
+    // As captured from getent: after the first candidate's A comes back
+    // NXDOMAIN, glibc sends its AAAA alone 10 ms later.
+    let mut s = Sim::new(k8s_config());
+    let c0 = "demo-app.default.default.svc.cluster.local.";
+    let id = s.query(1.0, c0, RecordType::A);
+    s.respond(1.0001, id, c0, RecordType::A, ResponseCode::NXDomain, &[]);
+    let id = s.query(1.01, c0, RecordType::AAAA);
+    s.respond(
+        1.0101,
+        id,
+        c0,
+        RecordType::AAAA,
+        ResponseCode::NXDomain,
+        &[],
+    );
+    s.pair(
+        1.0102,
+        "demo-app.default.svc.cluster.local",
+        Some("10.96.0.20"),
+    );
+    let l = s.only_lookup(5.0);
+    assert_eq!(&*l.name, "demo-app.default");
+    assert_eq!((l.queries, l.wasted), (4, 2));
+}
+
+#[test]
+fn glibc_after_timeouts_tries_the_name_as_written() {
+    // As captured with `timeout:1 attempts:2` and a silent server: each
+    // candidate is sent twice with the same ids, and after the first
+    // suffix times out glibc jumps to the name as written.
+    let mut s = Sim::new(k8s_config());
+    let c0 = "demo-app.default.svc.cluster.local.";
+    for at in [1.0, 2.0] {
+        for (id, qtype) in [(31122, RecordType::A), (48287, RecordType::AAAA)] {
+            let bytes = query_bytes(id, c0, qtype);
+            s.t.on_udp(secs(at), addr(CLIENT), addr(SERVER), &bytes, &mut s.events);
+        }
+    }
+    for at in [3.0, 4.0] {
+        for (id, qtype) in [(8932, RecordType::A), (5090, RecordType::AAAA)] {
+            let bytes = query_bytes(id, "demo-app.", qtype);
+            s.t.on_udp(secs(at), addr(CLIENT), addr(SERVER), &bytes, &mut s.events);
+        }
+    }
+    let l = s.only_lookup(20.0);
+    assert_eq!(&*l.name, "demo-app");
+    assert_eq!(l.result.as_str(), "TIMEOUT");
+    assert_eq!(&*l.fqdn, "demo-app");
+    assert_eq!((l.queries, l.wasted), (4, 2));
+    assert_eq!(s.t.stats().tx.retransmitted_queries, 4);
+    let timeouts = s
+        .completed()
+        .iter()
+        .filter(|t| t.outcome == Outcome::Timeout)
+        .count();
+    assert_eq!(timeouts, 4);
+}
+
+#[test]
 fn the_same_name_asked_twice_is_two_lookups() {
     let mut s = Sim::new(k8s_config());
     s.pair(
