@@ -9,9 +9,13 @@
 //!
 //! It moves to the next candidate when the current one ends in NXDOMAIN,
 //! NOERROR without data, or SERVFAIL, and stops at the first candidate with
-//! an answer or any other error. A and AAAA for one candidate are sent
-//! together and belong to the same lookup (musl and Go's resolver walk the
-//! list the same way).
+//! an answer or any other error — except that a name not yet tried as
+//! written is still tried (seen with getent: after the first suffix timed
+//! out, glibc sent the bare name). A candidate's query is sent again with the
+//! same id on a timeout or a REFUSED/SERVFAIL answer (next attempt or
+//! server), and over TCP after a truncated one. A and AAAA for one candidate
+//! are sent together (or AAAA right after the A's answer) and belong to the
+//! same lookup; musl and Go's resolver walk the list the same way.
 //!
 //! The tracker does not predict when the resolver will stop: it observes.
 //! A query continues an open lookup of the same client when its name is that
