@@ -68,7 +68,8 @@ struct Lab {
 }
 
 impl Lab {
-    fn new(tag: &str) -> Lab {
+    fn new(tag: &str, mtu: u32) -> Lab {
+        let mtu = mtu.to_string();
         let pid = std::process::id();
         let lab = Lab {
             ns: format!("pp-cap-{tag}-{pid}"),
@@ -79,8 +80,8 @@ impl Lab {
         sh(&["ip", "-n", &lab.ns, "link", "set", "lo", "up"]);
         sh(&["ip", "-n", &lab.peer, "link", "set", "lo", "up"]);
         #[rustfmt::skip]
-        sh(&["ip", "-n", &lab.ns, "link", "add", "va", "mtu", "65535", "type", "veth",
-             "peer", "name", "vb", "mtu", "65535", "netns", &lab.peer]);
+        sh(&["ip", "-n", &lab.ns, "link", "add", "va", "mtu", &mtu, "type", "veth",
+             "peer", "name", "vb", "mtu", &mtu, "netns", &lab.peer]);
         sh(&[
             "ip",
             "-n",
@@ -229,7 +230,7 @@ fn drain(source: &mut LiveSource, quiet: Duration) -> Vec<Frame> {
 fn loopback_packets_are_seen_once_and_counted() {
     const TEST: &str = "loopback_packets_are_seen_once_and_counted";
     match role() {
-        Role::Outer if netns_tests_enabled(TEST) => Lab::new("lo").run_inner(TEST),
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("lo", 65535).run_inner(TEST),
         Role::Outer | Role::Peer => {}
         Role::Inner => loopback_inner(),
     }
@@ -312,7 +313,7 @@ fn loopback_inner() {
 fn veth_keeps_dns_whole_cuts_tcp_and_reports_direction() {
     const TEST: &str = "veth_keeps_dns_whole_cuts_tcp_and_reports_direction";
     match role() {
-        Role::Outer if netns_tests_enabled(TEST) => Lab::new("veth").run_inner(TEST),
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("veth", 65535).run_inner(TEST),
         Role::Outer => {}
         Role::Inner => veth_inner(TEST),
         Role::Peer => veth_peer(),
@@ -443,6 +444,106 @@ fn veth_inner(test: &str) {
     assert_eq!(names, ["lo", "va"]);
     assert!(stats[1].received >= on_va.len() as u64, "{stats:?}");
     assert!(stats.iter().all(|s| s.dropped == 0), "{stats:?}");
+}
+
+#[test]
+fn kernel_drops_are_counted_when_the_buffer_overflows() {
+    const TEST: &str = "kernel_drops_are_counted_when_the_buffer_overflows";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("drop", 65535).run_inner(TEST),
+        Role::Outer | Role::Peer => {}
+        Role::Inner => drops_inner(),
+    }
+}
+
+fn drops_inner() {
+    const N: u64 = 2000;
+    // The kernel raises a tiny receive buffer to its minimum (a few frames).
+    let config = LiveConfig {
+        interfaces: vec!["lo".to_string()],
+        rcvbuf: Some(1),
+        ..LiveConfig::default()
+    };
+    let mut source = LiveSource::open(&config).expect("open lo");
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let to = rx.local_addr().expect("addr");
+    for _ in 0..N {
+        tx.send_to(&[7; 100], to).expect("send");
+    }
+    let stats = source.stats();
+    assert!(stats[0].dropped > 0, "{stats:?}");
+    assert!(
+        stats[0].received >= N,
+        "received counts the dropped too: {stats:?}"
+    );
+    let read = drain(&mut source, Duration::from_millis(100)).len() as u64;
+    let after = source.stats();
+    assert_eq!(after[0].dropped, stats[0].dropped, "nothing sent since");
+    assert_eq!(read, after[0].received - after[0].dropped, "{after:?}");
+}
+
+#[test]
+fn ip_fragments_of_dns_arrive_whole() {
+    const TEST: &str = "ip_fragments_of_dns_arrive_whole";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("frag", 1500).run_inner(TEST),
+        Role::Outer => {}
+        Role::Inner => fragments_inner(TEST),
+        Role::Peer => {
+            let udp = UdpSocket::bind((B, 0)).expect("bind");
+            udp.send_to(&[0x5a; DNS_SIZE], (A, 53)).expect("send dns");
+            udp.send_to(&[0x33; DNS_SIZE], (A, 9999))
+                .expect("send other");
+        }
+    }
+}
+
+fn fragments_inner(test: &str) {
+    let config = LiveConfig {
+        interfaces: vec!["va".to_string()],
+        ..LiveConfig::default()
+    };
+    let mut source = LiveSource::open(&config).expect("open va");
+    let peer_ns = std::env::var(PEER_NS).expect("peer namespace name");
+    let out = this_test_in(&["ip", "netns", "exec", &peer_ns], test, "peer")
+        .output()
+        .expect("run peer");
+    assert_ran(test, &out);
+    let frames = drain(&mut source, Duration::from_millis(300));
+    // (IP identification, fragment offset in bytes, frame)
+    let frags: Vec<(u16, usize, &Frame)> = frames
+        .iter()
+        .filter(|f| matches!(f.ipv4(), Some((17, src, _, _, _)) if src == B))
+        .map(|f| {
+            let id = u16::from_be_bytes([f.data[18], f.data[19]]);
+            let off = usize::from(u16::from_be_bytes([f.data[20], f.data[21]]) & 0x1fff) * 8;
+            (id, off, f)
+        })
+        .collect();
+    let firsts: Vec<&(u16, usize, &Frame)> = frags.iter().filter(|x| x.1 == 0).collect();
+    assert_eq!(firsts.len(), 2, "{frags:?}");
+    for (id, _, first) in firsts {
+        let dns = first.ports().map(|p| p.4) == Some(53);
+        let datagram: Vec<&&Frame> = frags.iter().filter(|x| x.0 == *id).map(|x| &x.2).collect();
+        assert!(datagram.len() > 10, "MTU 1500 fragments 20 008 bytes");
+        let ip_payload: usize = datagram
+            .iter()
+            .filter_map(|f| f.ipv4().map(|t| t.4 - t.3))
+            .sum();
+        assert_eq!(ip_payload, 8 + DNS_SIZE);
+        // Later fragments have no ports: always whole. The first one is
+        // whole for DNS and cut to the UDP headers otherwise.
+        for f in &datagram {
+            assert_eq!(f.orig_len as usize, 14 + f.ipv4().map_or(0, |t| t.4));
+        }
+        let first_len = if dns { first.orig_len as usize } else { 82 };
+        assert_eq!(first.data.len(), first_len);
+        assert!(frags
+            .iter()
+            .filter(|x| x.0 == *id && x.1 > 0)
+            .all(|x| x.2.data.len() == x.2.orig_len as usize));
+    }
 }
 
 /// Runs without the namespace gate: as root it drops to uid 65534 with no
