@@ -198,6 +198,43 @@ impl Frame {
     }
 }
 
+/// Keeps a capture on `lo` open until it sees kernel receive timestamps.
+///
+/// The kernel stamps received frames only while some socket asks for it,
+/// and switches this on lazily (a static key flipped from a workqueue, in
+/// ms, longer while other test processes close their sockets): until then a
+/// frame carries the time it was read. Tests that compare timestamps hold
+/// the returned source while opening theirs, so the switch stays on.
+fn kernel_timestamps_on() -> LiveSource {
+    let mut probe = LiveSource::open(&LiveConfig {
+        interfaces: vec!["lo".to_string()],
+        poll_interval: Duration::from_millis(10),
+        ..LiveConfig::default()
+    })
+    .expect("open lo");
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let to = rx.local_addr().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let sent = wall_ns();
+        tx.send_to(b"probe", to).expect("send");
+        std::thread::sleep(Duration::from_millis(5));
+        let read_at = wall_ns();
+        let mut stamped = false;
+        while let Next::Packet(p) = probe.next_packet().expect("next_packet") {
+            stamped |= sent <= p.ts.0 && p.ts.0 < read_at;
+        }
+        if stamped {
+            return probe;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kernel receive timestamps never came on"
+        );
+    }
+}
+
 /// Reads frames until the source has been idle once after `quiet` passed.
 fn drain(source: &mut LiveSource, quiet: Duration) -> Vec<Frame> {
     let until = Instant::now() + quiet;
@@ -242,6 +279,7 @@ fn loopback_inner() {
         interfaces: vec!["lo".to_string()],
         ..LiveConfig::default()
     };
+    let _timestamps = kernel_timestamps_on();
     let mut source = LiveSource::open(&config).expect("open lo");
     assert_eq!(source.interface_names().collect::<Vec<_>>(), ["lo"]);
 
@@ -355,6 +393,7 @@ fn spawn_peer(test: &str) -> Child {
 }
 
 fn veth_inner(test: &str) {
+    let _timestamps = kernel_timestamps_on();
     let mut source = LiveSource::open(&LiveConfig::default()).expect("open");
     let names: Vec<String> = source.interface_names().map(String::from).collect();
     assert_eq!(names, ["lo", "va"], "default: every interface that is up");
@@ -447,6 +486,77 @@ fn veth_inner(test: &str) {
 }
 
 #[test]
+fn frames_from_several_interfaces_come_in_time_order() {
+    const TEST: &str = "frames_from_several_interfaces_come_in_time_order";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("order", 65535).run_inner(TEST),
+        Role::Outer | Role::Peer => {}
+        Role::Inner => order_inner(),
+    }
+}
+
+/// 50 datagrams on `lo`, 50 over `va`, 50 on `lo` again, all queued before
+/// the first read: the source must yield them in that order, not
+/// alternating between the two queues.
+fn order_inner() {
+    let _timestamps = kernel_timestamps_on();
+    let mut source = LiveSource::open(&LiveConfig::default()).expect("open");
+    let names: Vec<String> = source.interface_names().map(String::from).collect();
+    assert_eq!(names, ["lo", "va"]);
+    let tx = UdpSocket::bind("0.0.0.0:0").expect("bind");
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let lo_port = rx.local_addr().expect("addr").port();
+    let va_port = 9999;
+    // Resolve B's MAC first so no datagram waits in the neighbour queue.
+    tx.send_to(b"prime", (B, va_port)).expect("send");
+    std::thread::sleep(Duration::from_millis(100));
+    for (addr, port) in [
+        (Ipv4Addr::LOCALHOST, lo_port),
+        (B, va_port),
+        (Ipv4Addr::LOCALHOST, lo_port),
+    ] {
+        for _ in 0..50 {
+            tx.send_to(b"ordered", (addr, port)).expect("send");
+        }
+    }
+    let frames = drain(&mut source, Duration::from_millis(300));
+    let disorder: Vec<(usize, u16, i64)> = frames
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[1].ts < w[0].ts)
+        .map(|(i, w)| (i, w[1].interface, w[1].ts as i64 - w[0].ts as i64))
+        .collect();
+    if !disorder.is_empty() {
+        let t0 = frames[0].ts;
+        for (i, f) in frames.iter().enumerate() {
+            eprintln!(
+                "{i} if{} {:?} +{}us {:?} {:?}",
+                f.interface,
+                f.packet_type,
+                (f.ts - t0.min(f.ts)) / 1000,
+                f.ports(),
+                f.ipv4().map(|t| t.0)
+            );
+        }
+    }
+    assert!(
+        disorder.is_empty(),
+        "out of order: {disorder:?} of {}",
+        frames.len()
+    );
+    let ours: Vec<u16> = frames
+        .iter()
+        .filter(|f| {
+            f.data.ends_with(b"ordered")
+                && matches!(f.ports(), Some((17, _, _, _, p)) if p == lo_port || p == va_port)
+        })
+        .map(|f| f.interface)
+        .collect();
+    let expected: Vec<u16> = [0u16, 1, 0].iter().flat_map(|&i| [i; 50]).collect();
+    assert_eq!(ours, expected);
+}
+
+#[test]
 fn kernel_drops_are_counted_when_the_buffer_overflows() {
     const TEST: &str = "kernel_drops_are_counted_when_the_buffer_overflows";
     match role() {
@@ -464,6 +574,7 @@ fn drops_inner() {
         rcvbuf: Some(1),
         ..LiveConfig::default()
     };
+    let _timestamps = kernel_timestamps_on();
     let mut source = LiveSource::open(&config).expect("open lo");
     let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -504,6 +615,7 @@ fn fragments_inner(test: &str) {
         interfaces: vec!["va".to_string()],
         ..LiveConfig::default()
     };
+    let _timestamps = kernel_timestamps_on();
     let mut source = LiveSource::open(&config).expect("open va");
     let peer_ns = std::env::var(PEER_NS).expect("peer namespace name");
     let out = this_test_in(&["ip", "netns", "exec", &peer_ns], test, "peer")
