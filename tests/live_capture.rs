@@ -658,6 +658,57 @@ fn fragments_inner(test: &str) {
     }
 }
 
+#[test]
+fn capture_runs_as_non_root_with_only_cap_net_raw() {
+    const TEST: &str = "capture_runs_as_non_root_with_only_cap_net_raw";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => {
+            let lab = Lab::new("caps", 65535);
+            #[rustfmt::skip]
+            let prefix = ["ip", "netns", "exec", &lab.ns,
+                "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                "--inh-caps=-all,+net_raw", "--ambient-caps=-all,+net_raw",
+                "--bounding-set=-all,+net_raw", "--"];
+            let out = this_test_in(&prefix, TEST, "inner")
+                .output()
+                .expect("spawn");
+            assert_ran(TEST, &out);
+        }
+        Role::Outer | Role::Peer => {}
+        Role::Inner => {
+            let status = std::fs::read_to_string("/proc/self/status").expect("status");
+            assert!(status
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.contains("65534")));
+            // CapEff: only CAP_NET_RAW (bit 13).
+            assert!(
+                status.lines().any(|l| l == "CapEff:\t0000000000002000"),
+                "{status}"
+            );
+            let mut source = LiveSource::open(&LiveConfig {
+                interfaces: vec!["lo".to_string()],
+                ..LiveConfig::default()
+            })
+            .expect("CAP_NET_RAW is enough to capture");
+            let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            let port = rx.local_addr().expect("addr").port();
+            UdpSocket::bind("127.0.0.1:0")
+                .expect("bind")
+                .send_to(b"unprivileged", ("127.0.0.1", port))
+                .expect("send");
+            let frames = drain(&mut source, Duration::from_millis(100));
+            let seen = frames
+                .iter()
+                .filter(|f| matches!(f.ports(), Some((17, _, _, _, p)) if p == port))
+                .count();
+            assert_eq!(seen, 1);
+            // Without CAP_NET_ADMIN the buffer falls back to SO_RCVBUF,
+            // capped by net.core.rmem_max; stats still work.
+            assert_eq!(source.stats()[0].dropped, 0);
+        }
+    }
+}
+
 /// Runs without the namespace gate: as root it drops to uid 65534 with no
 /// capabilities; as any other user it already lacks CAP_NET_RAW.
 #[test]
