@@ -153,12 +153,27 @@ impl LiveSource {
             };
             let socket = Socket::open(iface.index, &capture_filter(&spec), &options)
                 .map_err(|e| CaptureError::Live(format!("{}: {e}", iface.name)))?;
+            let granted = socket.rcvbuf().unwrap_or(0);
             tracing::debug!(
                 interface = %iface.name,
                 ifindex = iface.index,
-                rcvbuf = socket.rcvbuf().unwrap_or(0),
+                rcvbuf = granted,
                 "capture socket open"
             );
+            // The kernel reports twice what it granted; less than twice the
+            // request means SO_RCVBUFFORCE was refused (no CAP_NET_ADMIN)
+            // and net.core.rmem_max capped the buffer.
+            if let Some(wanted) = config.rcvbuf {
+                if granted / 2 < wanted {
+                    tracing::warn!(
+                        interface = %iface.name,
+                        requested = wanted,
+                        granted = granted / 2,
+                        "capture buffer capped by net.core.rmem_max (no CAP_NET_ADMIN); \
+                         bursts may be dropped, see podpath_capture_drops_total"
+                    );
+                }
+            }
             captures.push(Capture {
                 name: iface.name,
                 socket,
