@@ -4,11 +4,11 @@
 //! classic BPF program keeps DNS whole, TCP to headers plus the first
 //! payload bytes, UDP to headers, ICMP errors, and drops the outgoing copy of
 //! loopback packets), all read by the calling thread: `poll()` over every
-//! socket with a short timeout, then one `recvmsg()` per frame, merged across
-//! interfaces in kernel timestamp order. When nothing
-//! arrives within the timeout the source yields `Next::Idle` with the wall
-//! clock, which is the same CLOCK_REALTIME the kernel stamps packets with,
-//! so the engine's timeouts still fire when traffic stops.
+//! socket with a short timeout, then one `recvmsg()` per frame, merged
+//! across interfaces in kernel timestamp order. When nothing arrives within
+//! the timeout the source yields `Next::Idle` with the wall clock, which is
+//! the same CLOCK_REALTIME the kernel stamps packets with, so the engine's
+//! timeouts still fire when traffic stops.
 //!
 //! Frames are Ethernet (on `lo` with a zeroed header); the direction comes
 //! from the kernel (`sll_pkttype`), not from addresses.
@@ -32,9 +32,9 @@ use super::{CaptureError, InterfaceStats, Next, PacketSource, RawPacket};
 use crate::decode::{LinkType, PacketType};
 use crate::Timestamp;
 
-/// Read buffer per interface: larger than any frame the kernel hands over (veth and
-/// loopback deliver GRO/GSO frames up to 64 KiB and more), so that a frame
-/// the filter keeps whole is never cut here.
+/// Read buffer per interface: larger than any frame the kernel hands over
+/// (veth and loopback deliver GRO/GSO frames up to 64 KiB and more), so that
+/// a frame the filter keeps whole is never cut here.
 pub const READ_BUFFER: usize = 256 * 1024;
 /// Default socket receive buffer, against drops in bursts. The kernel
 /// charges each queued frame its whole skb (a 64 KiB GRO frame counts fully
