@@ -136,6 +136,46 @@ fn this_test_in(prefix: &[&str], test: &str, role: &str) -> Command {
     cmd
 }
 
+/// A copy of this test binary that user 65534 can run: the build directory
+/// may sit under a home directory other users cannot enter. Removed on drop.
+struct WorldExecutable {
+    dir: std::path::PathBuf,
+}
+
+impl WorldExecutable {
+    fn new(test: &str) -> WorldExecutable {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pp-cap-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let exe = std::env::current_exe().expect("current_exe");
+        std::fs::copy(exe, dir.join("live_capture")).expect("copy test binary");
+        std::fs::set_permissions(
+            dir.join("live_capture"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .expect("chmod");
+        WorldExecutable { dir }
+    }
+
+    /// `prefix... <copy> --exact test` in `role`.
+    fn command(&self, prefix: &[&str], test: &str, role: &str) -> Command {
+        let mut cmd = Command::new(prefix[0]);
+        cmd.args(&prefix[1..])
+            .arg(self.dir.join("live_capture"))
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(ROLE, role)
+            .current_dir(&self.dir);
+        cmd
+    }
+}
+
+impl Drop for WorldExecutable {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 fn assert_ran(test: &str, out: &std::process::Output) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -669,7 +709,8 @@ fn capture_runs_as_non_root_with_only_cap_net_raw() {
                 "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                 "--inh-caps=-all,+net_raw", "--ambient-caps=-all,+net_raw",
                 "--bounding-set=-all,+net_raw", "--"];
-            let out = this_test_in(&prefix, TEST, "inner")
+            let out = WorldExecutable::new(TEST)
+                .command(&prefix, TEST, "inner")
                 .output()
                 .expect("spawn");
             assert_ran(TEST, &out);
@@ -728,7 +769,10 @@ fn capture_without_cap_net_raw_names_the_capability() {
             } else {
                 &["env"]
             };
-            let out = this_test_in(prefix, TEST, "inner").output().expect("spawn");
+            let out = WorldExecutable::new(TEST)
+                .command(prefix, TEST, "inner")
+                .output()
+                .expect("spawn");
             assert_ran(TEST, &out);
         }
         Role::Peer => {}
