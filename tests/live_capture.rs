@@ -102,6 +102,10 @@ impl Lab {
             "dev",
             "vb",
         ]);
+        #[rustfmt::skip]
+        sh(&["ip", "-n", &lab.ns, "addr", "add", "fd00:250::1/64", "dev", "va", "nodad"]);
+        #[rustfmt::skip]
+        sh(&["ip", "-n", &lab.peer, "addr", "add", "fd00:250::2/64", "dev", "vb", "nodad"]);
         sh(&["ip", "-n", &lab.ns, "link", "set", "va", "up"]);
         sh(&["ip", "-n", &lab.peer, "link", "set", "vb", "up"]);
         lab
@@ -594,6 +598,79 @@ fn order_inner() {
         .collect();
     let expected: Vec<u16> = [0u16, 1, 0].iter().flat_map(|&i| [i; 50]).collect();
     assert_eq!(ours, expected);
+}
+
+#[test]
+fn ipv6_dns_is_whole_other_udp_cut_neighbour_discovery_dropped() {
+    const TEST: &str = "ipv6_dns_is_whole_other_udp_cut_neighbour_discovery_dropped";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("ipv6", 1500).run_inner(TEST),
+        Role::Outer | Role::Peer => {}
+        Role::Inner => ipv6_inner(),
+    }
+}
+
+/// Frame fields for IPv6: (next header, payload length, first byte after the
+/// fixed header).
+fn ipv6_fields(f: &Frame) -> Option<(u8, usize, u8)> {
+    if f.data.get(12..14)? != [0x86, 0xdd] {
+        return None;
+    }
+    let plen = usize::from(u16::from_be_bytes([*f.data.get(18)?, *f.data.get(19)?]));
+    Some((*f.data.get(20)?, plen, *f.data.get(54)?))
+}
+
+/// Only A sends: B's kernel answers the closed ports with ICMPv6 errors, and
+/// the first datagram makes both kernels run neighbour discovery.
+fn ipv6_inner() {
+    let _timestamps = kernel_timestamps_on();
+    let config = LiveConfig {
+        interfaces: vec!["va".to_string()],
+        ..LiveConfig::default()
+    };
+    let mut source = LiveSource::open(&config).expect("open va");
+    let b: std::net::Ipv6Addr = "fd00:250::2".parse().expect("addr");
+    let udp = UdpSocket::bind("[fd00:250::1]:0").expect("bind");
+    udp.send_to(&[0x5a; 1200], (b, 53)).expect("send dns");
+    udp.send_to(&[0x33; 1200], (b, 9999)).expect("send other");
+    // Neighbour discovery on a fresh link can take a second.
+    let mut frames = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && frames
+            .iter()
+            .filter(|f| ipv6_fields(f).is_some_and(|x| x.0 == 58 && x.2 == 1))
+            .count()
+            < 2
+    {
+        frames.extend(drain(&mut source, Duration::from_millis(100)));
+    }
+    let v6: Vec<(&Frame, (u8, usize, u8))> = frames
+        .iter()
+        .filter_map(|f| ipv6_fields(f).map(|x| (f, x)))
+        .collect();
+
+    let udp_out: Vec<&(&Frame, (u8, usize, u8))> = v6.iter().filter(|(_, x)| x.0 == 17).collect();
+    assert_eq!(udp_out.len(), 2, "{v6:?}");
+    for (f, (_, plen, _)) in &udp_out {
+        assert_eq!(f.packet_type, Some(PacketType::Outgoing));
+        assert_eq!(f.orig_len as usize, 14 + 40 + plen);
+        let dport = u16::from_be_bytes([f.data[56], f.data[57]]);
+        let kept = if dport == 53 { 14 + 40 + 8 + 1200 } else { 82 };
+        assert_eq!(f.data.len(), kept, "port {dport}");
+    }
+    // ICMPv6: the two port-unreachable errors (type 1) come back cut to 202
+    // bytes; neighbour solicitations and advertisements (135, 136) and
+    // router solicitations (133) are dropped in the kernel.
+    let icmp: Vec<&(&Frame, (u8, usize, u8))> = v6.iter().filter(|(_, x)| x.0 == 58).collect();
+    assert_eq!(icmp.len(), 2, "{v6:?}");
+    // MLD reports (hop-by-hop header, then ICMPv6) are dropped too.
+    assert!(v6.iter().all(|(_, x)| x.0 != 0), "{v6:?}");
+    for (f, (_, _, icmp_type)) in &icmp {
+        assert_eq!(*icmp_type, 1);
+        assert_eq!(f.packet_type, Some(PacketType::Host));
+        assert_eq!(f.data.len(), 202);
+    }
 }
 
 #[test]
