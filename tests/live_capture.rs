@@ -2,8 +2,8 @@
 //!
 //! Each test runs three ways, chosen by `PODPATH_NETNS_ROLE`:
 //! - unset (outer): builds the lab (`ip netns add pp-cap-*`: namespace A with
-//!   `lo` and `va` 10.250.0.1/24, namespace B with `vb` 10.250.0.2/24, a veth
-//!   pair between them) and re-runs this same test inside A with
+//!   `lo` and `va` 10.250.0.1/24 + fd00:250::1/64, namespace B with `vb`
+//!   10.250.0.2/24 + fd00:250::2/64, a veth pair between them) and re-runs this same test inside A with
 //!   `ip netns exec A <this binary> --exact <test>`, then removes the lab;
 //! - `inner`: the test body, capturing in A;
 //! - `peer`: traffic from B, started by the inner body.
