@@ -146,7 +146,7 @@ def rich():
         lookup("api.example.com", "external", "NOERROR",
                [f"api.example.com.{s}" for s in (s0, s1, s2)] + ["api.example.com"],
                addresses=["203.0.113.10"]),
-        lookup("api.example.com", "external", "NOERROR", ["api.example.com"],
+        lookup("api.example.com", "external_absolute", "NOERROR", ["api.example.com"],
                addresses=["203.0.113.10"], written="api.example.com."),
         lookup("nosuch", "short", "NXDOMAIN", [f"nosuch.{s}" for s in (s0, s1, s2)] + ["nosuch"]),
         lookup("legacy", "short", "NOERROR", [f"legacy.{s0}"], addresses=["10.96.200.30"]),
@@ -193,7 +193,7 @@ def rich():
             "outcome says how it ended. The timed-out connect sent 2 SYNs (retransmission after 1 s), "
             "one attempt.",
             "The two api.example.com lookups: written without and with a trailing dot; both report the "
-            "name api.example.com (form external), so by dns_name the connections metric counts 2.",
+            "name api.example.com (forms external and external_absolute), so by dns_name the connections metric counts 2.",
             "glibc answers the lookup at the first candidate that returns data: A-only names get AAAA "
             "NOERROR with no answer (NODATA), which ends the walk like an answer does.",
             "DNS over TCP (use-vc): one TCP connection per candidate name, A and AAAA sent in one "

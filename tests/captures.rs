@@ -3,17 +3,30 @@
 
 use std::process::Command;
 
-const SEED_FLAGS: &[&str] = &["--service-cidr", "10.96.0.0/12", "--pod-cidr", "10.244.0.0/16"];
+const SEED_FLAGS: &[&str] = &[
+    "--service-cidr",
+    "10.96.0.0/12",
+    "--pod-cidr",
+    "10.244.0.0/16",
+];
 
 fn analyze(format: &str, flags: &[&str], files: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_podpath"))
         .arg("analyze")
         .args(["--format", format])
         .args(flags)
-        .args(files.iter().map(|f| format!("{}/tests/captures/{f}", env!("CARGO_MANIFEST_DIR"))))
+        .args(
+            files
+                .iter()
+                .map(|f| format!("{}/tests/captures/{f}", env!("CARGO_MANIFEST_DIR"))),
+        )
         .output()
         .expect("run podpath");
-    assert!(out.status.success(), "podpath failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "podpath failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
@@ -34,27 +47,80 @@ fn series(text: &str, family: &str) -> Vec<String> {
 
 fn assert_seed(text: &str, loopback: f64) {
     let conn = "podpath_connections_total";
-    assert_eq!(value(text, &format!("{conn}{{path=\"loopback\",")), loopback, "{text}");
+    assert_eq!(
+        value(text, &format!("{conn}{{path=\"loopback\",")),
+        loopback,
+        "{text}"
+    );
     assert_eq!(value(text, &format!("{conn}{{path=\"pod_ip\",target=\"\",protocol=\"tcp\",dns_name=\"\",service=\"\",namespace=\"\",port=\"80\"}}")), 1.0);
     assert_eq!(value(text, &format!("{conn}{{path=\"cluster_ip\",target=\"\",protocol=\"tcp\",dns_name=\"\",service=\"\",namespace=\"\",port=\"80\"}}")), 1.0);
     assert_eq!(value(text, &format!("{conn}{{path=\"dns\",target=\"cluster_ip\",protocol=\"tcp\",dns_name=\"demo-app\",service=\"demo-app\",namespace=\"default\",port=\"80\"}}")), 1.0);
     assert_eq!(value(text, &format!("{conn}{{path=\"dns\",target=\"cluster_ip\",protocol=\"tcp\",dns_name=\"demo-app.default\",service=\"demo-app\",namespace=\"default\",port=\"80\"}}")), 1.0);
-    assert_eq!(value(text, conn), 4.0 + loopback, "no other connection: {:?}", series(text, conn));
+    assert_eq!(
+        value(text, conn),
+        4.0 + loopback,
+        "no other connection: {:?}",
+        series(text, conn)
+    );
     assert_eq!(value(text, "podpath_dns_queries_total"), 6.0);
-    assert_eq!(value(text, "podpath_dns_queries_total{qtype=\"A\",rcode=\"NOERROR\"}") + value(text, "podpath_dns_queries_total{qtype=\"AAAA\",rcode=\"NOERROR\"}"), 4.0);
-    assert_eq!(value(text, "podpath_dns_queries_total{qtype=\"A\",rcode=\"NXDOMAIN\"}") + value(text, "podpath_dns_queries_total{qtype=\"AAAA\",rcode=\"NXDOMAIN\"}"), 2.0);
-    for (path, n) in [("loopback", loopback), ("pod_ip", 1.0), ("cluster_ip", 1.0), ("dns", 2.0)] {
+    assert_eq!(
+        value(
+            text,
+            "podpath_dns_queries_total{qtype=\"A\",rcode=\"NOERROR\"}"
+        ) + value(
+            text,
+            "podpath_dns_queries_total{qtype=\"AAAA\",rcode=\"NOERROR\"}"
+        ),
+        4.0
+    );
+    assert_eq!(
+        value(
+            text,
+            "podpath_dns_queries_total{qtype=\"A\",rcode=\"NXDOMAIN\"}"
+        ) + value(
+            text,
+            "podpath_dns_queries_total{qtype=\"AAAA\",rcode=\"NXDOMAIN\"}"
+        ),
+        2.0
+    );
+    for (path, n) in [
+        ("loopback", loopback),
+        ("pod_ip", 1.0),
+        ("cluster_ip", 1.0),
+        ("dns", 2.0),
+    ] {
         assert_eq!(
-            value(text, &format!("podpath_http_requests_total{{path=\"{path}\"")),
+            value(
+                text,
+                &format!("podpath_http_requests_total{{path=\"{path}\"")
+            ),
             n,
             "HTTP requests on {path}"
         );
     }
     assert_eq!(value(text, "podpath_http_requests_total{path=\"dns\",service=\"demo-app\",method=\"GET\",code=\"200\"}"), 2.0);
-    assert_eq!(value(text, "podpath_dns_lookups_total{dns_name=\"demo-app\",form=\"short\",result=\"NOERROR\"}"), 1.0);
+    assert_eq!(
+        value(
+            text,
+            "podpath_dns_lookups_total{dns_name=\"demo-app\",form=\"short\",result=\"NOERROR\"}"
+        ),
+        1.0
+    );
     assert_eq!(value(text, "podpath_dns_lookups_total{dns_name=\"demo-app.default\",form=\"namespaced\",result=\"NOERROR\"}"), 1.0);
-    assert_eq!(value(text, "podpath_dns_lookup_wasted_queries_total{dns_name=\"demo-app.default\""), 2.0);
-    assert_eq!(value(text, "podpath_dns_lookup_wasted_queries_total{dns_name=\"demo-app\""), 0.0);
+    assert_eq!(
+        value(
+            text,
+            "podpath_dns_lookup_wasted_queries_total{dns_name=\"demo-app.default\""
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            text,
+            "podpath_dns_lookup_wasted_queries_total{dns_name=\"demo-app\""
+        ),
+        0.0
+    );
     assert_eq!(value(text, "podpath_tcp_connect_failures_total"), 0.0);
     assert_eq!(value(text, "podpath_inbound_connections_total"), 0.0);
 }
@@ -66,7 +132,10 @@ fn seed_any_sll2() {
 
 #[test]
 fn seed_any_sll1() {
-    assert_seed(&analyze("prometheus", SEED_FLAGS, &["seed-any-sll1.pcap"]), 1.0);
+    assert_seed(
+        &analyze("prometheus", SEED_FLAGS, &["seed-any-sll1.pcap"]),
+        1.0,
+    );
 }
 
 #[test]
@@ -120,7 +189,12 @@ fn seed_json_records_connections_lookups_and_requests() {
         l,
         vec![
             ("demo-app", "demo-app.default.svc.cluster.local", 2, 0),
-            ("demo-app.default", "demo-app.default.svc.cluster.local", 4, 2)
+            (
+                "demo-app.default",
+                "demo-app.default.svc.cluster.local",
+                4,
+                2
+            )
         ]
     );
     assert_eq!(json["http_requests"].as_array().map(Vec::len), Some(5));
@@ -131,13 +205,22 @@ fn seed_json_records_connections_lookups_and_requests() {
 #[test]
 fn table_names_every_path_and_the_wasted_queries() {
     let table = analyze("table", SEED_FLAGS, &["seed-any.pcap"]);
-    assert!(table.contains("total: loopback 1, pod_ip 1, cluster_ip 1, dns 2, external 0"), "{table}");
-    assert!(table.contains("total: 6 (NOERROR 4, NXDOMAIN 2)"), "{table}");
+    assert!(
+        table.contains("total: loopback 1, pod_ip 1, cluster_ip 1, dns 2, external 0"),
+        "{table}"
+    );
+    assert!(
+        table.contains("total: 6 (NOERROR 4, NXDOMAIN 2)"),
+        "{table}"
+    );
     let line = table
         .lines()
         .find(|l| l.trim_start().starts_with("demo-app.default "))
         .expect("lookup row");
-    assert_eq!(line.split_whitespace().collect::<Vec<_>>(), ["demo-app.default", "namespaced", "NOERROR", "1", "4", "2"]);
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        ["demo-app.default", "namespaced", "NOERROR", "1", "4", "2"]
+    );
 }
 
 /// Splits a little-endian microsecond pcap into two files, alternating packets.
@@ -160,7 +243,11 @@ fn split_pcap(bytes: &[u8], a: &std::path::Path, b: &std::path::Path) {
 fn several_files_merge_in_timestamp_order() {
     let dir = std::env::temp_dir().join(format!("podpath-split-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let seed = std::fs::read(format!("{}/tests/captures/seed-any.pcap", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let seed = std::fs::read(format!(
+        "{}/tests/captures/seed-any.pcap",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
     let (a, b) = (dir.join("odd.pcap"), dir.join("even.pcap"));
     split_pcap(&seed, &a, &b);
     let out = Command::new(env!("CARGO_BIN_EXE_podpath"))
@@ -182,8 +269,15 @@ fn bad_inputs_fail_with_one_line_naming_the_file() {
     std::fs::write(&not_pcap, "hello, not a capture\n").unwrap();
     let empty = dir.join("empty.pcap");
     std::fs::write(&empty, b"").unwrap();
-    for path in [not_pcap.to_str().unwrap(), empty.to_str().unwrap(), "/nonexistent/x.pcap"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_podpath")).args(["analyze", path]).output().unwrap();
+    for path in [
+        not_pcap.to_str().unwrap(),
+        empty.to_str().unwrap(),
+        "/nonexistent/x.pcap",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_podpath"))
+            .args(["analyze", path])
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{path}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{path}: {err}");

@@ -8,8 +8,9 @@
 //! - `inner`: the test body, capturing in A;
 //! - `peer`: traffic from B, started by the inner body.
 //!
-//! The namespace tests need root and run only with `PODPATH_NETNS_TESTS=1`
-//! (CI sets it). No packet leaves the namespaces.
+//! The namespace tests need root; they are compiled in with the
+//! `netns-tests` feature (CI: `cargo test --features netns-tests`) and shown
+//! as ignored otherwise. No packet leaves the namespaces.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -39,14 +40,6 @@ fn role() -> Role {
         Ok("peer") => Role::Peer,
         _ => Role::Outer,
     }
-}
-
-fn netns_tests_enabled(test: &str) -> bool {
-    if std::env::var("PODPATH_NETNS_TESTS").as_deref() == Ok("1") {
-        return true;
-    }
-    eprintln!("{test}: not run: needs root and PODPATH_NETNS_TESTS=1");
-    false
 }
 
 fn sh(args: &[&str]) {
@@ -307,12 +300,16 @@ fn drain(source: &mut LiveSource, quiet: Duration) -> Vec<Frame> {
     }
 }
 
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
 #[test]
 fn loopback_packets_are_seen_once_and_counted() {
     const TEST: &str = "loopback_packets_are_seen_once_and_counted";
     match role() {
-        Role::Outer if netns_tests_enabled(TEST) => Lab::new("lo", 65535).run_inner(TEST),
-        Role::Outer | Role::Peer => {}
+        Role::Outer => Lab::new("lo", 65535).run_inner(TEST),
+        Role::Peer => {}
         Role::Inner => loopback_inner(),
     }
 }
@@ -391,11 +388,15 @@ fn loopback_inner() {
     assert!(ended.duration_since(set_at) < Duration::from_millis(250));
 }
 
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
 #[test]
 fn veth_keeps_dns_whole_cuts_tcp_and_reports_direction() {
     const TEST: &str = "veth_keeps_dns_whole_cuts_tcp_and_reports_direction";
     match role() {
-        Role::Outer if netns_tests_enabled(TEST) => Lab::new("veth", 65535).run_inner(TEST),
+        Role::Outer => Lab::new("veth", 65535).run_inner(TEST),
         Role::Outer => {}
         Role::Inner => veth_inner(TEST),
         Role::Peer => veth_peer(),
@@ -529,12 +530,16 @@ fn veth_inner(test: &str) {
     assert!(stats.iter().all(|s| s.dropped == 0), "{stats:?}");
 }
 
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
 #[test]
 fn frames_from_several_interfaces_come_in_time_order() {
     const TEST: &str = "frames_from_several_interfaces_come_in_time_order";
     match role() {
-        Role::Outer if netns_tests_enabled(TEST) => Lab::new("order", 65535).run_inner(TEST),
-        Role::Outer | Role::Peer => {}
+        Role::Outer => Lab::new("order", 65535).run_inner(TEST),
+        Role::Peer => {}
         Role::Inner => order_inner(),
     }
 }
@@ -600,12 +605,16 @@ fn order_inner() {
     assert_eq!(ours, expected);
 }
 
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
 #[test]
 fn ipv6_dns_is_whole_other_udp_cut_neighbour_discovery_dropped() {
     const TEST: &str = "ipv6_dns_is_whole_other_udp_cut_neighbour_discovery_dropped";
     match role() {
-        Role::Outer if netns_tests_enabled(TEST) => Lab::new("ipv6", 1500).run_inner(TEST),
-        Role::Outer | Role::Peer => {}
+        Role::Outer => Lab::new("ipv6", 1500).run_inner(TEST),
+        Role::Peer => {}
         Role::Inner => ipv6_inner(),
     }
 }
@@ -673,12 +682,16 @@ fn ipv6_inner() {
     }
 }
 
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
 #[test]
 fn kernel_drops_are_counted_when_the_buffer_overflows() {
     const TEST: &str = "kernel_drops_are_counted_when_the_buffer_overflows";
     match role() {
-        Role::Outer if netns_tests_enabled(TEST) => Lab::new("drop", 65535).run_inner(TEST),
-        Role::Outer | Role::Peer => {}
+        Role::Outer => Lab::new("drop", 65535).run_inner(TEST),
+        Role::Peer => {}
         Role::Inner => drops_inner(),
     }
 }
@@ -711,11 +724,15 @@ fn drops_inner() {
     assert_eq!(read, after[0].received - after[0].dropped, "{after:?}");
 }
 
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
 #[test]
 fn ip_fragments_of_dns_arrive_whole() {
     const TEST: &str = "ip_fragments_of_dns_arrive_whole";
     match role() {
-        Role::Outer if netns_tests_enabled(TEST) => Lab::new("frag", 1500).run_inner(TEST),
+        Role::Outer => Lab::new("frag", 1500).run_inner(TEST),
         Role::Outer => {}
         Role::Inner => fragments_inner(TEST),
         Role::Peer => {
@@ -775,11 +792,15 @@ fn fragments_inner(test: &str) {
     }
 }
 
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
 #[test]
 fn capture_runs_as_non_root_with_only_cap_net_raw() {
     const TEST: &str = "capture_runs_as_non_root_with_only_cap_net_raw";
     match role() {
-        Role::Outer if netns_tests_enabled(TEST) => {
+        Role::Outer => {
             let lab = Lab::new("caps", 65535);
             #[rustfmt::skip]
             let prefix = ["ip", "netns", "exec", &lab.ns,
@@ -792,7 +813,7 @@ fn capture_runs_as_non_root_with_only_cap_net_raw() {
                 .expect("spawn");
             assert_ran(TEST, &out);
         }
-        Role::Outer | Role::Peer => {}
+        Role::Peer => {}
         Role::Inner => {
             let status = std::fs::read_to_string("/proc/self/status").expect("status");
             assert!(status
