@@ -397,7 +397,6 @@ fn veth_keeps_dns_whole_cuts_tcp_and_reports_direction() {
     const TEST: &str = "veth_keeps_dns_whole_cuts_tcp_and_reports_direction";
     match role() {
         Role::Outer => Lab::new("veth", 65535).run_inner(TEST),
-        Role::Outer => {}
         Role::Inner => veth_inner(TEST),
         Role::Peer => veth_peer(),
     }
@@ -733,7 +732,6 @@ fn ip_fragments_of_dns_arrive_whole() {
     const TEST: &str = "ip_fragments_of_dns_arrive_whole";
     match role() {
         Role::Outer => Lab::new("frag", 1500).run_inner(TEST),
-        Role::Outer => {}
         Role::Inner => fragments_inner(TEST),
         Role::Peer => {
             let udp = UdpSocket::bind((B, 0)).expect("bind");
