@@ -23,6 +23,8 @@ LAB = os.path.join(ROOT, "lab", "lab.sh")
 BIN = os.environ.get("PODPATH_BIN") or os.path.join(
     os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "podpath")
 PORT = 9809
+# The pod that plays Prometheus.
+SCRAPER = "pp-demo-app"
 CIDRS = ["--service-cidr", "10.96.0.0/12", "--service-cidr", "fd00:10:96::/112",
          "--pod-cidr", "10.244.0.0/16", "--pod-cidr", "fd00:10:244::/64"]
 # Families compared exactly between the live scrape and analyze of the capture.
@@ -51,8 +53,8 @@ def in_ns(ns, *args):
 
 
 def fetch(ns_ip, path, timeout=2.0):
-    # From the node namespace, like a Prometheus scrape over the pod network.
-    out = subprocess.run(in_ns("pp-node", "curl", "-s", "-m", str(timeout), "-o", "-",
+    # From another pod, as a Prometheus pod scrapes over the pod network.
+    out = subprocess.run(in_ns(SCRAPER, "curl", "-s", "-m", str(timeout), "-o", "-",
                                "-w", "\n%{http_code}", f"http://{ns_ip}:{PORT}{path}"),
                          capture_output=True, text=True)
     body, _, code = out.stdout.rpartition("\n")
