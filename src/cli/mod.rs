@@ -167,7 +167,7 @@ impl PodArgs {
     pub fn describe(cfg: &PodConfig) -> Vec<String> {
         let list = |v: &[String]| {
             if v.is_empty() {
-                "(none)".to_string()
+                "(not set: inferred)".to_string()
             } else {
                 v.join(" ")
             }

@@ -498,8 +498,8 @@ impl Report {
         }
 
         let _ = writeln!(out, "\nPod and cluster");
-        for l in context.local {
-            let _ = writeln!(out, "  pod address {} ({})", l.addr, l.from);
+        for l in context.local.iter().filter(|l| l.from == "configured") {
+            let _ = writeln!(out, "  pod address {} (configured)", l.addr);
         }
         for i in context.inferred {
             let _ = writeln!(out, "  inferred {} = {} from {}", i.what, i.value, i.from);
