@@ -12,6 +12,9 @@ mod hello;
 
 pub use hello::{looks_like_hello, scan, Scan, TlsError};
 
+#[cfg(test)]
+pub(crate) use hello::tests::client_hello as hello_for_tests;
+
 /// Bytes of the first client flight kept for reassembly.
 pub const MAX_FLIGHT: usize = 16 * 1024;
 
