@@ -458,4 +458,5 @@ fn undecodable_frames_are_counted_by_reason() {
     );
 }
 
+mod capture;
 mod proto;
