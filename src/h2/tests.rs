@@ -338,3 +338,35 @@ fn garbage_never_panics() {
         assert!(conn.open_streams() <= MAX_STREAMS);
     }
 }
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any sequence of segments, captured whole or in part, in either
+        /// direction, keeps the connection within its bounds.
+        #[test]
+        fn arbitrary_segments_never_panic(
+            preface in any::<bool>(),
+            segments in proptest::collection::vec(
+                (any::<bool>(), any::<u32>(), proptest::collection::vec(any::<u8>(), 0..300), 0u32..400),
+                0..12,
+            ),
+        ) {
+            let mut conn = if preface {
+                Connection::from_preface(0, Some(0))
+            } else {
+                Connection::joined()
+            };
+            let mut out = Vec::new();
+            for (from_client, seq, bytes, extra) in &segments {
+                let len = bytes.len() as u32 + extra;
+                conn.on_segment(*from_client, ms(1), *seq, bytes, len, &mut out);
+            }
+            prop_assert!(conn.open_streams() <= MAX_STREAMS);
+            prop_assert!(out.iter().all(|e| e.latency_secs.is_none_or(|l| l >= 0.0)));
+        }
+    }
+}

@@ -248,3 +248,38 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Arbitrary first flights, in arbitrary segments, never panic and
+        /// never buffer past the bound.
+        #[test]
+        fn arbitrary_flights_never_panic(
+            head in proptest::collection::vec(any::<u8>(), 0..64),
+            segments in proptest::collection::vec(
+                (0u32..20_000, proptest::collection::vec(any::<u8>(), 0..2_000), 0u32..3_000),
+                0..8,
+            ),
+        ) {
+            let _ = scan(&head);
+            let mut first = vec![22u8, 3, 1, 0x02, 0x00, 1];
+            first.extend_from_slice(&head);
+            let started = HelloTracker::start(0, &first);
+            prop_assert!(started.is_some());
+            if let Some(mut t) = started {
+                let _ = t.on_client_data(0, &first, first.len() as u32);
+                for (seq, bytes, extra) in &segments {
+                    let _ = t.on_client_data(*seq, bytes, bytes.len() as u32 + extra);
+                    prop_assert!(t.buf.len() <= MAX_FLIGHT);
+                }
+                let _ = t.finish();
+                prop_assert!(t.is_done());
+            }
+        }
+    }
+}
