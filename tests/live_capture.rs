@@ -2,14 +2,15 @@
 //!
 //! Each test runs three ways, chosen by `PODPATH_NETNS_ROLE`:
 //! - unset (outer): builds the lab (`ip netns add pp-cap-*`: namespace A with
-//!   `lo` and `va` 10.250.0.1/24, namespace B with `vb` 10.250.0.2/24, a veth
-//!   pair between them) and re-runs this same test inside A with
+//!   `lo` and `va` 10.250.0.1/24 + fd00:250::1/64, namespace B with `vb`
+//!   10.250.0.2/24 + fd00:250::2/64, a veth pair between them) and re-runs this same test inside A with
 //!   `ip netns exec A <this binary> --exact <test>`, then removes the lab;
 //! - `inner`: the test body, capturing in A;
 //! - `peer`: traffic from B, started by the inner body.
 //!
-//! The namespace tests need root and run only with `PODPATH_NETNS_TESTS=1`
-//! (CI sets it). No packet leaves the namespaces.
+//! The namespace tests need root; they are compiled in with the
+//! `netns-tests` feature (CI: `cargo test --features netns-tests`) and shown
+//! as ignored otherwise. No packet leaves the namespaces.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -41,14 +42,6 @@ fn role() -> Role {
     }
 }
 
-fn netns_tests_enabled(test: &str) -> bool {
-    if std::env::var("PODPATH_NETNS_TESTS").as_deref() == Ok("1") {
-        return true;
-    }
-    eprintln!("{test}: not run: needs root and PODPATH_NETNS_TESTS=1");
-    false
-}
-
 fn sh(args: &[&str]) {
     let out = Command::new(args[0])
         .args(&args[1..])
@@ -68,7 +61,8 @@ struct Lab {
 }
 
 impl Lab {
-    fn new(tag: &str) -> Lab {
+    fn new(tag: &str, mtu: u32) -> Lab {
+        let mtu = mtu.to_string();
         let pid = std::process::id();
         let lab = Lab {
             ns: format!("pp-cap-{tag}-{pid}"),
@@ -79,8 +73,8 @@ impl Lab {
         sh(&["ip", "-n", &lab.ns, "link", "set", "lo", "up"]);
         sh(&["ip", "-n", &lab.peer, "link", "set", "lo", "up"]);
         #[rustfmt::skip]
-        sh(&["ip", "-n", &lab.ns, "link", "add", "va", "mtu", "65535", "type", "veth",
-             "peer", "name", "vb", "mtu", "65535", "netns", &lab.peer]);
+        sh(&["ip", "-n", &lab.ns, "link", "add", "va", "mtu", &mtu, "type", "veth",
+             "peer", "name", "vb", "mtu", &mtu, "netns", &lab.peer]);
         sh(&[
             "ip",
             "-n",
@@ -101,6 +95,10 @@ impl Lab {
             "dev",
             "vb",
         ]);
+        #[rustfmt::skip]
+        sh(&["ip", "-n", &lab.ns, "addr", "add", "fd00:250::1/64", "dev", "va", "nodad"]);
+        #[rustfmt::skip]
+        sh(&["ip", "-n", &lab.peer, "addr", "add", "fd00:250::2/64", "dev", "vb", "nodad"]);
         sh(&["ip", "-n", &lab.ns, "link", "set", "va", "up"]);
         sh(&["ip", "-n", &lab.peer, "link", "set", "vb", "up"]);
         lab
@@ -133,6 +131,46 @@ fn this_test_in(prefix: &[&str], test: &str, role: &str) -> Command {
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(ROLE, role);
     cmd
+}
+
+/// A copy of this test binary that user 65534 can run: the build directory
+/// may sit under a home directory other users cannot enter. Removed on drop.
+struct WorldExecutable {
+    dir: std::path::PathBuf,
+}
+
+impl WorldExecutable {
+    fn new(test: &str) -> WorldExecutable {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pp-cap-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let exe = std::env::current_exe().expect("current_exe");
+        std::fs::copy(exe, dir.join("live_capture")).expect("copy test binary");
+        std::fs::set_permissions(
+            dir.join("live_capture"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .expect("chmod");
+        WorldExecutable { dir }
+    }
+
+    /// `prefix... <copy> --exact test` in `role`.
+    fn command(&self, prefix: &[&str], test: &str, role: &str) -> Command {
+        let mut cmd = Command::new(prefix[0]);
+        cmd.args(&prefix[1..])
+            .arg(self.dir.join("live_capture"))
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(ROLE, role)
+            .current_dir(&self.dir);
+        cmd
+    }
+}
+
+impl Drop for WorldExecutable {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 fn assert_ran(test: &str, out: &std::process::Output) {
@@ -197,6 +235,43 @@ impl Frame {
     }
 }
 
+/// Keeps a capture on `lo` open until it sees kernel receive timestamps.
+///
+/// The kernel stamps received frames only while some socket asks for it,
+/// and switches this on lazily (a static key flipped from a workqueue, in
+/// ms, longer while other test processes close their sockets): until then a
+/// frame carries the time it was read. Tests that compare timestamps hold
+/// the returned source while opening theirs, so the switch stays on.
+fn kernel_timestamps_on() -> LiveSource {
+    let mut probe = LiveSource::open(&LiveConfig {
+        interfaces: vec!["lo".to_string()],
+        poll_interval: Duration::from_millis(10),
+        ..LiveConfig::default()
+    })
+    .expect("open lo");
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let to = rx.local_addr().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let sent = wall_ns();
+        tx.send_to(b"probe", to).expect("send");
+        std::thread::sleep(Duration::from_millis(5));
+        let read_at = wall_ns();
+        let mut stamped = false;
+        while let Next::Packet(p) = probe.next_packet().expect("next_packet") {
+            stamped |= sent <= p.ts.0 && p.ts.0 < read_at;
+        }
+        if stamped {
+            return probe;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kernel receive timestamps never came on"
+        );
+    }
+}
+
 /// Reads frames until the source has been idle once after `quiet` passed.
 fn drain(source: &mut LiveSource, quiet: Duration) -> Vec<Frame> {
     let until = Instant::now() + quiet;
@@ -225,12 +300,16 @@ fn drain(source: &mut LiveSource, quiet: Duration) -> Vec<Frame> {
     }
 }
 
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
 #[test]
 fn loopback_packets_are_seen_once_and_counted() {
     const TEST: &str = "loopback_packets_are_seen_once_and_counted";
     match role() {
-        Role::Outer if netns_tests_enabled(TEST) => Lab::new("lo").run_inner(TEST),
-        Role::Outer | Role::Peer => {}
+        Role::Outer => Lab::new("lo", 65535).run_inner(TEST),
+        Role::Peer => {}
         Role::Inner => loopback_inner(),
     }
 }
@@ -241,6 +320,7 @@ fn loopback_inner() {
         interfaces: vec!["lo".to_string()],
         ..LiveConfig::default()
     };
+    let _timestamps = kernel_timestamps_on();
     let mut source = LiveSource::open(&config).expect("open lo");
     assert_eq!(source.interface_names().collect::<Vec<_>>(), ["lo"]);
 
@@ -308,12 +388,15 @@ fn loopback_inner() {
     assert!(ended.duration_since(set_at) < Duration::from_millis(250));
 }
 
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
 #[test]
 fn veth_keeps_dns_whole_cuts_tcp_and_reports_direction() {
     const TEST: &str = "veth_keeps_dns_whole_cuts_tcp_and_reports_direction";
     match role() {
-        Role::Outer if netns_tests_enabled(TEST) => Lab::new("veth").run_inner(TEST),
-        Role::Outer => {}
+        Role::Outer => Lab::new("veth", 65535).run_inner(TEST),
         Role::Inner => veth_inner(TEST),
         Role::Peer => veth_peer(),
     }
@@ -354,6 +437,7 @@ fn spawn_peer(test: &str) -> Child {
 }
 
 fn veth_inner(test: &str) {
+    let _timestamps = kernel_timestamps_on();
     let mut source = LiveSource::open(&LiveConfig::default()).expect("open");
     let names: Vec<String> = source.interface_names().map(String::from).collect();
     assert_eq!(names, ["lo", "va"], "default: every interface that is up");
@@ -445,6 +529,323 @@ fn veth_inner(test: &str) {
     assert!(stats.iter().all(|s| s.dropped == 0), "{stats:?}");
 }
 
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
+#[test]
+fn frames_from_several_interfaces_come_in_time_order() {
+    const TEST: &str = "frames_from_several_interfaces_come_in_time_order";
+    match role() {
+        Role::Outer => Lab::new("order", 65535).run_inner(TEST),
+        Role::Peer => {}
+        Role::Inner => order_inner(),
+    }
+}
+
+/// 50 datagrams on `lo`, 50 over `va`, 50 on `lo` again, all queued before
+/// the first read: the source must yield them in that order, not
+/// alternating between the two queues.
+fn order_inner() {
+    let _timestamps = kernel_timestamps_on();
+    let mut source = LiveSource::open(&LiveConfig::default()).expect("open");
+    let names: Vec<String> = source.interface_names().map(String::from).collect();
+    assert_eq!(names, ["lo", "va"]);
+    let tx = UdpSocket::bind("0.0.0.0:0").expect("bind");
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let lo_port = rx.local_addr().expect("addr").port();
+    let va_port = 9999;
+    // Resolve B's MAC first so no datagram waits in the neighbour queue.
+    tx.send_to(b"prime", (B, va_port)).expect("send");
+    std::thread::sleep(Duration::from_millis(100));
+    for (addr, port) in [
+        (Ipv4Addr::LOCALHOST, lo_port),
+        (B, va_port),
+        (Ipv4Addr::LOCALHOST, lo_port),
+    ] {
+        for _ in 0..50 {
+            tx.send_to(b"ordered", (addr, port)).expect("send");
+        }
+    }
+    let frames = drain(&mut source, Duration::from_millis(300));
+    let disorder: Vec<(usize, u16, i64)> = frames
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[1].ts < w[0].ts)
+        .map(|(i, w)| (i, w[1].interface, w[1].ts as i64 - w[0].ts as i64))
+        .collect();
+    if !disorder.is_empty() {
+        let t0 = frames[0].ts;
+        for (i, f) in frames.iter().enumerate() {
+            eprintln!(
+                "{i} if{} {:?} +{}us {:?} {:?}",
+                f.interface,
+                f.packet_type,
+                (f.ts - t0.min(f.ts)) / 1000,
+                f.ports(),
+                f.ipv4().map(|t| t.0)
+            );
+        }
+    }
+    assert!(
+        disorder.is_empty(),
+        "out of order: {disorder:?} of {}",
+        frames.len()
+    );
+    let ours: Vec<u16> = frames
+        .iter()
+        .filter(|f| {
+            f.data.ends_with(b"ordered")
+                && matches!(f.ports(), Some((17, _, _, _, p)) if p == lo_port || p == va_port)
+        })
+        .map(|f| f.interface)
+        .collect();
+    let expected: Vec<u16> = [0u16, 1, 0].iter().flat_map(|&i| [i; 50]).collect();
+    assert_eq!(ours, expected);
+}
+
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
+#[test]
+fn ipv6_dns_is_whole_other_udp_cut_neighbour_discovery_dropped() {
+    const TEST: &str = "ipv6_dns_is_whole_other_udp_cut_neighbour_discovery_dropped";
+    match role() {
+        Role::Outer => Lab::new("ipv6", 1500).run_inner(TEST),
+        Role::Peer => {}
+        Role::Inner => ipv6_inner(),
+    }
+}
+
+/// Frame fields for IPv6: (next header, payload length, first byte after the
+/// fixed header).
+fn ipv6_fields(f: &Frame) -> Option<(u8, usize, u8)> {
+    if f.data.get(12..14)? != [0x86, 0xdd] {
+        return None;
+    }
+    let plen = usize::from(u16::from_be_bytes([*f.data.get(18)?, *f.data.get(19)?]));
+    Some((*f.data.get(20)?, plen, *f.data.get(54)?))
+}
+
+/// Only A sends: B's kernel answers the closed ports with ICMPv6 errors, and
+/// the first datagram makes both kernels run neighbour discovery.
+fn ipv6_inner() {
+    let _timestamps = kernel_timestamps_on();
+    let config = LiveConfig {
+        interfaces: vec!["va".to_string()],
+        ..LiveConfig::default()
+    };
+    let mut source = LiveSource::open(&config).expect("open va");
+    let b: std::net::Ipv6Addr = "fd00:250::2".parse().expect("addr");
+    let udp = UdpSocket::bind("[fd00:250::1]:0").expect("bind");
+    udp.send_to(&[0x5a; 1200], (b, 53)).expect("send dns");
+    udp.send_to(&[0x33; 1200], (b, 9999)).expect("send other");
+    // Neighbour discovery on a fresh link can take a second.
+    let mut frames = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && frames
+            .iter()
+            .filter(|f| ipv6_fields(f).is_some_and(|x| x.0 == 58 && x.2 == 1))
+            .count()
+            < 2
+    {
+        frames.extend(drain(&mut source, Duration::from_millis(100)));
+    }
+    let v6: Vec<(&Frame, (u8, usize, u8))> = frames
+        .iter()
+        .filter_map(|f| ipv6_fields(f).map(|x| (f, x)))
+        .collect();
+
+    let udp_out: Vec<&(&Frame, (u8, usize, u8))> = v6.iter().filter(|(_, x)| x.0 == 17).collect();
+    assert_eq!(udp_out.len(), 2, "{v6:?}");
+    for (f, (_, plen, _)) in &udp_out {
+        assert_eq!(f.packet_type, Some(PacketType::Outgoing));
+        assert_eq!(f.orig_len as usize, 14 + 40 + plen);
+        let dport = u16::from_be_bytes([f.data[56], f.data[57]]);
+        let kept = if dport == 53 { 14 + 40 + 8 + 1200 } else { 82 };
+        assert_eq!(f.data.len(), kept, "port {dport}");
+    }
+    // ICMPv6: the two port-unreachable errors (type 1) come back cut to 202
+    // bytes; neighbour solicitations and advertisements (135, 136) and
+    // router solicitations (133) are dropped in the kernel.
+    let icmp: Vec<&(&Frame, (u8, usize, u8))> = v6.iter().filter(|(_, x)| x.0 == 58).collect();
+    assert_eq!(icmp.len(), 2, "{v6:?}");
+    // MLD reports (hop-by-hop header, then ICMPv6) are dropped too.
+    assert!(v6.iter().all(|(_, x)| x.0 != 0), "{v6:?}");
+    for (f, (_, _, icmp_type)) in &icmp {
+        assert_eq!(*icmp_type, 1);
+        assert_eq!(f.packet_type, Some(PacketType::Host));
+        assert_eq!(f.data.len(), 202);
+    }
+}
+
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
+#[test]
+fn kernel_drops_are_counted_when_the_buffer_overflows() {
+    const TEST: &str = "kernel_drops_are_counted_when_the_buffer_overflows";
+    match role() {
+        Role::Outer => Lab::new("drop", 65535).run_inner(TEST),
+        Role::Peer => {}
+        Role::Inner => drops_inner(),
+    }
+}
+
+fn drops_inner() {
+    const N: u64 = 2000;
+    // The kernel raises a tiny receive buffer to its minimum (a few frames).
+    let config = LiveConfig {
+        interfaces: vec!["lo".to_string()],
+        rcvbuf: Some(1),
+        ..LiveConfig::default()
+    };
+    let _timestamps = kernel_timestamps_on();
+    let mut source = LiveSource::open(&config).expect("open lo");
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let to = rx.local_addr().expect("addr");
+    for _ in 0..N {
+        tx.send_to(&[7; 100], to).expect("send");
+    }
+    let stats = source.stats();
+    assert!(stats[0].dropped > 0, "{stats:?}");
+    assert!(
+        stats[0].received >= N,
+        "received counts the dropped too: {stats:?}"
+    );
+    let read = drain(&mut source, Duration::from_millis(100)).len() as u64;
+    let after = source.stats();
+    assert_eq!(after[0].dropped, stats[0].dropped, "nothing sent since");
+    assert_eq!(read, after[0].received - after[0].dropped, "{after:?}");
+}
+
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
+#[test]
+fn ip_fragments_of_dns_arrive_whole() {
+    const TEST: &str = "ip_fragments_of_dns_arrive_whole";
+    match role() {
+        Role::Outer => Lab::new("frag", 1500).run_inner(TEST),
+        Role::Inner => fragments_inner(TEST),
+        Role::Peer => {
+            let udp = UdpSocket::bind((B, 0)).expect("bind");
+            udp.send_to(&[0x5a; DNS_SIZE], (A, 53)).expect("send dns");
+            udp.send_to(&[0x33; DNS_SIZE], (A, 9999))
+                .expect("send other");
+        }
+    }
+}
+
+fn fragments_inner(test: &str) {
+    let config = LiveConfig {
+        interfaces: vec!["va".to_string()],
+        ..LiveConfig::default()
+    };
+    let _timestamps = kernel_timestamps_on();
+    let mut source = LiveSource::open(&config).expect("open va");
+    let peer_ns = std::env::var(PEER_NS).expect("peer namespace name");
+    let out = this_test_in(&["ip", "netns", "exec", &peer_ns], test, "peer")
+        .output()
+        .expect("run peer");
+    assert_ran(test, &out);
+    let frames = drain(&mut source, Duration::from_millis(300));
+    // (IP identification, fragment offset in bytes, frame)
+    let frags: Vec<(u16, usize, &Frame)> = frames
+        .iter()
+        .filter(|f| matches!(f.ipv4(), Some((17, src, _, _, _)) if src == B))
+        .map(|f| {
+            let id = u16::from_be_bytes([f.data[18], f.data[19]]);
+            let off = usize::from(u16::from_be_bytes([f.data[20], f.data[21]]) & 0x1fff) * 8;
+            (id, off, f)
+        })
+        .collect();
+    let firsts: Vec<&(u16, usize, &Frame)> = frags.iter().filter(|x| x.1 == 0).collect();
+    assert_eq!(firsts.len(), 2, "{frags:?}");
+    for (id, _, first) in firsts {
+        let dns = first.ports().map(|p| p.4) == Some(53);
+        let datagram: Vec<&&Frame> = frags.iter().filter(|x| x.0 == *id).map(|x| &x.2).collect();
+        assert!(datagram.len() > 10, "MTU 1500 fragments 20 008 bytes");
+        let ip_payload: usize = datagram
+            .iter()
+            .filter_map(|f| f.ipv4().map(|t| t.4 - t.3))
+            .sum();
+        assert_eq!(ip_payload, 8 + DNS_SIZE);
+        // Later fragments have no ports: always whole. The first one is
+        // whole for DNS and cut to the UDP headers otherwise.
+        for f in &datagram {
+            assert_eq!(f.orig_len as usize, 14 + f.ipv4().map_or(0, |t| t.4));
+        }
+        let first_len = if dns { first.orig_len as usize } else { 82 };
+        assert_eq!(first.data.len(), first_len);
+        assert!(frags
+            .iter()
+            .filter(|x| x.0 == *id && x.1 > 0)
+            .all(|x| x.2.data.len() == x.2.orig_len as usize));
+    }
+}
+
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
+#[test]
+fn capture_runs_as_non_root_with_only_cap_net_raw() {
+    const TEST: &str = "capture_runs_as_non_root_with_only_cap_net_raw";
+    match role() {
+        Role::Outer => {
+            let lab = Lab::new("caps", 65535);
+            #[rustfmt::skip]
+            let prefix = ["ip", "netns", "exec", &lab.ns,
+                "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                "--inh-caps=-all,+net_raw", "--ambient-caps=-all,+net_raw",
+                "--bounding-set=-all,+net_raw", "--"];
+            let out = WorldExecutable::new(TEST)
+                .command(&prefix, TEST, "inner")
+                .output()
+                .expect("spawn");
+            assert_ran(TEST, &out);
+        }
+        Role::Peer => {}
+        Role::Inner => {
+            let status = std::fs::read_to_string("/proc/self/status").expect("status");
+            assert!(status
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.contains("65534")));
+            // CapEff: only CAP_NET_RAW (bit 13).
+            assert!(
+                status.lines().any(|l| l == "CapEff:\t0000000000002000"),
+                "{status}"
+            );
+            let mut source = LiveSource::open(&LiveConfig {
+                interfaces: vec!["lo".to_string()],
+                ..LiveConfig::default()
+            })
+            .expect("CAP_NET_RAW is enough to capture");
+            let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            let port = rx.local_addr().expect("addr").port();
+            UdpSocket::bind("127.0.0.1:0")
+                .expect("bind")
+                .send_to(b"unprivileged", ("127.0.0.1", port))
+                .expect("send");
+            let frames = drain(&mut source, Duration::from_millis(100));
+            let seen = frames
+                .iter()
+                .filter(|f| matches!(f.ports(), Some((17, _, _, _, p)) if p == port))
+                .count();
+            assert_eq!(seen, 1);
+            // Without CAP_NET_ADMIN the buffer falls back to SO_RCVBUF,
+            // capped by net.core.rmem_max; stats still work.
+            assert_eq!(source.stats()[0].dropped, 0);
+        }
+    }
+}
+
 /// Runs without the namespace gate: as root it drops to uid 65534 with no
 /// capabilities; as any other user it already lacks CAP_NET_RAW.
 #[test]
@@ -464,7 +865,10 @@ fn capture_without_cap_net_raw_names_the_capability() {
             } else {
                 &["env"]
             };
-            let out = this_test_in(prefix, TEST, "inner").output().expect("spawn");
+            let out = WorldExecutable::new(TEST)
+                .command(prefix, TEST, "inner")
+                .output()
+                .expect("spawn");
             assert_ran(TEST, &out);
         }
         Role::Peer => {}

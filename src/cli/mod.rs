@@ -49,9 +49,9 @@ pub enum Format {
 /// What podpath knows about the pod and cluster; shared by `analyze` and `run`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct PodArgs {
-    /// Cluster DNS domain.
-    #[arg(long, env = "PODPATH_CLUSTER_DOMAIN", default_value = "cluster.local")]
-    pub cluster_domain: String,
+    /// Cluster DNS domain (e.g. cluster.local). Inferred from the resolver's search suffixes when not given.
+    #[arg(long, env = "PODPATH_CLUSTER_DOMAIN")]
+    pub cluster_domain: Option<String>,
     /// Service (ClusterIP) CIDR; repeatable, IPv4 and IPv6.
     #[arg(
         long = "service-cidr",
@@ -83,9 +83,18 @@ pub struct PodArgs {
     /// Seconds without a DNS response before a query counts as TIMEOUT.
     #[arg(long, env = "PODPATH_DNS_TIMEOUT", default_value_t = 5.0)]
     pub dns_timeout: f64,
-    /// Seconds without a SYN-ACK before a TCP attempt counts as a connect timeout.
-    #[arg(long, env = "PODPATH_CONNECT_TIMEOUT", default_value_t = 3.0)]
+    /// Seconds without a SYN-ACK before a TCP attempt counts as a connect timeout
+    /// (by then Linux has retransmitted the SYN once, after its 1 s initial RTO).
+    #[arg(long, env = "PODPATH_CONNECT_TIMEOUT", default_value_t = 2.0)]
     pub connect_timeout: f64,
+    /// Local TCP/UDP port whose traffic is not the app's (e.g. podpath's own
+    /// metrics port in a capture); repeatable. `run` always excludes its --listen port.
+    #[arg(
+        long = "exclude-port",
+        env = "PODPATH_EXCLUDE_PORT",
+        value_delimiter = ','
+    )]
+    pub exclude_ports: Vec<u16>,
     /// Maximum tracked flows (memory bound).
     #[arg(long, env = "PODPATH_MAX_FLOWS", default_value_t = 65_536)]
     pub max_flows: usize,
@@ -106,8 +115,9 @@ impl PodArgs {
             pod_cidrs: self.pod_cidrs.iter().map(IpNet::trunc).collect(),
             cluster_domain: self
                 .cluster_domain
-                .trim_end_matches('.')
-                .to_ascii_lowercase(),
+                .as_deref()
+                .map(|d| d.trim_matches('.').to_ascii_lowercase())
+                .filter(|d| !d.is_empty()),
             namespace: self.namespace.clone(),
             search: self
                 .search
@@ -116,6 +126,7 @@ impl PodArgs {
                 .filter(|s| !s.is_empty())
                 .collect(),
             ndots: self.ndots,
+            exclude_ports: self.exclude_ports.clone(),
             ..PodConfig::default()
         };
         if let Some(path) = &self.resolv_conf {
@@ -174,7 +185,12 @@ impl PodArgs {
         vec![
             format!("service CIDRs: {}", nets(&cfg.service_cidrs)),
             format!("pod CIDRs: {}", nets(&cfg.pod_cidrs)),
-            format!("cluster domain: {}", cfg.cluster_domain),
+            format!(
+                "cluster domain: {}",
+                cfg.cluster_domain
+                    .as_deref()
+                    .unwrap_or("(not set: inferred)")
+            ),
             format!(
                 "search: {} (ndots:{})",
                 list(&cfg.effective_search()),

@@ -54,7 +54,7 @@ pub struct RunArgs {
     #[arg(long, env = "PODPATH_LOG", default_value = "info")]
     pub log: String,
     /// Capture socket receive buffer in bytes (absorbs bursts).
-    #[arg(long, env = "PODPATH_RCVBUF", default_value_t = 4 << 20)]
+    #[arg(long, env = "PODPATH_RCVBUF", default_value_t = crate::capture::live::DEFAULT_RCVBUF)]
     pub rcvbuf: usize,
     /// TCP payload bytes kept per segment past the headers (HTTP heads, TLS ClientHello).
     #[arg(long, env = "PODPATH_TCP_PAYLOAD", default_value_t = podpath_afpacket::filter::DEFAULT_TCP_PAYLOAD)]

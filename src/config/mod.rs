@@ -62,7 +62,7 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
-            tcp_connect: 3.0,
+            tcp_connect: 2.0,
             tcp_idle: 300.0,
             udp_idle: 30.0,
             dns_query: 5.0,
@@ -78,7 +78,8 @@ pub struct PodConfig {
     pub pod_ips: Vec<IpAddr>,
     pub service_cidrs: Vec<IpNet>,
     pub pod_cidrs: Vec<IpNet>,
-    pub cluster_domain: String,
+    /// Cluster DNS domain; `None` = inferred from the traffic (`cluster.local` until then).
+    pub cluster_domain: Option<String>,
     /// The pod's namespace, when known.
     pub namespace: Option<String>,
     /// resolv.conf search list; empty means "infer from traffic".
@@ -97,7 +98,7 @@ impl Default for PodConfig {
             pod_ips: Vec::new(),
             service_cidrs: Vec::new(),
             pod_cidrs: Vec::new(),
-            cluster_domain: "cluster.local".to_string(),
+            cluster_domain: None,
             namespace: None,
             search: Vec::new(),
             ndots: 5,
@@ -125,7 +126,10 @@ impl PodConfig {
             return self.search.clone();
         }
         match &self.namespace {
-            Some(ns) => Self::kubernetes_search(ns, &self.cluster_domain),
+            Some(ns) => Self::kubernetes_search(
+                ns,
+                self.cluster_domain.as_deref().unwrap_or("cluster.local"),
+            ),
             None => Vec::new(),
         }
     }

@@ -9,9 +9,13 @@
 //!
 //! It moves to the next candidate when the current one ends in NXDOMAIN,
 //! NOERROR without data, or SERVFAIL, and stops at the first candidate with
-//! an answer or any other error. A and AAAA for one candidate are sent
-//! together and belong to the same lookup (musl and Go's resolver walk the
-//! list the same way).
+//! an answer or any other error — except that a name not yet tried as
+//! written is still tried (seen with getent: after the first suffix timed
+//! out, glibc sent the bare name). A candidate's query is sent again with the
+//! same id on a timeout or a REFUSED/SERVFAIL answer (next attempt or
+//! server), and over TCP after a truncated one. A and AAAA for one candidate
+//! are sent together (or AAAA right after the A's answer) and belong to the
+//! same lookup; musl and Go's resolver walk the list the same way.
 //!
 //! The tracker does not predict when the resolver will stop: it observes.
 //! A query continues an open lookup of the same client when its name is that
@@ -28,10 +32,16 @@
 //! `max_wait` seconds without activity. `wasted` counts the queries sent for
 //! candidates other than the final one.
 //!
-//! Known limits: two concurrent `getaddrinfo()` calls for the same name by
-//! the same client merge into one lookup; a capture that missed every
-//! search-suffixed query of a short name sees it as written with a trailing dot.
+//! Known limits: the wire cannot tell `demo-app` from
+//! `demo-app.<ns>.svc.<domain>.` written with a trailing dot (both send the
+//! same single query), and reports `demo-app`; two concurrent
+//! `getaddrinfo()` calls for the same name by the same client merge into one
+//! lookup; a capture that missed every search-suffixed query of a short name
+//! sees it as written with a trailing dot; with CoreDNS `autopath` the server
+//! answers the first suffix with a CNAME, and the lookup ends there.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -44,6 +54,9 @@ use crate::Timestamp;
 const MAX_ADDRESSES: usize = 32;
 /// Query types tracked per candidate.
 const MAX_QTYPES: usize = 8;
+/// Queries one lookup takes; glibc's ordinary worst case (6 search domains
+/// and the name as written, A+AAAA, up to 5 attempts: 70) stays below.
+const MAX_QUERIES: u32 = 128;
 
 /// The resolver configuration lookups are read against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,7 +129,8 @@ pub struct Lookup {
 enum QState {
     Outstanding,
     /// `retry`: a new query of the same type continues the candidate
-    /// (after a timeout, an unreachable, or a truncated answer).
+    /// (after a timeout, an unreachable, a truncated answer, SERVFAIL,
+    /// REFUSED, …).
     Done {
         retry: bool,
     },
@@ -151,8 +165,8 @@ impl Open {
     }
 
     fn note_query(&mut self, ts: Timestamp, qtype: QType) {
-        self.queries += 1;
-        self.cur_queries += 1;
+        self.queries = self.queries.saturating_add(1);
+        self.cur_queries = self.cur_queries.saturating_add(1);
         self.last_activity = ts;
         if let Some(entry) = self.qtypes.iter_mut().find(|(t, _)| *t == qtype) {
             entry.1 = QState::Outstanding;
@@ -164,6 +178,10 @@ impl Open {
     /// Whether a query for `qname`/`qtype` continues this lookup; moves to a
     /// later candidate when it names one.
     fn continues(&mut self, qname: &str, qtype: QType) -> bool {
+        // A client retrying without end is reported in pieces.
+        if self.queries >= MAX_QUERIES {
+            return false;
+        }
         if self.current() == qname {
             return match self.qtypes.iter().find(|(t, _)| *t == qtype) {
                 None | Some((_, QState::Outstanding)) => true,
@@ -292,14 +310,21 @@ fn form(name: &str, fqdn: &str, absolute: bool, domain: &str) -> Form {
     }
 }
 
+/// Open lookups, indexed by every candidate name they may still see, with
+/// a deadline heap so that neither a query nor `expire` scans them all.
 #[derive(Debug)]
 pub struct Lookups {
-    open: Vec<Open>,
+    slots: HashMap<u64, Open>,
+    /// Candidate name → ids of open lookups with that candidate, oldest first.
+    by_name: HashMap<Arc<str>, Vec<u64>>,
+    /// (due, id): the lookup may be complete at `due`. Entries are not
+    /// removed when a lookup's due time moves; a popped entry is checked
+    /// against the lookup's current due time.
+    due: BinaryHeap<Reverse<(Timestamp, u64)>>,
+    next_id: u64,
     max_open: usize,
     linger_secs: f64,
     max_wait_secs: f64,
-    /// No open lookup can complete before this time.
-    next_check: Timestamp,
     evicted: u64,
 }
 
@@ -307,11 +332,13 @@ impl Lookups {
     pub fn new(max_open: usize, linger_secs: f64, max_wait_secs: f64) -> Self {
         let sane = |v: f64, d: f64| if v.is_finite() && v >= 0.0 { v } else { d };
         Lookups {
-            open: Vec::new(),
+            slots: HashMap::new(),
+            by_name: HashMap::new(),
+            due: BinaryHeap::new(),
+            next_id: 0,
             max_open: max_open.max(1),
             linger_secs: sane(linger_secs, 1.0),
             max_wait_secs: sane(max_wait_secs, 30.0),
-            next_check: Timestamp::ZERO,
             evicted: 0,
         }
     }
@@ -321,7 +348,59 @@ impl Lookups {
     }
 
     pub fn open(&self) -> usize {
-        self.open.len()
+        self.slots.len()
+    }
+
+    fn due_of(&self, o: &Open) -> Timestamp {
+        let wait = if o.outstanding() {
+            self.max_wait_secs
+        } else {
+            self.linger_secs
+        };
+        o.last_activity.add_secs(wait)
+    }
+
+    fn schedule(&mut self, id: u64) {
+        if let Some(o) = self.slots.get(&id) {
+            let at = self.due_of(o);
+            self.due.push(Reverse((at, id)));
+        }
+        // Stale entries pile up while lookups stay busy; rebuild now and then.
+        if self.due.len() > 8 * self.max_open + 1024 {
+            let fresh: Vec<Reverse<(Timestamp, u64)>> = self
+                .slots
+                .iter()
+                .map(|(id, o)| Reverse((self.due_of(o), *id)))
+                .collect();
+            self.due = fresh.into();
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Open> {
+        let open = self.slots.remove(&id)?;
+        for name in &open.candidates {
+            if let Some(ids) = self.by_name.get_mut(name) {
+                ids.retain(|i| *i != id);
+                if ids.is_empty() {
+                    self.by_name.remove(name);
+                }
+            }
+        }
+        Some(open)
+    }
+
+    /// The open lookup of `client` that a query for `qname`/`qtype`
+    /// continues (moved to that candidate), if any.
+    fn continued_by(&mut self, client: IpAddr, qname: &str, qtype: QType) -> Option<u64> {
+        let ids = self.by_name.get(qname)?;
+        for id in ids {
+            if let Some(o) = self.slots.get_mut(id) {
+                if o.client == client && o.continues(qname, qtype) {
+                    return Some(*id);
+                }
+            }
+        }
+        None
     }
 
     /// A new query on the wire. Returns true when an open lookup had to be
@@ -335,34 +414,54 @@ impl Lookups {
         search: &Search,
         out: &mut Vec<Lookup>,
     ) -> bool {
-        // `continues` moves the lookup it accepts to the named candidate.
-        for open in self.open.iter_mut() {
-            if open.client == client && open.continues(qname, qtype) {
-                open.note_query(ts, qtype);
-                return false;
+        if let Some(id) = self.continued_by(client, qname, qtype) {
+            if let Some(o) = self.slots.get_mut(&id) {
+                o.note_query(ts, qtype);
+            }
+            self.schedule(id);
+            return false;
+        }
+        let (name, absolute, cur) = interpret(qname, search);
+        let candidates = candidates(name, absolute, search);
+        // The same client starting the same name again means an earlier
+        // lookup of it that is only lingering is over: report it now rather
+        // than keep one lingering lookup per repetition.
+        if let Some(first) = candidates.get(cur) {
+            let quiet: Vec<u64> = self
+                .by_name
+                .get(first)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|id| {
+                    self.slots.get(id).is_some_and(|o| {
+                        o.client == client && !o.outstanding() && o.current() == &**first
+                    })
+                })
+                .collect();
+            for id in quiet {
+                if let Some(o) = self.remove(id) {
+                    out.push(o.finish(search));
+                }
             }
         }
         let mut evicted = false;
-        if self.open.len() >= self.max_open {
-            if let Some(pos) = self
-                .open
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, o)| o.last_activity)
-                .map(|(i, _)| i)
-            {
-                out.push(self.open.swap_remove(pos).finish(search));
-                self.evicted += 1;
-                evicted = true;
+        if self.slots.len() >= self.max_open {
+            while let Some(Reverse((_, id))) = self.due.pop() {
+                if let Some(o) = self.remove(id) {
+                    out.push(o.finish(search));
+                    self.evicted += 1;
+                    evicted = true;
+                    break;
+                }
             }
         }
-        let (name, absolute, cur) = interpret(qname, search);
         let mut open = Open {
             client,
             name: Arc::from(name),
             absolute,
             partial: cur > 0,
-            candidates: candidates(name, absolute, search),
+            candidates,
             cur,
             qtypes: Vec::new(),
             result: None,
@@ -375,8 +474,13 @@ impl Lookups {
             last_completion: None,
         };
         open.note_query(ts, qtype);
-        self.next_check = self.next_check.min(ts.add_secs(self.linger_secs));
-        self.open.push(open);
+        self.next_id += 1;
+        let id = self.next_id;
+        for name in &open.candidates {
+            self.by_name.entry(name.clone()).or_default().push(id);
+        }
+        self.slots.insert(id, open);
+        self.schedule(id);
         evicted
     }
 
@@ -389,14 +493,24 @@ impl Lookups {
         addresses: &[IpAddr],
     ) -> Option<Arc<str>> {
         let client = tx.client.ip();
-        let open = self.open.iter_mut().find(|o| {
-            o.client == client
-                && o.current() == &*tx.qname
-                && o.qtypes
-                    .iter()
-                    .any(|(t, s)| *t == tx.qtype && *s == QState::Outstanding)
+        let id = self.by_name.get(&*tx.qname)?.iter().copied().find(|id| {
+            self.slots.get(id).is_some_and(|o| {
+                o.client == client
+                    && o.current() == &*tx.qname
+                    && o.qtypes
+                        .iter()
+                        .any(|(t, s)| *t == tx.qtype && *s == QState::Outstanding)
+            })
         })?;
-        let retry = tx.truncated || matches!(tx.outcome, Outcome::Timeout | Outcome::Unreachable);
+        let open = self.slots.get_mut(&id)?;
+        // glibc sends a candidate's query again (next server or attempt)
+        // after anything but a NOERROR or NXDOMAIN answer, and over TCP after
+        // a truncated one.
+        let retry = tx.truncated
+            || !matches!(
+                tx.outcome,
+                Outcome::Rcode(Rcode::NOERROR) | Outcome::Rcode(Rcode::NXDOMAIN)
+            );
         if let Some(entry) = open.qtypes.iter_mut().find(|(t, _)| *t == tx.qtype) {
             entry.1 = QState::Done { retry };
         }
@@ -418,46 +532,37 @@ impl Lookups {
         }
         open.last_activity = open.last_activity.max(ts);
         open.last_completion = Some(ts);
-        // With nothing outstanding the lookup may end after `linger`, sooner
-        // than the `max_wait` the last check assumed.
-        let due = open.last_activity.add_secs(self.linger_secs);
         let name = open.name.clone();
-        self.next_check = self.next_check.min(due);
+        self.schedule(id);
         Some(name)
     }
 
-    /// Completes lookups that are done at `now`.
+    /// Completes lookups that are done at `now`, in the order they started.
     pub fn expire(&mut self, now: Timestamp, search: &Search, out: &mut Vec<Lookup>) {
-        if now < self.next_check {
-            return;
-        }
-        let mut next = Timestamp(u64::MAX);
-        let mut i = 0;
-        while i < self.open.len() {
-            let Some(o) = self.open.get(i) else { break };
-            let idle = now.secs_since(o.last_activity);
-            let done = (!o.outstanding() && idle >= self.linger_secs) || idle >= self.max_wait_secs;
-            if done {
-                out.push(self.open.swap_remove(i).finish(search));
-            } else {
-                let wait = if o.outstanding() {
-                    self.max_wait_secs
-                } else {
-                    self.linger_secs
-                };
-                next = next.min(o.last_activity.add_secs(wait));
-                i += 1;
+        let mut finished = Vec::new();
+        while let Some(Reverse((at, id))) = self.due.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.due.pop();
+            let current = self.slots.get(&id).map(|o| self.due_of(o));
+            if current.is_some_and(|c| c <= now) {
+                if let Some(o) = self.remove(id) {
+                    finished.push(o.finish(search));
+                }
             }
         }
-        self.next_check = next;
+        finished.sort_by_key(|l| l.started);
+        out.append(&mut finished);
     }
 
-    /// End of input: completes every open lookup.
+    /// End of input: completes every open lookup, in the order they started.
     pub fn flush(&mut self, search: &Search, out: &mut Vec<Lookup>) {
-        let mut open = std::mem::take(&mut self.open);
+        let mut open: Vec<Open> = self.slots.drain().map(|(_, o)| o).collect();
+        self.by_name.clear();
+        self.due.clear();
         open.sort_by_key(|o| o.started);
         out.extend(open.into_iter().map(|o| o.finish(search)));
-        self.next_check = Timestamp(u64::MAX);
     }
 }
 

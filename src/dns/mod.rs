@@ -9,6 +9,21 @@
 //! address was answered for.
 //!
 //! Which side is the client comes from the QR bit, not from ports.
+//!
+//! Wiring, for the engine:
+//! - UDP with either port 53: `on_udp(ts, src, dst, udp.payload)` (the
+//!   captured bytes; a message cut by the snap length is reported `Malformed`).
+//! - TCP with either port 53: `on_tcp` for every segment of the connection,
+//!   payload-less SYN, FIN and RST included (they start and end streams).
+//! - ICMP port unreachable whose embedded original is UDP to port 53:
+//!   `on_port_unreachable(ts, original_src:port, original_dst:port)`.
+//! - `advance(now)` whenever packet time moves (per packet, or per batch and
+//!   on `Next::Idle`); `flush` once at the end of input.
+//! - `Completed` events feed `podpath_dns_queries_total{qtype, rcode}` and the
+//!   response-time histogram; `Lookup` events the lookup metrics; `Query`
+//!   events tell which local addresses send queries (the pod's own).
+//! - Attribution: `resolve(dst_ip, ts)` at the SYN; `NameInfo::name` is the
+//!   `dns_name` label, `service`/`namespace` the Service's.
 
 pub mod lookup;
 pub mod names;
@@ -114,7 +129,8 @@ pub enum DnsEvent {
         reason: &'static str,
         transport: Transport,
     },
-    /// A bounded table dropped an entry: `pending`, `names`, `tcp_streams`, `lookups`.
+    /// A bounded table dropped an entry: `pending` (a query not tracked),
+    /// `names`, `tcp_streams`, `lookups` (reported early). One event per entry.
     Evicted {
         table: &'static str,
     },
@@ -159,13 +175,17 @@ pub struct DnsTracker {
     streams: Streams,
     malformed: u64,
     ignored: u64,
+    last_stream_sweep: Timestamp,
     /// (queries, responses) with a readable header, well-formed or not.
     wire_messages: (u64, u64),
     scratch: Vec<Transaction>,
 }
 
 impl DnsTracker {
-    pub fn new(cfg: DnsConfig) -> Self {
+    pub fn new(mut cfg: DnsConfig) -> Self {
+        if !(cfg.query_timeout_secs.is_finite() && cfg.query_timeout_secs > 0.0) {
+            cfg.query_timeout_secs = DnsConfig::default().query_timeout_secs;
+        }
         let clean = |s: &str| s.trim_matches('.').to_ascii_lowercase();
         let mut search: Vec<String> = cfg
             .search
@@ -173,12 +193,12 @@ impl DnsTracker {
             .map(|s| clean(s))
             .filter(|s| !s.is_empty())
             .collect();
-        let domain = cfg
+        let mut domain = cfg
             .cluster_domain
             .as_deref()
             .map(clean)
             .filter(|d| !d.is_empty());
-        let namespace = cfg
+        let mut namespace = cfg
             .namespace
             .as_deref()
             .map(clean)
@@ -188,12 +208,32 @@ impl DnsTracker {
                 search = k8s_search(ns, d);
             }
         }
+        // A configured search list `<ns>.svc.<domain> …` tells what was not configured.
+        let from_search = search.first().and_then(|s| {
+            let (ns, d) = s.split_once(".svc.")?;
+            (!ns.is_empty() && !ns.contains('.') && !d.is_empty())
+                .then(|| (ns.to_string(), d.to_string()))
+        });
+        let mut namespace_inferred = false;
+        let mut cluster_domain_inferred = false;
+        if let Some((ns, d)) = from_search {
+            if namespace.is_none() {
+                namespace = Some(ns);
+                namespace_inferred = true;
+            }
+            if domain.is_none() {
+                domain = Some(d);
+                cluster_domain_inferred = true;
+            }
+        }
         let inferred = Inferred {
             search: search.clone(),
             ndots: cfg.ndots,
             namespace,
             cluster_domain: domain.clone(),
-            ..Inferred::default()
+            search_inferred: false,
+            namespace_inferred,
+            cluster_domain_inferred,
         };
         DnsTracker {
             search: Search {
@@ -212,6 +252,7 @@ impl DnsTracker {
             streams: Streams::new(cfg.max_streams),
             malformed: 0,
             ignored: 0,
+            last_stream_sweep: Timestamp::ZERO,
             wire_messages: (0, 0),
             scratch: Vec::new(),
             cfg,
@@ -243,17 +284,17 @@ impl DnsTracker {
         seg: &TcpSegment<'_>,
         out: &mut Vec<DnsEvent>,
     ) {
-        let mut messages: Vec<Vec<u8>> = Vec::new();
-        let outcome = self
-            .streams
-            .segment(ts, src, dst, seg, |m| messages.push(m.to_vec()));
+        // The stream table is taken out for the call so that messages are
+        // parsed straight from its buffer (`Streams::new` does not allocate).
+        let mut streams = std::mem::replace(&mut self.streams, Streams::new(1));
+        let outcome = streams.segment(ts, src, dst, seg, |m| {
+            self.on_message(ts, src, dst, m, Transport::Tcp, out)
+        });
+        self.streams = streams;
         if outcome.evicted {
             out.push(DnsEvent::Evicted {
                 table: "tcp_streams",
             });
-        }
-        for m in messages {
-            self.on_message(ts, src, dst, &m, Transport::Tcp, out);
         }
     }
 
@@ -277,13 +318,21 @@ impl DnsTracker {
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<DnsEvent>) {
         let mut done = std::mem::take(&mut self.scratch);
         self.tx.expire(now, &mut done);
-        self.complete_all(now, &mut done, out);
+        for tx in done.drain(..) {
+            // The lookup saw the timeout when it happened, not when `advance` ran.
+            let at = tx.sent.add_secs(self.cfg.query_timeout_secs).min(now);
+            self.lookups.on_completed(at, &tx, &[]);
+            out.push(DnsEvent::Completed(tx));
+        }
         self.scratch = done;
         let mut lookups = Vec::new();
         self.lookups.expire(now, &self.search, &mut lookups);
         out.extend(lookups.into_iter().map(DnsEvent::Lookup));
         self.names.expire(now);
-        self.streams.expire(now, STREAM_IDLE_SECS);
+        if now.secs_since(self.last_stream_sweep) >= 1.0 {
+            self.last_stream_sweep = now;
+            self.streams.expire(now, STREAM_IDLE_SECS);
+        }
     }
 
     /// End of input. Every pending query completes as `TIMEOUT` (the capture
@@ -500,7 +549,7 @@ impl DnsTracker {
                     expires: ts,
                     ttl,
                 };
-                if self.names.insert(ts, addr, ttl, info) {
+                for _ in 0..self.names.insert(ts, addr, ttl, info) {
                     out.push(DnsEvent::Evicted { table: "names" });
                 }
             }

@@ -206,30 +206,42 @@ impl NameTable {
         self.evicted
     }
 
-    /// Records that `addr` answered `fqdn` at `ts` with `ttl`; returns true
-    /// when a live entry was evicted to make room.
-    pub fn insert(&mut self, ts: Timestamp, addr: IpAddr, ttl: u32, mut info: NameInfo) -> bool {
+    /// Records that `addr` answered `fqdn` at `ts` with `ttl`; returns how
+    /// many live entries were evicted to make room.
+    pub fn insert(&mut self, ts: Timestamp, addr: IpAddr, ttl: u32, mut info: NameInfo) -> usize {
         info.answered_at = ts;
         info.ttl = ttl;
         info.expires = ts.add_secs(ttl as f64 + self.grace_secs);
-        let mut evicted = false;
+        let mut evicted = 0;
         if !self.map.contains_key(&addr) && self.map.len() >= self.capacity {
             self.sweep(ts);
             if self.map.len() >= self.capacity {
-                let victim = self
-                    .map
-                    .iter()
-                    .min_by_key(|(_, i)| i.expires)
-                    .map(|(a, _)| *a);
-                if let Some(v) = victim {
-                    self.map.remove(&v);
-                    self.evicted += 1;
-                    evicted = true;
-                }
+                evicted = self.evict_batch();
             }
         }
         self.map.insert(addr, info);
         evicted
+    }
+
+    /// Evicts the 1/16 of the table closest to expiry, so that a full table
+    /// pays the O(n) scan once per batch of inserts, not on every one.
+    fn evict_batch(&mut self) -> usize {
+        let batch = (self.capacity / 16).max(1);
+        let mut expiries: Vec<Timestamp> = self.map.values().map(|i| i.expires).collect();
+        if expiries.is_empty() {
+            return 0;
+        }
+        // In bounds: 0 ≤ index < len.
+        let index = batch.min(expiries.len()) - 1;
+        let (_, &mut cutoff, _) = expiries.select_nth_unstable(index);
+        let mut removed = 0;
+        self.map.retain(|_, i| {
+            let drop = removed < batch && i.expires <= cutoff;
+            removed += drop as usize;
+            !drop
+        });
+        self.evicted += removed as u64;
+        removed
     }
 
     /// The live entry for `addr` at `now`.
@@ -296,10 +308,10 @@ mod tests {
         t.insert(secs(0.0), ips[0], 1, info("a"));
         t.insert(secs(0.0), ips[1], 100, info("b"));
         // ips[0] has expired by t=5: it makes room without an eviction.
-        assert!(!t.insert(secs(5.0), ips[2], 50, info("c")));
+        assert_eq!(t.insert(secs(5.0), ips[2], 50, info("c")), 0);
         assert_eq!(t.evicted(), 0);
         // Full of live entries: the one expiring first (c) goes.
-        assert!(t.insert(secs(6.0), ips[3], 200, info("d")));
+        assert_eq!(t.insert(secs(6.0), ips[3], 200, info("d")), 1);
         assert_eq!(t.evicted(), 1);
         assert!(t.resolve(ips[2], secs(6.0)).is_none());
         assert!(t.resolve(ips[1], secs(6.0)).is_some());
@@ -353,6 +365,35 @@ mod tests {
         assert!(t.latest.len() <= 4);
         assert!(t.recent.len() <= MAX_RECENT);
         assert!(t.answered.len() <= 16);
+    }
+
+    #[test]
+    fn a_full_table_evicts_in_batches() {
+        let mut t = NameTable::new(64, 0.0);
+        for i in 0..64u8 {
+            t.insert(
+                secs(0.0),
+                IpAddr::from([10, 1, 0, i]),
+                100 + i as u32,
+                info("x"),
+            );
+        }
+        // One insert into the full table drops the 4 (= 64/16) nearest expiries.
+        assert_eq!(
+            t.insert(secs(1.0), IpAddr::from([10, 2, 0, 0]), 500, info("y")),
+            4
+        );
+        assert_eq!(t.len(), 61);
+        assert!(t.resolve(IpAddr::from([10, 1, 0, 3]), secs(1.0)).is_none());
+        assert!(t.resolve(IpAddr::from([10, 1, 0, 4]), secs(1.0)).is_some());
+        // The next three inserts need no eviction.
+        for i in 1..=3u8 {
+            assert_eq!(
+                t.insert(secs(1.0), IpAddr::from([10, 2, 0, i]), 500, info("y")),
+                0
+            );
+        }
+        assert_eq!(t.evicted(), 4);
     }
 
     #[test]

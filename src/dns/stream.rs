@@ -219,7 +219,7 @@ fn accept(dir: &mut Direction, stats: &mut StreamStats, seq: u32, data: &[u8], w
             dir.held.push((seq, data.to_vec()));
         } else {
             resync(dir, stats, seq);
-            append(dir, stats, seq, data, wire_len);
+            append(dir, stats, data, wire_len);
         }
         return;
     }
@@ -229,13 +229,7 @@ fn accept(dir: &mut Direction, stats: &mut StreamStats, seq: u32, data: &[u8], w
         return;
     }
     let data = data.get(skip as usize..).unwrap_or(&[]);
-    append(
-        dir,
-        stats,
-        seq.wrapping_add(skip),
-        data,
-        wire_len.saturating_sub(skip),
-    );
+    append(dir, stats, data, wire_len.saturating_sub(skip));
     // Held segments that now touch or overlap the buffer's end, in order.
     while let Some(pos) = dir
         .held
@@ -247,20 +241,21 @@ fn accept(dir: &mut Direction, stats: &mut StreamStats, seq: u32, data: &[u8], w
         if (skip as usize) < d.len() {
             let rest = d.get(skip as usize..).unwrap_or(&[]);
             let len = rest.len() as u32;
-            append(dir, stats, dir.next_seq, rest, len);
+            append(dir, stats, rest, len);
         }
     }
 }
 
-/// Appends in-order bytes starting at `dir.next_seq`.
-fn append(dir: &mut Direction, stats: &mut StreamStats, seq: u32, data: &[u8], wire_len: u32) {
-    debug_assert_eq!(seq, dir.next_seq);
+/// Appends in-order bytes: `data` starts at `dir.next_seq` and covers
+/// `wire_len` bytes of sequence space (more than `data.len()` when the snap
+/// length cut the segment).
+fn append(dir: &mut Direction, stats: &mut StreamStats, data: &[u8], wire_len: u32) {
     if dir.buf.len() + data.len() > MAX_BUFFER {
         stats.gaps += 1;
         dir.buf.clear();
     }
     dir.buf.extend_from_slice(data);
-    dir.next_seq = seq.wrapping_add(wire_len);
+    dir.next_seq = dir.next_seq.wrapping_add(wire_len);
     if (data.len() as u32) < wire_len {
         // The snap length cut this segment: the bytes after the captured ones
         // are lost. Whole messages stay for `extract`; the partial one goes,
@@ -472,6 +467,18 @@ mod tests {
         h.feed(s);
         h.feed(seg(1 + bytes.len() as u32, ACK, &framed(&[b"next"])));
         assert_eq!(h.got, vec![b"whole".to_vec(), b"next".to_vec()]);
+    }
+
+    #[test]
+    fn idle_directions_expire() {
+        let mut h = Harness::new();
+        h.feed(seg(0, TcpFlags::SYN, &[]));
+        h.feed(seg(1, ACK, &framed(&[b"partial"])[..4]));
+        h.streams.expire(Timestamp::from_secs_f64(30.0), 60.0);
+        assert_eq!(h.streams.len(), 1);
+        h.streams.expire(Timestamp::from_secs_f64(62.0), 60.0);
+        assert!(h.streams.is_empty());
+        assert_eq!(h.streams.stats().cut, 1);
     }
 
     #[test]

@@ -367,6 +367,47 @@ fn namespace_and_domain_configured_build_the_search_list() {
 }
 
 #[test]
+fn configured_search_list_gives_namespace_and_domain() {
+    let mut s = Sim::new(DnsConfig {
+        search: vec![
+            "shop.svc.corp.internal".into(),
+            "svc.corp.internal".into(),
+            "corp.internal".into(),
+        ],
+        ..DnsConfig::default()
+    });
+    let inf = s.t.inferred();
+    assert_eq!(inf.namespace.as_deref(), Some("shop"));
+    assert_eq!(inf.cluster_domain.as_deref(), Some("corp.internal"));
+    assert!(inf.cluster_domain_inferred && !inf.search_inferred);
+    s.pair(1.0, "web.shop.svc.corp.internal", Some("10.100.0.9"));
+    let info =
+        s.t.resolve("10.100.0.9".parse().unwrap(), secs(2.0))
+            .unwrap();
+    assert_eq!(info.service.as_deref(), Some("web"));
+}
+
+#[test]
+fn ndots_one_tries_a_dotted_name_as_written_first() {
+    let mut s = Sim::new(DnsConfig {
+        ndots: 1,
+        ..k8s_config()
+    });
+    s.pair(1.0, "demo-app.default", None);
+    s.pair(1.01, "demo-app.default.default.svc.cluster.local", None);
+    s.pair(
+        1.02,
+        "demo-app.default.svc.cluster.local",
+        Some("10.96.0.20"),
+    );
+    let l = s.only_lookup(5.0);
+    assert_eq!(&*l.name, "demo-app.default");
+    assert_eq!(l.form, Form::Namespaced);
+    assert_eq!((l.queries, l.wasted), (6, 4));
+    assert!(!l.absolute && !l.partial);
+}
+
+#[test]
 fn unanswered_query_times_out_via_advance() {
     let mut s = Sim::new(k8s_config());
     s.query(10.0, "demo-app.default.svc.cluster.local.", RecordType::A);
@@ -426,6 +467,167 @@ fn single_request_mode_aaaa_after_a_answer_joins_the_lookup() {
             .name,
         "demo-app"
     );
+}
+
+#[test]
+fn interleaved_lookups_of_one_client_stay_apart() {
+    let mut s = Sim::new(k8s_config());
+    let a1 = "demo-app.default.default.svc.cluster.local.";
+    let b1 = "api.example.com.default.svc.cluster.local.";
+    let qa = s.query(1.0, a1, RecordType::A);
+    let qb = s.query(1.001, b1, RecordType::A);
+    s.respond(1.002, qa, a1, RecordType::A, ResponseCode::NXDomain, &[]);
+    s.respond(1.003, qb, b1, RecordType::A, ResponseCode::ServFail, &[]);
+    let a2 = "demo-app.default.svc.cluster.local.";
+    let b2 = "api.example.com.svc.cluster.local.";
+    let qb = s.query(1.004, b2, RecordType::A);
+    let qa = s.query(1.005, a2, RecordType::A);
+    s.respond(
+        1.006,
+        qa,
+        a2,
+        RecordType::A,
+        ResponseCode::NoError,
+        &[(a2, 5, a("10.96.0.20"))],
+    );
+    s.respond(1.007, qb, b2, RecordType::A, ResponseCode::NXDomain, &[]);
+    let b3 = "api.example.com.cluster.local.";
+    let qb = s.query(1.008, b3, RecordType::A);
+    s.respond(1.009, qb, b3, RecordType::A, ResponseCode::NXDomain, &[]);
+    let b4 = "api.example.com.";
+    let qb = s.query(1.010, b4, RecordType::A);
+    s.respond(
+        1.011,
+        qb,
+        b4,
+        RecordType::A,
+        ResponseCode::NoError,
+        &[(b4, 60, a("192.0.2.10"))],
+    );
+    s.t.advance(secs(5.0), &mut s.events);
+    let l = s.lookups();
+    let got: Vec<(&str, u32, u32, &str)> = l
+        .iter()
+        .map(|l| (&*l.name, l.queries, l.wasted, l.result.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("demo-app.default", 2, 1, "NOERROR"),
+            ("api.example.com", 4, 3, "NOERROR")
+        ]
+    );
+}
+
+#[test]
+fn refused_candidate_resent_with_the_same_ids_is_one_lookup() {
+    // glibc against a server that refuses: the as-is candidate is sent
+    // twice with the same ids (second attempt), as captured from getent.
+    let mut s = Sim::new(k8s_config());
+    s.pair(1.0, "nope.default.svc.cluster.local", None);
+    s.pair(1.01, "nope.svc.cluster.local", None);
+    s.pair(1.02, "nope.cluster.local", None);
+    for attempt in 0..2 {
+        let at = 1.03 + attempt as f64 * 0.001;
+        for (id, qtype) in [(5051, RecordType::A), (4281, RecordType::AAAA)] {
+            let bytes = query_bytes(id, "nope.", qtype);
+            s.t.on_udp(secs(at), addr(CLIENT), addr(SERVER), &bytes, &mut s.events);
+        }
+        for (id, qtype) in [(5051, RecordType::A), (4281, RecordType::AAAA)] {
+            s.respond(at + 0.0005, id, "nope.", qtype, ResponseCode::Refused, &[]);
+        }
+    }
+    let l = s.only_lookup(5.0);
+    assert_eq!(&*l.name, "nope");
+    assert_eq!(l.result.as_str(), "REFUSED");
+    assert_eq!((l.queries, l.wasted), (10, 6));
+    let refused = s
+        .completed()
+        .iter()
+        .filter(|t| t.outcome.as_str() == "REFUSED")
+        .count();
+    assert_eq!(refused, 4);
+}
+
+#[test]
+fn endless_retries_are_reported_in_pieces() {
+    let mut s = Sim::new(k8s_config());
+    for i in 0..130 {
+        let at = 1.0 + i as f64 * 0.01;
+        let bytes = query_bytes(77, "nope.", RecordType::A);
+        s.t.on_udp(secs(at), addr(CLIENT), addr(SERVER), &bytes, &mut s.events);
+        s.respond(
+            at + 0.001,
+            77,
+            "nope.",
+            RecordType::A,
+            ResponseCode::Refused,
+            &[],
+        );
+    }
+    s.t.advance(secs(10.0), &mut s.events);
+    let queries: Vec<u32> = s.lookups().iter().map(|l| l.queries).collect();
+    assert_eq!(queries, [128, 2]);
+}
+
+#[test]
+fn glibc_sequential_aaaa_after_an_nxdomain_stays_in_the_lookup() {
+    // As captured from getent: after the first candidate's A comes back
+    // NXDOMAIN, glibc sends its AAAA alone 10 ms later.
+    let mut s = Sim::new(k8s_config());
+    let c0 = "demo-app.default.default.svc.cluster.local.";
+    let id = s.query(1.0, c0, RecordType::A);
+    s.respond(1.0001, id, c0, RecordType::A, ResponseCode::NXDomain, &[]);
+    let id = s.query(1.01, c0, RecordType::AAAA);
+    s.respond(
+        1.0101,
+        id,
+        c0,
+        RecordType::AAAA,
+        ResponseCode::NXDomain,
+        &[],
+    );
+    s.pair(
+        1.0102,
+        "demo-app.default.svc.cluster.local",
+        Some("10.96.0.20"),
+    );
+    let l = s.only_lookup(5.0);
+    assert_eq!(&*l.name, "demo-app.default");
+    assert_eq!((l.queries, l.wasted), (4, 2));
+}
+
+#[test]
+fn glibc_after_timeouts_tries_the_name_as_written() {
+    // As captured with `timeout:1 attempts:2` and a silent server: each
+    // candidate is sent twice with the same ids, and after the first
+    // suffix times out glibc jumps to the name as written.
+    let mut s = Sim::new(k8s_config());
+    let c0 = "demo-app.default.svc.cluster.local.";
+    for at in [1.0, 2.0] {
+        for (id, qtype) in [(31122, RecordType::A), (48287, RecordType::AAAA)] {
+            let bytes = query_bytes(id, c0, qtype);
+            s.t.on_udp(secs(at), addr(CLIENT), addr(SERVER), &bytes, &mut s.events);
+        }
+    }
+    for at in [3.0, 4.0] {
+        for (id, qtype) in [(8932, RecordType::A), (5090, RecordType::AAAA)] {
+            let bytes = query_bytes(id, "demo-app.", qtype);
+            s.t.on_udp(secs(at), addr(CLIENT), addr(SERVER), &bytes, &mut s.events);
+        }
+    }
+    let l = s.only_lookup(20.0);
+    assert_eq!(&*l.name, "demo-app");
+    assert_eq!(l.result.as_str(), "TIMEOUT");
+    assert_eq!(&*l.fqdn, "demo-app");
+    assert_eq!((l.queries, l.wasted), (4, 2));
+    assert_eq!(s.t.stats().tx.retransmitted_queries, 4);
+    let timeouts = s
+        .completed()
+        .iter()
+        .filter(|t| t.outcome == Outcome::Timeout)
+        .count();
+    assert_eq!(timeouts, 4);
 }
 
 #[test]

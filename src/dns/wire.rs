@@ -21,8 +21,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use hickory_proto::op::Query;
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::Name;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 pub const HEADER_LEN: usize = 12;
@@ -31,13 +30,20 @@ const MIN_RR_LEN: usize = 11;
 /// Answers kept per message; the rest are ignored (a CNAME chain plus a few
 /// addresses is all attribution uses).
 pub const MAX_ANSWERS: usize = 64;
+const RR_TYPE_A: u16 = 1;
+const RR_TYPE_CNAME: u16 = 5;
+const RR_TYPE_AAAA: u16 = 28;
 const RR_TYPE_OPT: u16 = 41;
+/// The largest message either transport can carry (TCP's 2-byte length).
+const MAX_MESSAGE_LEN: usize = 65535;
 
 /// Why a DNS message was not decoded. `reason()` is a stable label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum WireError {
     #[error("message shorter than the 12-byte header")]
     TooShort,
+    #[error("message longer than 65535 bytes")]
+    TooLong,
     #[error("header counts need more bytes than the message has")]
     CountsExceedLength,
     #[error("malformed question")]
@@ -50,6 +56,7 @@ impl WireError {
     pub fn reason(self) -> &'static str {
         match self {
             WireError::TooShort => "too_short",
+            WireError::TooLong => "too_long",
             WireError::CountsExceedLength => "count_exceeds_length",
             WireError::Question => "bad_question",
             WireError::Record => "bad_record",
@@ -226,8 +233,25 @@ impl Header {
     }
 }
 
-/// Lowercase ASCII form without the trailing dot ("" for the root).
+/// Lowercase ASCII form without the trailing dot ("" for the root). Labels
+/// of letters, digits, `-` and `_` are copied; any other byte makes the
+/// whole name go through hickory-proto's escaping (`to_ascii`).
 pub fn name_to_string(name: &Name) -> String {
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_';
+    let mut s = String::with_capacity(name.len());
+    for label in name.iter() {
+        if !label.iter().all(plain) {
+            return escaped(name);
+        }
+        if !s.is_empty() {
+            s.push('.');
+        }
+        s.extend(label.iter().map(|b| b.to_ascii_lowercase() as char));
+    }
+    s
+}
+
+fn escaped(name: &Name) -> String {
     let mut s = name.to_ascii();
     if s.ends_with('.') {
         s.pop();
@@ -237,39 +261,68 @@ pub fn name_to_string(name: &Name) -> String {
 }
 
 /// Parses one DNS message (UDP payload, or one TCP message without its length prefix).
+///
+/// Records are walked by hand (owner name skipped, fixed fields read,
+/// RDATA skipped by RDLENGTH); hickory-proto decodes only the names kept —
+/// the question, and the owners and targets of A/AAAA/CNAME answers — with
+/// its compression and label checks. RDATA of other types is never decoded,
+/// so no decoder for exotic types runs on wire data.
 pub fn parse(msg: &[u8]) -> Result<DnsMessage, WireError> {
     let header = Header::check(msg)?;
-    let mut decoder = BinDecoder::new(msg);
-    decoder
-        .read_slice(HEADER_LEN)
-        .map_err(|_| WireError::TooShort)?;
+    if msg.len() > MAX_MESSAGE_LEN {
+        return Err(WireError::TooLong);
+    }
+    let mut pos = HEADER_LEN;
 
     let mut question = None;
     for i in 0..header.qdcount {
-        let q = Query::read(&mut decoder).map_err(|_| WireError::Question)?;
+        let name_at = pos;
+        pos = skip_name(msg, pos).ok_or(WireError::Question)?;
+        let qtype = be16(msg, pos).ok_or(WireError::Question)?;
+        pos += 4;
+        if pos > msg.len() {
+            return Err(WireError::Question);
+        }
         if i == 0 {
+            let name = read_name(msg, name_at).ok_or(WireError::Question)?;
             question = Some(Question {
-                name: name_to_string(q.name()),
-                qtype: QType(u16::from(q.query_type())),
+                name,
+                qtype: QType(qtype),
             });
         }
     }
 
     let mut answers = Vec::new();
     for _ in 0..header.ancount {
-        let record = Record::read(&mut decoder).map_err(|_| WireError::Record)?;
+        let rr = read_rr(msg, pos)?;
+        pos = rr.end;
         if answers.len() >= MAX_ANSWERS {
             continue;
         }
-        let data = match &record.data {
-            RData::A(a) => AnswerData::A(a.0),
-            RData::AAAA(a) => AnswerData::Aaaa(a.0),
-            RData::CNAME(c) => AnswerData::Cname(name_to_string(&c.0)),
+        let rdata = msg.get(rr.rdata_at..rr.end).ok_or(WireError::Record)?;
+        let data = match (rr.rtype, rdata.len()) {
+            (RR_TYPE_A, _) => match <[u8; 4]>::try_from(rdata) {
+                Ok(octets) => AnswerData::A(Ipv4Addr::from(octets)),
+                Err(_) => return Err(WireError::Record),
+            },
+            (RR_TYPE_AAAA, _) => match <[u8; 16]>::try_from(rdata) {
+                Ok(octets) => AnswerData::Aaaa(Ipv6Addr::from(octets)),
+                Err(_) => return Err(WireError::Record),
+            },
+            (RR_TYPE_CNAME, _) => {
+                let (target, target_end) =
+                    read_name_end(msg, rr.rdata_at).ok_or(WireError::Record)?;
+                if target_end > rr.end {
+                    return Err(WireError::Record);
+                }
+                AnswerData::Cname(target)
+            }
             _ => continue,
         };
         answers.push(Answer {
-            name: name_to_string(&record.name),
-            ttl: record.ttl,
+            name: owner_name(msg, rr.owner_at, question.as_ref())?,
+            // RFC 2181 §8: a TTL with the top bit set is read as zero.
+            ttl: if rr.ttl > i32::MAX as u32 { 0 } else { rr.ttl },
             data,
         });
     }
@@ -277,11 +330,11 @@ pub fn parse(msg: &[u8]) -> Result<DnsMessage, WireError> {
     // The extended RCODE's high 8 bits sit in the OPT record's TTL field
     // (RFC 6891 §6.1.3), so the additional section has to be walked.
     let mut rcode = header.rcode_low();
-    let rest = header.nscount as usize + header.arcount as usize;
-    for i in 0..rest {
-        let record = Record::read(&mut decoder).map_err(|_| WireError::Record)?;
-        if i >= header.nscount as usize && u16::from(record.record_type()) == RR_TYPE_OPT {
-            rcode |= (((record.ttl >> 24) & 0xff) as u16) << 4;
+    for i in 0..header.nscount as usize + header.arcount as usize {
+        let rr = read_rr(msg, pos)?;
+        pos = rr.end;
+        if i >= header.nscount as usize && rr.rtype == RR_TYPE_OPT {
+            rcode |= ((rr.ttl >> 24) as u16) << 4;
         }
     }
 
@@ -297,12 +350,100 @@ pub fn parse(msg: &[u8]) -> Result<DnsMessage, WireError> {
     })
 }
 
+/// Where one resource record's parts are.
+struct RawRr {
+    owner_at: usize,
+    rtype: u16,
+    ttl: u32,
+    rdata_at: usize,
+    /// First byte after the record.
+    end: usize,
+}
+
+/// ```text
+/// owner name | TYPE (2) | CLASS (2) | TTL (4) | RDLENGTH (2) | RDATA
+/// ```
+fn read_rr(msg: &[u8], at: usize) -> Result<RawRr, WireError> {
+    let fixed = skip_name(msg, at).ok_or(WireError::Record)?;
+    let rtype = be16(msg, fixed).ok_or(WireError::Record)?;
+    let ttl_hi = be16(msg, fixed + 4).ok_or(WireError::Record)?;
+    let ttl_lo = be16(msg, fixed + 6).ok_or(WireError::Record)?;
+    let rdlen = be16(msg, fixed + 8).ok_or(WireError::Record)?;
+    let rdata_at = fixed + 10;
+    let end = rdata_at + rdlen as usize;
+    if end > msg.len() {
+        return Err(WireError::Record);
+    }
+    Ok(RawRr {
+        owner_at: at,
+        rtype,
+        ttl: (ttl_hi as u32) << 16 | ttl_lo as u32,
+        rdata_at,
+        end,
+    })
+}
+
+fn be16(msg: &[u8], at: usize) -> Option<u16> {
+    match (msg.get(at), msg.get(at.checked_add(1)?)) {
+        (Some(&hi), Some(&lo)) => Some(u16::from_be_bytes([hi, lo])),
+        _ => None,
+    }
+}
+
+/// Position after the name at `at`, without following compression
+/// pointers (a pointer ends the name in place). `None` when the name runs
+/// off the message, uses a reserved label type, or exceeds 255 bytes.
+fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
+    let mut pos = at;
+    loop {
+        let len = *msg.get(pos)?;
+        match len & 0xc0 {
+            0x00 if len == 0 => return Some(pos + 1),
+            0x00 => {
+                pos += 1 + len as usize;
+                if pos - at > 255 {
+                    return None;
+                }
+            }
+            0xc0 => {
+                msg.get(pos + 1)?;
+                return Some(pos + 2);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// An answer's owner name. Owners are nearly always a compression pointer
+/// to the question name at offset 12; that one is not decoded again.
+fn owner_name(msg: &[u8], at: usize, question: Option<&Question>) -> Result<String, WireError> {
+    let points_to_question = msg.get(at..at + 2) == Some(&[0xc0, HEADER_LEN as u8][..]);
+    match question {
+        Some(q) if points_to_question => Ok(q.name.clone()),
+        _ => read_name(msg, at).ok_or(WireError::Record),
+    }
+}
+
+/// The name at `at`, decoded by hickory-proto (compression followed,
+/// pointers only backwards), lowercase without the trailing dot.
+fn read_name(msg: &[u8], at: usize) -> Option<String> {
+    read_name_end(msg, at).map(|(name, _)| name)
+}
+
+/// As `read_name`, with the position after the name's bytes in place.
+fn read_name_end(msg: &[u8], at: usize) -> Option<(String, usize)> {
+    let mut decoder = BinDecoder::new(msg);
+    decoder.read_slice(at).ok()?;
+    let name = Name::read(&mut decoder).ok()?;
+    Some((name_to_string(&name), decoder.index()))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+    use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
     use hickory_proto::rr::rdata::{A, AAAA, CNAME};
-    use hickory_proto::rr::RecordType;
+    use hickory_proto::rr::{RData, Record, RecordType};
     use std::str::FromStr;
 
     pub(crate) fn query_bytes(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
@@ -373,6 +514,18 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn names_are_lowercased_and_odd_bytes_escaped() {
+        let plain = Name::from_str("Demo_App.Default.SVC.cluster.local.").unwrap();
+        assert_eq!(name_to_string(&plain), "demo_app.default.svc.cluster.local");
+        assert_eq!(name_to_string(&Name::root()), "");
+        let odd = Name::from_labels(vec![b"a.b".to_vec(), b"C d".to_vec()]).unwrap();
+        let text = name_to_string(&odd);
+        // The dot inside the first label is escaped, so it cannot pass for a label boundary.
+        assert!(text.starts_with("a\\.b."), "{text}");
+        assert!(!text.ends_with('.'));
+    }
+
+    #[test]
     fn query_summary() {
         let q = query_bytes(
             0x1234,
@@ -419,6 +572,84 @@ pub(crate) mod tests {
             m.answers[1].data,
             AnswerData::A("192.0.2.7".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn bad_rdata_lengths_and_label_types_are_rejected() {
+        let fq = "x.example.";
+        let good = response_bytes(
+            1,
+            fq,
+            RecordType::A,
+            ResponseCode::NoError,
+            &[(fq, 5, a("192.0.2.1"))],
+        );
+        assert!(parse(&good).is_ok());
+        // RDLENGTH of the A record (2 bytes before its 4 RDATA bytes) set to 3.
+        let mut short_a = good.clone();
+        let at = short_a.len() - 5;
+        short_a[at] = 3;
+        assert_eq!(parse(&short_a[..short_a.len() - 1]), Err(WireError::Record));
+        // RDLENGTH beyond the end.
+        let mut long = good.clone();
+        long[at] = 200;
+        assert_eq!(parse(&long), Err(WireError::Record));
+        // Label type 01 (extended, RFC 6891 obsoleted) in the question name.
+        let mut reserved = good.clone();
+        reserved[12] = 0x41;
+        assert_eq!(parse(&reserved), Err(WireError::Question));
+        // More than 65535 bytes cannot be one message.
+        let mut huge = good.clone();
+        huge.resize(70_000, 0);
+        assert_eq!(parse(&huge), Err(WireError::TooLong));
+    }
+
+    #[test]
+    fn other_sections_and_types_are_skipped_not_decoded() {
+        let mut m = Message::new(4, MessageType::Response, OpCode::Query);
+        m.add_query(Query::query(
+            Name::from_str("example.com.").unwrap(),
+            RecordType::MX,
+        ));
+        m.add_answer(Record::from_rdata(
+            Name::from_str("example.com.").unwrap(),
+            60,
+            RData::MX(hickory_proto::rr::rdata::MX::new(
+                10,
+                Name::from_str("mail.example.com.").unwrap(),
+            )),
+        ));
+        m.add_authority(Record::from_rdata(
+            Name::from_str("example.com.").unwrap(),
+            60,
+            RData::NS(hickory_proto::rr::rdata::NS(
+                Name::from_str("ns.example.com.").unwrap(),
+            )),
+        ));
+        m.add_additional(Record::from_rdata(
+            Name::from_str("ns.example.com.").unwrap(),
+            60,
+            a("192.0.2.53"),
+        ));
+        m.set_edns(Edns::new());
+        let parsed = parse(&m.to_vec().unwrap()).unwrap();
+        assert_eq!(parsed.question.unwrap().qtype.as_str(), "MX");
+        assert_eq!(parsed.answer_count, 1);
+        assert!(parsed.answers.is_empty());
+        assert_eq!(parsed.rcode, Rcode::NOERROR);
+    }
+
+    #[test]
+    fn huge_ttl_reads_as_zero() {
+        let fq = "x.example.";
+        let r = response_bytes(
+            1,
+            fq,
+            RecordType::A,
+            ResponseCode::NoError,
+            &[(fq, 0x8000_0000, a("192.0.2.1"))],
+        );
+        assert_eq!(parse(&r).unwrap().answers[0].ttl, 0);
     }
 
     #[test]

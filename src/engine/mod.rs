@@ -78,7 +78,7 @@ impl Engine {
             search: cfg.search.clone(),
             ndots: cfg.ndots,
             namespace: cfg.namespace.clone(),
-            cluster_domain: Some(cfg.cluster_domain.clone()),
+            cluster_domain: cfg.cluster_domain.clone(),
             query_timeout_secs: cfg.timeouts.dns_query,
             ttl_grace_secs: cfg.timeouts.dns_ttl_grace,
             max_pending: limits.max_dns_pending,

@@ -14,13 +14,15 @@ use crate::Error;
 pub struct Options {
     /// Receive buffer in bytes (`SO_RCVBUFFORCE`, falling back to
     /// `SO_RCVBUF`, which `net.core.rmem_max` caps). `None` keeps the default.
+    /// Default 16 MiB: the kernel charges every queued frame its full skb,
+    /// however much the filter cut it.
     pub rcvbuf: Option<usize>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            rcvbuf: Some(4 << 20),
+            rcvbuf: Some(16 << 20),
         }
     }
 }

@@ -1,0 +1,149 @@
+//! The hot path allocates nothing: once a connection is established, its data
+//! segments (and the HTTP/1 requests and responses on it) go through decode,
+//! the flow table and the HTTP tracker without one heap allocation. Counted
+//! with a global allocator that tallies every call. Packets are 10 ms apart,
+//! so the once-a-second sweeps (timeouts, byte export) are inside the window.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use podpath::capture::RawPacket;
+use podpath::config::PodConfig;
+use podpath::decode::build::FrameBuilder;
+use podpath::decode::{LinkType, TcpFlags};
+use podpath::engine::{Engine, NullSink};
+use podpath::Timestamp;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarding the caller's layout to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `alloc`/`dealloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn frame(
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    FrameBuilder::new(src.into(), dst.into())
+        .link(LinkType::LinuxSll2)
+        .packet_type(if src == [10, 244, 1, 20] { 4 } else { 0 })
+        .tcp(sport, dport)
+        .flags(flags)
+        .seq(seq)
+        .payload(payload)
+        .build()
+}
+
+#[test]
+fn established_traffic_allocates_nothing_per_packet() {
+    let pod = [10, 244, 1, 20];
+    let server = [10, 96, 100, 10];
+    let req = b"GET / HTTP/1.1\r\nHost: demo-app\r\n\r\n";
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody";
+    let setup = [
+        frame(pod, 40000, server, 80, TcpFlags::SYN, 1, b""),
+        frame(
+            server,
+            80,
+            pod,
+            40000,
+            TcpFlags::SYN | TcpFlags::ACK,
+            1000,
+            b"",
+        ),
+        frame(pod, 40000, server, 80, TcpFlags::ACK, 2, b""),
+    ];
+    // Keep-alive traffic: request, response, ACK, repeated; sequence numbers advance.
+    let mut steady = Vec::new();
+    let (mut cseq, mut sseq) = (2u32, 1001u32);
+    for _ in 0..500 {
+        steady.push(frame(
+            pod,
+            40000,
+            server,
+            80,
+            TcpFlags::PSH | TcpFlags::ACK,
+            cseq,
+            req,
+        ));
+        cseq += req.len() as u32;
+        steady.push(frame(
+            server,
+            80,
+            pod,
+            40000,
+            TcpFlags::PSH | TcpFlags::ACK,
+            sseq,
+            resp,
+        ));
+        sseq += resp.len() as u32;
+        steady.push(frame(pod, 40000, server, 80, TcpFlags::ACK, cseq, b""));
+    }
+    let cfg = PodConfig {
+        service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],
+        ..PodConfig::default()
+    };
+    let mut engine = Engine::new(cfg);
+    let mut sink = NullSink;
+    let t0 = 1_700_000_000.0;
+    fn raw(data: &[u8], t: f64) -> RawPacket<'_> {
+        RawPacket {
+            ts: Timestamp::from_secs_f64(t),
+            link: LinkType::LinuxSll2,
+            data,
+            orig_len: data.len() as u32,
+            packet_type: None,
+            interface: 0,
+        }
+    }
+    let start = ALLOCATIONS.load(Ordering::SeqCst);
+    for (i, f) in setup.iter().enumerate() {
+        engine.process(&raw(f, t0 + i as f64 * 1e-2), &mut sink);
+    }
+    // Warm-up: the first request allocates the connection's HTTP state.
+    for (i, f) in steady.iter().take(30).enumerate() {
+        engine.process(&raw(f, t0 + (10 + i) as f64 * 1e-2), &mut sink);
+    }
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    // The counter works: opening the flow and its HTTP state did allocate.
+    assert!(
+        before > start,
+        "setup made no allocation: the counter is not counting"
+    );
+    let n = steady.len() - 30;
+    for (i, f) in steady.iter().skip(30).enumerate() {
+        engine.process(&raw(f, t0 + (100 + i) as f64 * 1e-2), &mut sink);
+    }
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations over {n} packets",
+        after - before
+    );
+    assert_eq!(engine.stats().packets as usize, setup.len() + steady.len());
+    assert_eq!(engine.flow_count(), 1);
+}
