@@ -52,6 +52,9 @@ pub struct AnswerSet {
 
 /// Addresses kept per answer set.
 pub const MAX_ANSWER_ADDRS: usize = 64;
+/// A connection counts as past the TTL only this long after it expired:
+/// answers with TTL 0 (or 1) are used at once by design, not stale.
+const PAST_TTL_SLACK_SECS: f64 = 1.0;
 /// Answer sets kept for looking back (newest first).
 const MAX_RECENT: usize = 64;
 
@@ -62,7 +65,8 @@ pub enum Stale {
     /// The latest answer for the name no longer holds the address; an
     /// older answer (still within TTL + grace) did.
     NotInLatestAnswer,
-    /// The answer is past its TTL (but within the grace period).
+    /// The answer is more than a second past its TTL (but within the
+    /// grace period).
     PastTtl,
 }
 
@@ -191,7 +195,10 @@ impl NameTable {
         if latest.is_some_and(|l| !l.addrs.contains(&addr) && l.at > info.answered_at) {
             return Some(Stale::NotInLatestAnswer);
         }
-        (now > info.answered_at.add_secs(f64::from(info.ttl))).then_some(Stale::PastTtl)
+        let deadline = info
+            .answered_at
+            .add_secs(f64::from(info.ttl) + PAST_TTL_SLACK_SECS);
+        (now > deadline).then_some(Stale::PastTtl)
     }
 
     pub fn len(&self) -> usize {
@@ -339,7 +346,8 @@ mod tests {
         t.insert(secs(0.0), old, 5, info("db"));
         t.record_answer(set(0.0, "db", &[old]));
         assert_eq!(t.staleness(old, secs(1.0)), None);
-        assert_eq!(t.staleness(old, secs(6.0)), Some(Stale::PastTtl));
+        assert_eq!(t.staleness(old, secs(5.9)), None);
+        assert_eq!(t.staleness(old, secs(6.1)), Some(Stale::PastTtl));
         // A newer answer without `old`: connecting to `old` is stale.
         t.insert(secs(10.0), new, 5, info("db"));
         t.record_answer(set(10.0, "db", &[new]));
