@@ -14,9 +14,11 @@ pub mod decode;
 pub mod dns;
 pub mod engine;
 pub mod flow;
+pub mod h2;
 pub mod http;
 pub mod metrics;
 pub mod report;
 pub mod time;
+pub mod tls;
 
 pub use time::Timestamp;

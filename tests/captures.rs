@@ -98,7 +98,7 @@ fn assert_seed(text: &str, loopback: f64) {
             "HTTP requests on {path}"
         );
     }
-    assert_eq!(value(text, "podpath_http_requests_total{path=\"dns\",service=\"demo-app\",method=\"GET\",code=\"200\"}"), 2.0);
+    assert_eq!(value(text, "podpath_http_requests_total{path=\"dns\",service=\"demo-app\",method=\"GET\",code=\"200\",protocol=\"http1\"}"), 2.0);
     assert_eq!(
         value(
             text,

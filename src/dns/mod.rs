@@ -359,6 +359,21 @@ impl DnsTracker {
         self.names.resolve(addr, now)
     }
 
+    /// Whether a connection to `addr` now follows a stale answer.
+    pub fn staleness(&self, addr: IpAddr, now: Timestamp) -> Option<names::Stale> {
+        self.names.staleness(addr, now)
+    }
+
+    /// Recent answer sets, newest first.
+    pub fn recent_answers(&self) -> impl Iterator<Item = &names::AnswerSet> {
+        self.names.recent()
+    }
+
+    /// Whether any answer held `addr` (bounded memory).
+    pub fn ever_answered(&self, addr: IpAddr) -> bool {
+        self.names.ever_answered(addr)
+    }
+
     pub fn inferred(&self) -> Inferred {
         self.inferred.clone()
     }
@@ -507,6 +522,23 @@ impl DnsTracker {
                 Some((s, n)) => (Some(Arc::from(s)), Some(Arc::from(n))),
                 None => (None, None),
             };
+            let mut set = names::AnswerSet {
+                at: ts,
+                client: client.ip(),
+                name: name.clone(),
+                fqdn: fqdn.clone(),
+                service: service.clone(),
+                namespace: namespace.clone(),
+                addrs: Vec::new(),
+            };
+            for v6 in [false, true] {
+                set.addrs = addrs
+                    .iter()
+                    .copied()
+                    .filter(|a| a.is_ipv6() == v6)
+                    .collect();
+                self.names.record_answer(set.clone());
+            }
             for (addr, ttl) in answers {
                 let info = NameInfo {
                     name: name.clone(),
@@ -515,6 +547,7 @@ impl DnsTracker {
                     namespace: namespace.clone(),
                     answered_at: ts,
                     expires: ts,
+                    ttl,
                 };
                 for _ in 0..self.names.insert(ts, addr, ttl, info) {
                     out.push(DnsEvent::Evicted { table: "names" });

@@ -7,7 +7,7 @@
 //! entries: when full, expired entries go first, then the entry closest to
 //! expiry; evictions are counted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -30,6 +30,53 @@ pub struct NameInfo {
     pub namespace: Option<Arc<str>>,
     pub answered_at: Timestamp,
     pub expires: Timestamp,
+    /// The record's TTL (seconds); `expires` adds the grace period to it.
+    pub ttl: u32,
+}
+
+/// One response's addresses for a name and address family: what the
+/// staleness check compares a connection against, and what the rewrite
+/// detector looks back on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnswerSet {
+    pub at: Timestamp,
+    /// The pod address that asked.
+    pub client: IpAddr,
+    pub name: Arc<str>,
+    pub fqdn: Arc<str>,
+    pub service: Option<Arc<str>>,
+    pub namespace: Option<Arc<str>>,
+    /// At most [`MAX_ANSWER_ADDRS`], all of one family.
+    pub addrs: Vec<IpAddr>,
+}
+
+/// Addresses kept per answer set.
+pub const MAX_ANSWER_ADDRS: usize = 64;
+/// A connection counts as past the TTL only this long after it expired:
+/// answers with TTL 0 (or 1) are used at once by design, not stale.
+const PAST_TTL_SLACK_SECS: f64 = 1.0;
+/// Answer sets kept for looking back (newest first).
+const MAX_RECENT: usize = 64;
+
+/// Why a connection that DNS attributes is stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stale {
+    /// The latest answer for the name no longer holds the address; an
+    /// older answer (still within TTL + grace) did.
+    NotInLatestAnswer,
+    /// The answer is more than a second past its TTL (but within the
+    /// grace period).
+    PastTtl,
+}
+
+impl Stale {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stale::NotInLatestAnswer => "not_in_latest_answer",
+            Stale::PastTtl => "past_ttl",
+        }
+    }
 }
 
 /// Service and namespace of `<svc>.<ns>.svc.<domain>`.
@@ -76,6 +123,11 @@ pub struct NameTable {
     grace_secs: f64,
     evicted: u64,
     last_sweep: Timestamp,
+    /// The latest answer per (FQDN, is IPv6); at most `capacity` entries.
+    latest: HashMap<(Arc<str>, bool), Arc<AnswerSet>>,
+    recent: VecDeque<Arc<AnswerSet>>,
+    /// Every address any answer held (cleared when it reaches 4 × capacity).
+    answered: HashSet<IpAddr>,
 }
 
 impl NameTable {
@@ -90,7 +142,63 @@ impl NameTable {
             },
             evicted: 0,
             last_sweep: Timestamp::ZERO,
+            latest: HashMap::new(),
+            recent: VecDeque::new(),
+            answered: HashSet::new(),
         }
+    }
+
+    /// Records one response's addresses for `set.fqdn` (one family).
+    pub fn record_answer(&mut self, mut set: AnswerSet) {
+        let Some(v6) = set.addrs.first().map(|a| a.is_ipv6()) else {
+            return;
+        };
+        set.addrs.truncate(MAX_ANSWER_ADDRS);
+        let key = (set.fqdn.clone(), v6);
+        if self.answered.len() + set.addrs.len() > self.capacity.saturating_mul(4) {
+            self.answered.clear();
+        }
+        self.answered.extend(set.addrs.iter().copied());
+        let set = Arc::new(set);
+        if !self.latest.contains_key(&key) && self.latest.len() >= self.capacity {
+            let oldest = self
+                .latest
+                .iter()
+                .min_by_key(|(_, s)| s.at)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.latest.remove(&k);
+            }
+        }
+        self.latest.insert(key, set.clone());
+        if self.recent.len() >= MAX_RECENT {
+            self.recent.pop_back();
+        }
+        self.recent.push_front(set);
+    }
+
+    /// Answer sets, newest first (bounded look-back).
+    pub fn recent(&self) -> impl Iterator<Item = &AnswerSet> {
+        self.recent.iter().map(|s| &**s)
+    }
+
+    /// Whether any answer (as far as the bounded memory reaches) held `addr`.
+    pub fn ever_answered(&self, addr: IpAddr) -> bool {
+        self.answered.contains(&addr)
+    }
+
+    /// Whether a connection to `addr` at `now` follows a stale answer.
+    /// `NotInLatestAnswer` wins over `PastTtl`.
+    pub fn staleness(&self, addr: IpAddr, now: Timestamp) -> Option<Stale> {
+        let info = self.resolve(addr, now)?;
+        let latest = self.latest.get(&(info.fqdn.clone(), addr.is_ipv6()));
+        if latest.is_some_and(|l| !l.addrs.contains(&addr) && l.at > info.answered_at) {
+            return Some(Stale::NotInLatestAnswer);
+        }
+        let deadline = info
+            .answered_at
+            .add_secs(f64::from(info.ttl) + PAST_TTL_SLACK_SECS);
+        (now > deadline).then_some(Stale::PastTtl)
     }
 
     pub fn len(&self) -> usize {
@@ -109,6 +217,7 @@ impl NameTable {
     /// many live entries were evicted to make room.
     pub fn insert(&mut self, ts: Timestamp, addr: IpAddr, ttl: u32, mut info: NameInfo) -> usize {
         info.answered_at = ts;
+        info.ttl = ttl;
         info.expires = ts.add_secs(ttl as f64 + self.grace_secs);
         let mut evicted = 0;
         if !self.map.contains_key(&addr) && self.map.len() >= self.capacity {
@@ -176,6 +285,7 @@ mod tests {
             namespace: None,
             answered_at: Timestamp::ZERO,
             expires: Timestamp::ZERO,
+            ttl: 0,
         }
     }
 
@@ -213,6 +323,56 @@ mod tests {
         assert!(t.resolve(ips[2], secs(6.0)).is_none());
         assert!(t.resolve(ips[1], secs(6.0)).is_some());
         assert_eq!(t.len(), 2);
+    }
+
+    fn set(at: f64, fqdn: &str, addrs: &[IpAddr]) -> AnswerSet {
+        AnswerSet {
+            at: secs(at),
+            client: IpAddr::from([10, 244, 1, 20]),
+            name: Arc::from(fqdn),
+            fqdn: Arc::from(fqdn),
+            service: None,
+            namespace: None,
+            addrs: addrs.to_vec(),
+        }
+    }
+
+    #[test]
+    fn staleness_by_latest_answer_then_by_ttl() {
+        let mut t = NameTable::new(8, 30.0);
+        let old: IpAddr = "10.244.2.5".parse().unwrap();
+        let new: IpAddr = "10.244.2.6".parse().unwrap();
+        let v6: IpAddr = "fd00::5".parse().unwrap();
+        t.insert(secs(0.0), old, 5, info("db"));
+        t.record_answer(set(0.0, "db", &[old]));
+        assert_eq!(t.staleness(old, secs(1.0)), None);
+        assert_eq!(t.staleness(old, secs(5.9)), None);
+        assert_eq!(t.staleness(old, secs(6.1)), Some(Stale::PastTtl));
+        // A newer answer without `old`: connecting to `old` is stale.
+        t.insert(secs(10.0), new, 5, info("db"));
+        t.record_answer(set(10.0, "db", &[new]));
+        assert_eq!(t.staleness(old, secs(11.0)), Some(Stale::NotInLatestAnswer));
+        assert_eq!(t.staleness(new, secs(11.0)), None);
+        // Past TTL + grace there is no attribution, hence nothing stale.
+        assert_eq!(t.staleness(old, secs(36.0)), None);
+        // The AAAA answer set is separate from the A one.
+        t.insert(secs(12.0), v6, 5, info("db"));
+        t.record_answer(set(12.0, "db", &[v6]));
+        assert_eq!(t.staleness(new, secs(13.0)), None);
+        assert!(t.ever_answered(old));
+        assert_eq!(t.recent().next().map(|s| s.addrs.clone()), Some(vec![v6]));
+    }
+
+    #[test]
+    fn answer_memory_is_bounded() {
+        let mut t = NameTable::new(4, 0.0);
+        for i in 0..200u32 {
+            let a = IpAddr::from(i.to_be_bytes());
+            t.record_answer(set(f64::from(i), &format!("n{i}"), &[a]));
+        }
+        assert!(t.latest.len() <= 4);
+        assert!(t.recent.len() <= MAX_RECENT);
+        assert!(t.answered.len() <= 16);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use crate::attribution::Attribution;
+use crate::dns::names::Stale;
 use crate::dns::DnsEvent;
 use crate::flow::Protocol;
 use crate::http::Method;
@@ -48,6 +49,70 @@ pub struct HttpView<'a> {
     pub method: Method,
     pub status: u16,
     pub latency_secs: f64,
+    pub protocol: AppProtocol,
+    /// gRPC only: the `grpc-status` of the response trailers.
+    pub grpc_status: Option<u32>,
+}
+
+/// The protocol a request was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppProtocol {
+    Http1,
+    H2,
+    Grpc,
+}
+
+impl AppProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppProtocol::Http1 => "http1",
+            AppProtocol::H2 => "h2",
+            AppProtocol::Grpc => "grpc",
+        }
+    }
+}
+
+/// Whether a TLS server name agrees with the connection's DNS attribution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SniCheck {
+    /// The SNI is the looked-up name (or one of its search-list forms).
+    Confirmed,
+    /// The SNI names another host.
+    Mismatch,
+}
+
+/// The ClientHello of an outbound connection.
+#[derive(Clone, Copy, Debug)]
+pub struct TlsView<'a> {
+    pub conn: ConnectionView<'a>,
+    /// The server name; `None` with `status` saying why.
+    pub sni: Option<&'a str>,
+    pub status: crate::tls::SniStatus,
+    pub alpn: Option<&'a str>,
+    /// Set when the connection was attributed to a DNS name and the SNI is known.
+    pub dns_check: Option<SniCheck>,
+}
+
+/// An HTTP/2 stream that yields no request record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum H2Unread {
+    /// A header block was read without HPACK context (joined mid-connection,
+    /// a block lost to the capture, or a decoding error).
+    NoHpackContext,
+    /// Reset before a response.
+    Reset,
+}
+
+impl H2Unread {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            H2Unread::NoHpackContext => "no_hpack_context",
+            H2Unread::Reset => "reset",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -81,6 +146,33 @@ pub enum Event<'a> {
         received: u64,
     },
     Http(HttpView<'a>),
+    /// The ClientHello of an outbound TLS connection.
+    Tls(TlsView<'a>),
+    /// An HTTP/2 stream whose request or response could not be read.
+    H2Stream {
+        outbound: bool,
+        attribution: Option<&'a Attribution>,
+        reason: H2Unread,
+    },
+    /// An outbound connection that follows a stale DNS answer (emitted
+    /// right after its `Connection`).
+    StaleDns {
+        conn: ConnectionView<'a>,
+        reason: Stale,
+    },
+    /// An outbound connection attributed to a looked-up name although it
+    /// went to a pod IP the answer did not hold: the destination was
+    /// rewritten before the wire (emitted right after its `Connection`).
+    Rewritten {
+        conn: ConnectionView<'a>,
+    },
+    /// The rewrite pattern was seen often enough to be believed (once per
+    /// name and port).
+    RewriteDetected {
+        dns_name: &'a str,
+        port: u16,
+        evidence: u32,
+    },
     Dns(&'a DnsEvent),
     /// A frame that could not be decoded, by reason.
     Skipped {

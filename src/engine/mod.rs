@@ -6,13 +6,15 @@
 //! of that moment.
 
 pub mod event;
+mod proto;
+pub mod rewrite;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::attribution::{Attribution, Attributor, Inference, Resolved};
+use crate::attribution::{Attribution, Attributor, Inference, Path, Resolved};
 use crate::capture::RawPacket;
 use crate::config::PodConfig;
 use crate::decode::{self, PacketType, TcpSegment, Transport, UdpDatagram};
@@ -22,7 +24,11 @@ use crate::flow::{Flow, FlowKey, FlowTable, Protocol, TcpState};
 use crate::http::{self, Http1};
 use crate::Timestamp;
 
-pub use event::{ConnectionView, Event, FailReason, HttpView, NullSink, Sink, Tee};
+pub use event::{
+    AppProtocol, ConnectionView, Event, FailReason, H2Unread, HttpView, NullSink, Sink, SniCheck,
+    Tee, TlsView,
+};
+use rewrite::RewriteDetector;
 
 /// How often (packet time) timeouts are checked and byte counts exported.
 const SWEEP_INTERVAL_SECS: f64 = 1.0;
@@ -62,6 +68,7 @@ pub struct Engine {
     next_sweep: Timestamp,
     dns_events: Vec<DnsEvent>,
     stats: EngineStats,
+    rewrite: RewriteDetector,
 }
 
 impl Engine {
@@ -103,6 +110,7 @@ impl Engine {
             next_sweep: Timestamp::ZERO,
             dns_events: Vec::new(),
             stats: EngineStats::default(),
+            rewrite: RewriteDetector::default(),
         }
     }
 
@@ -128,6 +136,11 @@ impl Engine {
 
     pub fn dns(&self) -> &DnsTracker {
         &self.dns
+    }
+
+    /// Whether destination rewriting (socket LB, mesh sidecar) was detected.
+    pub fn rewrite_detected(&self) -> bool {
+        self.rewrite.any_detected()
     }
 
     pub fn flow_count(&self) -> usize {
@@ -445,9 +458,25 @@ impl Engine {
         sink: &mut dyn Sink,
     ) -> FlowKey {
         let outbound = self.initiated_locally(src, dst, pt);
-        let attribution = outbound.then(|| self.attribute(dst.ip()));
+        let mut attribution = outbound.then(|| self.attribute(dst.ip()));
         let key = FlowKey::new(protocol, src, dst);
         let now = self.now;
+        let mut rewritten = None;
+        if let (Some(a), Protocol::Tcp) = (attribution.as_mut(), protocol) {
+            if let Some(v) =
+                self.rewrite
+                    .on_connection(now, src, dst, a, &self.dns, &self.attributor)
+            {
+                *a = v.attribution;
+                rewritten = Some(v.detected);
+            }
+        }
+        let stale = match &attribution {
+            Some(a) if a.path == Path::Dns && rewritten.is_none() => {
+                self.dns.staleness(dst.ip(), now)
+            }
+            _ => None,
+        };
         let (flow, evicted) = self
             .flows
             .insert(key, protocol, src, dst, outbound, state, now);
@@ -455,14 +484,34 @@ impl Engine {
         flow.counted = true;
         if outbound {
             if let Some(a) = &flow.attribution {
-                sink.on_event(&Event::Connection(ConnectionView {
+                let conn = ConnectionView {
                     id: flow.id,
                     ts: now,
                     protocol,
                     src,
                     dst,
                     attribution: a,
-                }));
+                };
+                sink.on_event(&Event::Connection(conn));
+                if let Some(reason) = stale {
+                    sink.on_event(&Event::StaleDns { conn, reason });
+                }
+                if let Some(detected) = rewritten {
+                    sink.on_event(&Event::Rewritten { conn });
+                    if let (Some(evidence), Some(name)) = (detected, a.dns_name.as_deref()) {
+                        tracing::warn!(
+                            dns_name = name,
+                            port = dst.port(),
+                            evidence,
+                            "destination rewriting detected: lookups answering a ClusterIP are followed by connections to pod IPs (socket load balancing or a mesh sidecar); such connections are attributed to the looked-up name"
+                        );
+                        sink.on_event(&Event::RewriteDetected {
+                            dns_name: name,
+                            port: dst.port(),
+                            evidence,
+                        });
+                    }
+                }
             }
         } else {
             sink.on_event(&Event::Inbound {
@@ -511,7 +560,7 @@ impl Engine {
                     flow.syn_retransmits += 1;
                     return;
                 }
-                update_tcp(flow, src, seg, now, max_pending, sink);
+                update_tcp(flow, src, seg, now, max_pending, &self.dns, sink);
                 return;
             }
         }
@@ -552,7 +601,7 @@ impl Engine {
             );
             flow.attribution = attribution;
             flow.http = Some(Box::new(Http1::new(max_pending)));
-            update_tcp(flow, src, seg, now, max_pending, sink);
+            update_tcp(flow, src, seg, now, max_pending, &self.dns, sink);
             if let Some(mut old) = evicted {
                 self.stats.flow_evictions += 1;
                 sink.on_event(&Event::Evicted { table: "flows" });
@@ -599,7 +648,7 @@ impl Engine {
     }
 }
 
-fn view<'a>(flow: &Flow, attribution: &'a Attribution) -> ConnectionView<'a> {
+pub(crate) fn view<'a>(flow: &Flow, attribution: &'a Attribution) -> ConnectionView<'a> {
     ConnectionView {
         id: flow.id,
         ts: flow.first_seen,
@@ -643,6 +692,7 @@ fn update_tcp(
     seg: &TcpSegment<'_>,
     now: Timestamp,
     max_http_pending: usize,
+    dns: &DnsTracker,
     sink: &mut dyn Sink,
 ) {
     let from_initiator = flow.is_from_initiator(src);
@@ -658,6 +708,7 @@ fn update_tcp(
             }
         }
     }
+    proto::on_segment(flow, from_initiator, seg, now, dns, sink);
     if flags.rst() {
         if flow.state == TcpState::SynSent && !from_initiator {
             flow.state = TcpState::Failed;
@@ -678,7 +729,7 @@ fn update_tcp(
     }
     if !seg.payload.is_empty() {
         if from_initiator {
-            if flow.http.is_none() && http::looks_like_request(seg.payload) {
+            if flow.http.is_none() && flow.h2.is_none() && http::looks_like_request(seg.payload) {
                 flow.http = Some(Box::new(Http1::new(max_http_pending)));
             }
             if let Some(h) = flow.http.as_mut() {
@@ -695,6 +746,8 @@ fn update_tcp(
                     method: ex.method,
                     status: ex.status,
                     latency_secs: ex.latency_secs,
+                    protocol: AppProtocol::Http1,
+                    grpc_status: None,
                 }));
             }
         }

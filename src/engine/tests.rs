@@ -376,7 +376,7 @@ fn inbound_calls_are_kept_apart_and_own_port_is_excluded() {
     assert_eq!(
         count(
             &text,
-            "podpath_inbound_http_requests_total{method=\"GET\",code=\"404\"}"
+            "podpath_inbound_http_requests_total{method=\"GET\",code=\"404\",protocol=\"http1\"}"
         ),
         1.0
     );
@@ -457,3 +457,6 @@ fn undecodable_frames_are_counted_by_reason() {
         1.0
     );
 }
+
+mod capture;
+mod proto;

@@ -87,6 +87,12 @@ pub struct Flow {
     pub bytes_up: u64,
     pub bytes_down: u64,
     pub http: Option<Box<Http1>>,
+    /// The client's first TLS flight, while it is being read.
+    pub tls: Option<Box<crate::tls::HelloTracker>>,
+    /// HTTP/2 (h2c) state.
+    pub h2: Option<Box<crate::h2::Connection>>,
+    /// Payload segments examined for TLS or HTTP/2 (stops at a decision).
+    pub app_probes: u8,
     /// Counted in the metrics (attempt or inbound); false for excluded/midstream flows.
     pub counted: bool,
 }
@@ -179,6 +185,9 @@ impl FlowTable {
             bytes_up: 0,
             bytes_down: 0,
             http: None,
+            tls: None,
+            h2: None,
+            app_probes: 0,
             counted: false,
         };
         let slot = self.flows.entry(key).insert_entry(flow).into_mut();

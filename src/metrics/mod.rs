@@ -25,7 +25,7 @@ use prometheus_client::registry::Registry;
 
 use crate::attribution::Attribution;
 use crate::dns::DnsEvent;
-use crate::engine::{Event, Sink};
+use crate::engine::{AppProtocol, Event, Sink, SniCheck, TlsView};
 
 /// The value traffic-derived labels fold into past their cap.
 pub const OVERFLOW: &str = "~other";
@@ -88,18 +88,61 @@ pub struct HttpLabels {
     pub service: Label,
     pub method: &'static str,
     pub code: Label,
+    /// `http1`, `h2` or `grpc` (last, so label sets read as before).
+    pub protocol: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpDurationLabels {
     pub path: &'static str,
     pub service: Label,
+    pub protocol: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InboundHttpLabels {
     pub method: &'static str,
     pub code: Label,
+    pub protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GrpcLabels {
+    pub path: &'static str,
+    pub service: Label,
+    pub grpc_status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TlsLabels {
+    pub path: &'static str,
+    pub sni: Label,
+    pub alpn: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DnsNameLabels {
+    pub dns_name: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct H2StreamLabels {
+    pub direction: &'static str,
+    pub path: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StaleLabels {
+    pub path: &'static str,
+    pub dns_name: Label,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RewriteLabels {
+    pub dns_name: Label,
+    pub port: Label,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -178,6 +221,14 @@ pub struct Metrics {
     pub http_duration: Family<HttpDurationLabels, Histogram, fn() -> Histogram>,
     pub inbound_http_requests: Family<InboundHttpLabels, Counter>,
     pub inbound_http_duration: Histogram,
+    pub grpc_requests: Family<GrpcLabels, Counter>,
+    pub h2_streams_unread: Family<H2StreamLabels, Counter>,
+    pub tls_connections: Family<TlsLabels, Counter>,
+    pub tls_sni_confirms_dns: Family<DnsNameLabels, Counter>,
+    pub tls_sni_mismatches_dns: Family<DnsNameLabels, Counter>,
+    pub dns_stale_connections: Family<StaleLabels, Counter>,
+    pub rewritten_connections: Family<RewriteLabels, Counter>,
+    pub rewrite_detected: Gauge,
     pub dns_queries: Family<DnsQueryLabels, Counter>,
     pub dns_response_duration: Histogram,
     pub dns_lookups: Family<LookupLabels, Counter>,
@@ -206,6 +257,14 @@ impl Metrics {
             http_duration: Family::new_with_constructor(http_histogram as fn() -> Histogram),
             inbound_http_requests: Family::default(),
             inbound_http_duration: Histogram::new(HTTP_BUCKETS),
+            grpc_requests: Family::default(),
+            h2_streams_unread: Family::default(),
+            tls_connections: Family::default(),
+            tls_sni_confirms_dns: Family::default(),
+            tls_sni_mismatches_dns: Family::default(),
+            dns_stale_connections: Family::default(),
+            rewritten_connections: Family::default(),
+            rewrite_detected: Gauge::default(),
             dns_queries: Family::default(),
             dns_response_duration: Histogram::new(DNS_BUCKETS),
             dns_lookups: Family::default(),
@@ -253,18 +312,58 @@ impl Metrics {
         );
         r.register(
             "podpath_http_requests",
-            "Outbound HTTP/1 requests that got a response, by path, destination service, method and status code",
+            "Outbound HTTP requests that got a response, by path, protocol (http1, h2, grpc: HTTP/2 with content-type application/grpc), destination service, method and status code",
             m.http_requests.clone(),
         );
         r.register(
             "podpath_http_request_duration_seconds",
-            "Outbound HTTP/1 request latency, first request byte to first response byte",
+            "Outbound HTTP request latency: HTTP/1 first request byte to first response byte; HTTP/2 request HEADERS to response HEADERS",
             m.http_duration.clone(),
         );
         r.register(
             "podpath_inbound_http_requests",
-            "HTTP/1 requests peers made to this pod, by method and status code",
+            "HTTP requests peers made to this pod, by protocol, method and status code",
             m.inbound_http_requests.clone(),
+        );
+        r.register(
+            "podpath_grpc_requests",
+            "Outbound gRPC calls (h2c) that got a response, by path, destination service and grpc-status from the trailers (none: no grpc-status seen)",
+            m.grpc_requests.clone(),
+        );
+        r.register(
+            "podpath_h2_streams_unread",
+            "HTTP/2 streams not in the request metrics: no_hpack_context (joined mid-connection, or a header block lost to the capture, so the HPACK table is unknown) or reset (ended before a response)",
+            m.h2_streams_unread.clone(),
+        );
+        r.register(
+            "podpath_tls_connections",
+            "Outbound TLS connections by path, server name from the ClientHello (~none: no SNI; ~unknown: the hello was cut by the capture snap length or a lost segment before the SNI) and first ALPN protocol offered",
+            m.tls_connections.clone(),
+        );
+        r.register(
+            "podpath_tls_sni_confirms_dns",
+            "Outbound TLS connections attributed to a DNS name whose SNI is that name (or its search-list form): the attribution is confirmed",
+            m.tls_sni_confirms_dns.clone(),
+        );
+        r.register(
+            "podpath_tls_sni_mismatches_dns",
+            "Outbound TLS connections attributed to a DNS name whose SNI names another host",
+            m.tls_sni_mismatches_dns.clone(),
+        );
+        r.register(
+            "podpath_dns_stale_connections",
+            "Outbound connections that follow a stale DNS answer: not_in_latest_answer (the last answer for the name no longer holds the address) or past_ttl (the answer is older than its TTL, within the grace period)",
+            m.dns_stale_connections.clone(),
+        );
+        r.register(
+            "podpath_rewritten_connections",
+            "Outbound connections to a pod IP right after a lookup answering a ClusterIP, once the pattern was detected: the destination was rewritten before the wire (socket load balancing or a mesh sidecar); attributed to the looked-up name",
+            m.rewritten_connections.clone(),
+        );
+        r.register(
+            "podpath_destination_rewrite_detected",
+            "1 once lookups answering a ClusterIP were repeatedly followed by connections to pod IPs: this pod's traffic is rewritten before the wire (Cilium socket LB, Istio/Linkerd sidecar)",
+            m.rewrite_detected.clone(),
         );
         r.register(
             "podpath_inbound_http_request_duration_seconds",
@@ -590,8 +689,10 @@ impl Sink for MetricsSink {
                     const M: &str = "podpath_http_requests_total";
                     let path = h.attribution.map_or("external", |a| a.path.as_str());
                     let service = self.service_label(M, h.attribution);
+                    let protocol = h.protocol.as_str();
                     let mut labels = HttpLabels {
                         path,
+                        protocol,
                         service: service.clone(),
                         method: h.method.as_str(),
                         code: Label::from_static(code),
@@ -606,18 +707,72 @@ impl Sink for MetricsSink {
                             .inc();
                     }
                     m.http_requests.get_or_create(&labels).inc();
+                    if h.protocol == AppProtocol::Grpc {
+                        m.grpc_requests
+                            .get_or_create(&GrpcLabels {
+                                path,
+                                service: labels.service.clone(),
+                                grpc_status: grpc_status_label(h.grpc_status),
+                            })
+                            .inc();
+                    }
                     m.http_duration
-                        .get_or_create(&HttpDurationLabels { path, service })
+                        .get_or_create(&HttpDurationLabels {
+                            path,
+                            protocol,
+                            service,
+                        })
                         .observe(h.latency_secs);
                 } else {
                     m.inbound_http_requests
                         .get_or_create(&InboundHttpLabels {
+                            protocol: h.protocol.as_str(),
                             method: h.method.as_str(),
                             code: Label::from_static(code),
                         })
                         .inc();
                     m.inbound_http_duration.observe(h.latency_secs);
                 }
+            }
+            Event::Tls(t) => self.on_tls(&m, t),
+            Event::H2Stream {
+                outbound,
+                attribution,
+                reason,
+            } => {
+                m.h2_streams_unread
+                    .get_or_create(&H2StreamLabels {
+                        direction: if *outbound { "outbound" } else { "inbound" },
+                        path: attribution.map_or("", |a| a.path.as_str()),
+                        reason: reason.as_str(),
+                    })
+                    .inc();
+            }
+            Event::StaleDns { conn, reason } => {
+                const M: &str = "podpath_dns_stale_connections_total";
+                let a = conn.attribution;
+                let dns_name =
+                    self.caps
+                        .admit(&m, M, "dns_name", a.dns_name.as_deref().unwrap_or(""));
+                m.dns_stale_connections
+                    .get_or_create(&StaleLabels {
+                        path: a.path.as_str(),
+                        dns_name,
+                        reason: reason.as_str(),
+                    })
+                    .inc();
+            }
+            Event::Rewritten { conn } => {
+                const M: &str = "podpath_rewritten_connections_total";
+                let name = conn.attribution.dns_name.as_deref().unwrap_or("");
+                let dns_name = self.caps.admit(&m, M, "dns_name", name);
+                let port = self.caps.admit(&m, M, "port", &conn.dst.port().to_string());
+                m.rewritten_connections
+                    .get_or_create(&RewriteLabels { dns_name, port })
+                    .inc();
+            }
+            Event::RewriteDetected { .. } => {
+                m.rewrite_detected.set(1);
             }
             Event::Dns(ev) => self.on_dns(&m, ev),
             Event::Skipped { reason } => {
@@ -635,6 +790,47 @@ impl Sink for MetricsSink {
 }
 
 impl MetricsSink {
+    fn on_tls(&mut self, m: &Metrics, t: &TlsView<'_>) {
+        const M: &str = "podpath_tls_connections_total";
+        let a = t.conn.attribution;
+        let sni = match t.sni {
+            Some(name) => self.caps.admit(m, M, "sni", name),
+            None => Label::from_static(t.status.label()),
+        };
+        let alpn = self.caps.admit(m, M, "alpn", t.alpn.unwrap_or(""));
+        let mut labels = TlsLabels {
+            path: a.path.as_str(),
+            sni,
+            alpn,
+        };
+        if !self.caps.admit_series(M, &labels) {
+            labels.sni = self.caps.overflow.clone();
+            labels.alpn = self.caps.overflow.clone();
+            m.label_overflow
+                .get_or_create(&OverflowLabels {
+                    metric: M,
+                    label: "series",
+                })
+                .inc();
+        }
+        m.tls_connections.get_or_create(&labels).inc();
+        if let Some(check) = t.dns_check {
+            let (family, metric) = match check {
+                SniCheck::Confirmed => (
+                    &m.tls_sni_confirms_dns,
+                    "podpath_tls_sni_confirms_dns_total",
+                ),
+                SniCheck::Mismatch => (
+                    &m.tls_sni_mismatches_dns,
+                    "podpath_tls_sni_mismatches_dns_total",
+                ),
+            };
+            let name = a.dns_name.as_deref().unwrap_or("");
+            let dns_name = self.caps.admit(m, metric, "dns_name", name);
+            family.get_or_create(&DnsNameLabels { dns_name }).inc();
+        }
+    }
+
     fn on_dns(&mut self, m: &Metrics, ev: &DnsEvent) {
         match ev {
             DnsEvent::Completed(t) => {
@@ -703,5 +899,17 @@ fn status_label(status: u16) -> &'static str {
     match status.checked_sub(100).and_then(|i| codes.get(i as usize)) {
         Some(s) => s.as_str(),
         None => "other",
+    }
+}
+
+/// gRPC status codes 0–16 as static label values; anything else is
+/// `other`, no status `none`.
+fn grpc_status_label(status: Option<u32>) -> &'static str {
+    const CODES: [&str; 17] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    ];
+    match status {
+        None => "none",
+        Some(c) => CODES.get(c as usize).copied().unwrap_or("other"),
     }
 }

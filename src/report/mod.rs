@@ -8,10 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 use serde::Serialize;
 
 use crate::attribution::{AddrClass, Inference, Path};
+use crate::dns::names::Stale;
 use crate::dns::DnsEvent;
-use crate::engine::{EngineStats, Event, FailReason, Sink};
+use crate::engine::{AppProtocol, EngineStats, Event, FailReason, Sink, SniCheck};
 use crate::flow::Protocol;
 use crate::http::Method;
+use crate::tls::SniStatus;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -44,6 +46,36 @@ pub struct ConnectionRecord {
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_secs: Option<f64>,
+    /// The connection followed a stale DNS answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_dns: Option<Stale>,
+    /// Attributed to a lookup although the wire shows a rewritten destination.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rewritten: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsRecord {
+    pub connection_id: u64,
+    pub ts: f64,
+    pub dst: SocketAddr,
+    pub path: Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    pub sni_status: SniStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_check: Option<SniCheck>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RewriteRecord {
+    pub dns_name: String,
+    pub port: u16,
+    pub evidence: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -67,6 +99,9 @@ pub struct HttpRecord {
     pub method: Method,
     pub status: u16,
     pub latency_secs: f64,
+    pub protocol: AppProtocol,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -90,6 +125,10 @@ pub struct Report {
     pub inbound: Vec<InboundRecord>,
     pub http_requests: Vec<HttpRecord>,
     pub lookups: Vec<LookupRecord>,
+    pub tls: Vec<TlsRecord>,
+    /// HTTP/2 streams without a request record, by (direction, reason).
+    pub h2_unread: BTreeMap<(&'static str, &'static str), u64>,
+    pub rewrites: Vec<RewriteRecord>,
     /// (qtype, rcode) → queries.
     #[serde(serialize_with = "serialize_pairs")]
     pub dns_queries: BTreeMap<(&'static str, &'static str), u64>,
@@ -138,6 +177,11 @@ impl Report {
         }
     }
 
+    fn record_mut(&mut self, id: u64) -> Option<&mut ConnectionRecord> {
+        let i = *self.index.get(&id)?;
+        self.connections.get_mut(i)
+    }
+
     fn outcome(&mut self, id: u64, outcome: Outcome, connect_secs: Option<f64>) {
         if let Some(&i) = self.index.get(&id) {
             if let Some(c) = self.connections.get_mut(i) {
@@ -172,6 +216,8 @@ impl Sink for Report {
                     namespace: a.namespace.as_deref().map(str::to_string),
                     outcome: Outcome::Unknown,
                     connect_secs: None,
+                    stale_dns: None,
+                    rewritten: false,
                 });
             }
             Event::Connected { conn, latency_secs } => {
@@ -215,6 +261,53 @@ impl Sink for Report {
                         method: h.method,
                         status: h.status,
                         latency_secs: h.latency_secs,
+                        protocol: h.protocol,
+                        grpc_status: h.grpc_status,
+                    });
+                }
+            }
+            Event::Tls(t) => {
+                if self.room(self.tls.len()) {
+                    let a = t.conn.attribution;
+                    self.tls.push(TlsRecord {
+                        connection_id: t.conn.id,
+                        ts: t.conn.ts.as_secs_f64(),
+                        dst: t.conn.dst,
+                        path: a.path,
+                        dns_name: a.dns_name.as_deref().map(str::to_string),
+                        sni: t.sni.map(str::to_string),
+                        sni_status: t.status,
+                        alpn: t.alpn.map(str::to_string),
+                        dns_check: t.dns_check,
+                    });
+                }
+            }
+            Event::H2Stream {
+                outbound, reason, ..
+            } => {
+                let d = if *outbound { "outbound" } else { "inbound" };
+                *self.h2_unread.entry((d, reason.as_str())).or_default() += 1;
+            }
+            Event::StaleDns { conn, reason } => {
+                if let Some(c) = self.record_mut(conn.id) {
+                    c.stale_dns = Some(*reason);
+                }
+            }
+            Event::Rewritten { conn } => {
+                if let Some(c) = self.record_mut(conn.id) {
+                    c.rewritten = true;
+                }
+            }
+            Event::RewriteDetected {
+                dns_name,
+                port,
+                evidence,
+            } => {
+                if self.room(self.rewrites.len()) {
+                    self.rewrites.push(RewriteRecord {
+                        dns_name: dns_name.to_string(),
+                        port: *port,
+                        evidence: *evidence,
                     });
                 }
             }
@@ -284,6 +377,9 @@ impl Report {
             "inbound": self.inbound,
             "http_requests": self.http_requests,
             "lookups": self.lookups,
+            "tls": self.tls,
+            "h2_unread_streams": self.h2_unread.iter().map(|((d, r), n)| serde_json::json!({"direction": d, "reason": r, "count": n})).collect::<Vec<_>>(),
+            "rewrites": self.rewrites,
             "dns_queries": serde_json::to_value(SerPairs(&self.dns_queries)).unwrap_or_default(),
             "dns_malformed": self.dns_malformed,
             "skipped": self.skipped,
@@ -419,16 +515,26 @@ impl Report {
         let _ = writeln!(out, "  total: {total} ({})", rc.join(", "));
 
         let _ = writeln!(out, "\nHTTP requests");
-        type HttpKey = (&'static str, String, String, &'static str, u16);
+        type HttpKey = (
+            &'static str,
+            String,
+            &'static str,
+            String,
+            &'static str,
+            u16,
+            String,
+        );
         let mut hg: BTreeMap<HttpKey, (u64, f64)> = BTreeMap::new();
         for h in &self.http_requests {
             let g = hg
                 .entry((
                     h.direction,
                     h.path.map_or("", |p| p.as_str()).to_string(),
+                    h.protocol.as_str(),
                     h.service.clone().unwrap_or_default(),
                     h.method.as_str(),
                     h.status,
+                    h.grpc_status.map(|g| g.to_string()).unwrap_or_default(),
                 ))
                 .or_default();
             g.0 += 1;
@@ -437,24 +543,125 @@ impl Report {
         let mut rows = vec![vec![
             "DIRECTION".to_string(),
             "PATH".into(),
+            "PROTO".into(),
             "SERVICE".into(),
             "METHOD".into(),
             "CODE".into(),
+            "GRPC".into(),
             "COUNT".into(),
             "MAX LATENCY".into(),
         ]];
-        for ((d, p, s, m, c), (n, max)) in hg {
+        for ((d, p, proto, s, m, c, g), (n, max)) in hg {
             rows.push(vec![
                 d.into(),
                 p,
+                proto.into(),
                 s,
                 m.into(),
                 c.to_string(),
+                g,
                 n.to_string(),
                 format!("{:.1} ms", max * 1000.0),
             ]);
         }
         write_table(&mut out, &rows);
+        for ((d, r), n) in &self.h2_unread {
+            let _ = writeln!(out, "  {d} HTTP/2 streams not read ({r}): {n}");
+        }
+
+        if !self.tls.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nTLS connections (SNI from the ClientHello; ~unknown: cut before the SNI)"
+            );
+            type TlsKey = (Path, String, String, String, &'static str);
+            let mut tg: BTreeMap<TlsKey, u64> = BTreeMap::new();
+            for t in &self.tls {
+                let sni = t
+                    .sni
+                    .clone()
+                    .unwrap_or_else(|| t.sni_status.label().to_string());
+                let check = match t.dns_check {
+                    Some(SniCheck::Confirmed) => "confirmed",
+                    Some(SniCheck::Mismatch) => "mismatch",
+                    None => "",
+                };
+                let key = (
+                    t.path,
+                    sni,
+                    t.alpn.clone().unwrap_or_default(),
+                    t.dns_name.clone().unwrap_or_default(),
+                    check,
+                );
+                *tg.entry(key).or_default() += 1;
+            }
+            let mut rows = vec![vec![
+                "PATH".to_string(),
+                "SNI".into(),
+                "ALPN".into(),
+                "DNS NAME".into(),
+                "SNI VS DNS".into(),
+                "COUNT".into(),
+            ]];
+            for ((p, sni, alpn, name, check), n) in tg {
+                rows.push(vec![
+                    p.as_str().into(),
+                    sni,
+                    alpn,
+                    name,
+                    check.into(),
+                    n.to_string(),
+                ]);
+            }
+            write_table(&mut out, &rows);
+        }
+
+        let stale: Vec<&ConnectionRecord> = self
+            .connections
+            .iter()
+            .filter(|c| c.stale_dns.is_some())
+            .collect();
+        if !stale.is_empty() {
+            let _ = writeln!(out, "\nConnections that followed a stale DNS answer");
+            let mut sg: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
+            for c in stale {
+                let reason = c.stale_dns.map_or("", Stale::as_str);
+                *sg.entry((c.dns_name.clone().unwrap_or_default(), reason))
+                    .or_default() += 1;
+            }
+            let mut rows = vec![vec![
+                "DNS NAME".to_string(),
+                "REASON".into(),
+                "COUNT".into(),
+            ]];
+            for ((name, reason), n) in sg {
+                rows.push(vec![name, reason.into(), n.to_string()]);
+            }
+            write_table(&mut out, &rows);
+        }
+
+        if !self.rewrites.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nDestination rewriting detected (lookups answering a ClusterIP followed by connections to pod IPs)"
+            );
+            for r in &self.rewrites {
+                let rewritten = self
+                    .connections
+                    .iter()
+                    .filter(|c| {
+                        c.rewritten
+                            && c.dns_name.as_deref() == Some(&r.dns_name)
+                            && c.dst.port() == r.port
+                    })
+                    .count();
+                let _ = writeln!(
+                    out,
+                    "  {} port {}: detected after {} connections; {} connection(s) attributed to the name",
+                    r.dns_name, r.port, r.evidence, rewritten
+                );
+            }
+        }
 
         if !self.inbound.is_empty() {
             let _ = writeln!(out, "\nInbound connections (peers calling this pod)");
