@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod decode;
 pub mod dns;
+pub mod inject;
 pub mod time;
 
 pub use time::Timestamp;
