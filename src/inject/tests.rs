@@ -556,25 +556,24 @@ fn kustomize_components_match_inject() {
         ),
         (
             include_str!("../../deploy/sidecar/classic/podpath-classic.yaml"),
-            &["spec", "template", "spec", "containers"][..],
+            &[][..],
             false,
         ),
         (
             include_str!("../../deploy/sidecar/classic/podpath-classic-cronjob.yaml"),
-            &[
-                "spec",
-                "jobTemplate",
-                "spec",
-                "template",
-                "spec",
-                "containers",
-            ][..],
+            &[][..],
             false,
         ),
     ];
     for (patch, path, native_sidecar) in cases {
         let patch_doc = &docs(patch)[0];
-        let from_patch = &at(patch_doc, path).items().expect("seq")[0];
+        // Native: a strategic-merge patch whose list holds the container.
+        // Classic: a JSON patch whose single `add` operation carries it.
+        let from_patch = if native_sidecar {
+            &at(patch_doc, path).items().expect("seq")[0]
+        } else {
+            at(&patch_doc.items().expect("json patch")[0], &["value"])
+        };
         let opts = InjectOptions {
             image: at(from_patch, &["image"])
                 .as_str()
