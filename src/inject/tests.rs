@@ -139,6 +139,75 @@ data:
 ...
 "#;
 
+/// `kubectl get deploy -o yaml` style: sorted keys, indented sequences,
+/// managedFields, status, and a last-applied annotation whose JSON mentions
+/// containers.
+const KUBECTL_GET: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  annotations:
+    deployment.kubernetes.io/revision: "3"
+    kubectl.kubernetes.io/last-applied-configuration: |
+      {"apiVersion":"apps/v1","kind":"Deployment","spec":{"template":{"spec":{"containers":[{"image":"nginx:1.27","name":"nginx"}]}}}}
+  creationTimestamp: "2026-11-20T10:00:00Z"
+  generation: 3
+  managedFields:
+  - apiVersion: apps/v1
+    fieldsType: FieldsV1
+    fieldsV1:
+      f:spec:
+        f:template:
+          f:spec:
+            f:containers:
+              k:{"name":"nginx"}:
+                .: {}
+                f:image: {}
+    manager: kubectl-client-side-apply
+    operation: Update
+  name: demo-app
+  namespace: default
+  uid: 0b7e0c1e-3f0a-4d1e-9a43-5c4d3e2f1a0b
+spec:
+  progressDeadlineSeconds: 600
+  replicas: 1
+  selector:
+    matchLabels:
+      app: demo-app
+  template:
+    metadata:
+      creationTimestamp: null
+      labels:
+        app: demo-app
+    spec:
+      containers:
+      - image: nginx:1.27
+        imagePullPolicy: IfNotPresent
+        name: nginx
+        ports:
+        - containerPort: 80
+          name: http
+          protocol: TCP
+        resources: {}
+        terminationMessagePath: /dev/termination-log
+        terminationMessagePolicy: File
+      dnsPolicy: ClusterFirst
+      restartPolicy: Always
+      schedulerName: default-scheduler
+      securityContext: {}
+      terminationGracePeriodSeconds: 30
+status:
+  availableReplicas: 1
+  conditions:
+  - lastTransitionTime: "2026-11-20T10:00:05Z"
+    message: Deployment has minimum availability.
+    reason: MinimumReplicasAvailable
+    status: "True"
+    type: Available
+  observedGeneration: 3
+  readyReplicas: 1
+  replicas: 1
+"#;
+
 fn native() -> InjectOptions {
     InjectOptions::default()
 }
@@ -368,8 +437,34 @@ fn multi_document_stream_touches_only_workloads() {
 }
 
 #[test]
+fn kubectl_get_output_is_injected_in_both_forms() {
+    for opts in [native(), classic()] {
+        let out = inject(KUBECTL_GET, &opts).expect("injects");
+        assert_eq!(inserted_blocks(KUBECTL_GET, &out, "- name: podpath"), 1);
+        let doc = &docs(&out)[0];
+        let spec = at(doc, &["spec", "template", "spec"]);
+        let list = if opts.native_sidecar {
+            "initContainers"
+        } else {
+            "containers"
+        };
+        assert!(
+            names(at(spec, &[list])).contains(&"podpath".to_owned()),
+            "{opts:?}"
+        );
+        // Keys after the containers sequence stay in the pod spec.
+        assert_eq!(at(spec, &["dnsPolicy"]).as_str(), Some("ClusterFirst"));
+        assert_eq!(
+            at(spec, &["terminationGracePeriodSeconds"]).as_str(),
+            Some("30")
+        );
+        assert_eq!(at(doc, &["status", "replicas"]).as_str(), Some("1"));
+    }
+}
+
+#[test]
 fn injecting_twice_equals_injecting_once() {
-    for input in [DEPLOYMENT, CRONJOB, MULTI] {
+    for input in [DEPLOYMENT, CRONJOB, MULTI, KUBECTL_GET] {
         for opts in [native(), classic()] {
             let once = inject(input, &opts).expect("first");
             let twice = inject(&once, &opts).expect("second");
@@ -614,8 +709,8 @@ mod no_panics {
 
         /// Truncations and single-byte mutations of realistic manifests.
         #[test]
-        fn mutated_manifests(which in 0usize..3, cut in 0usize..2000, pos in 0usize..2000, byte in 0u8..128) {
-            let base = [DEPLOYMENT, CRONJOB, MULTI][which];
+        fn mutated_manifests(which in 0usize..4, cut in 0usize..2000, pos in 0usize..2000, byte in 0u8..128) {
+            let base = [DEPLOYMENT, CRONJOB, MULTI, KUBECTL_GET][which];
             let mut bytes = base.as_bytes().to_vec();
             let p = pos % bytes.len();
             bytes[p] = byte;
