@@ -7,8 +7,10 @@
 #   docker build -t podpath:0.1.0 .
 # The binary carries the file capability cap_net_raw+ep, set in the builder
 # stage. File capabilities live in the security.capability extended attribute,
-# which COPY --from preserves only under BuildKit; the legacy builder drops it,
-# and the binary then fails to open its AF_PACKET socket as non-root.
+# which COPY --from preserves only under BuildKit; the legacy builder would drop
+# it, but it also rejects RUN --mount below, so it fails loudly instead of
+# producing an image whose binary cannot open its AF_PACKET socket.
+# Keep .dockerignore in step with Cargo.toml (build.rs, benches, workspace members).
 # The Kubernetes manifests (deploy/sidecar) also add NET_RAW to the container's
 # capability bounding set: the file capability can only raise the binary to
 # what the bounding set allows, so both are needed; nothing else is.

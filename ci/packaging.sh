@@ -12,6 +12,8 @@
 #                     (default "1.29.0 1.37.0": the first with native sidecars
 #                     enabled by default, and the newest kubernetes-validate knows)
 #   SKIP_LIVE_SELFTEST=1  skip running ci/live-checks.sh against ci/fake-exporter.py
+#   PODPATH_BIN       a podpath binary: also check `podpath inject` on the example
+#                     and demo manifests (strict validation, idempotence)
 #
 # The checks that need the podpath binary (ci/live-checks.sh against a real
 # `podpath run`, ci/nonroot-check.sh) are run separately, see docs/deploy.md.
@@ -87,6 +89,26 @@ examples_inject() {
     done
 }
 check "the sidecar components inject only labelled workloads" examples_inject
+
+if [ -n "${PODPATH_BIN:-}" ]; then
+    inject_check() {
+        local mode v n
+        for mode in --native-sidecar --classic; do
+            "$PODPATH_BIN" inject "$mode" deploy/examples/app/workloads.yaml > "$work/injected.yaml" || return 1
+            "$PODPATH_BIN" inject "$mode" - < "$work/injected.yaml" > "$work/injected-twice.yaml" || return 1
+            cmp "$work/injected.yaml" "$work/injected-twice.yaml" || { echo "$mode: not idempotent"; return 1; }
+            # inject ignores the opt-in label: all three workloads get the sidecar.
+            n=$(grep -cE '^ +- name: podpath$' "$work/injected.yaml")
+            [ "$n" = 3 ] || { echo "$mode: expected 3 podpath containers, got $n"; return 1; }
+            for v in $k8s_versions; do
+                "$py" ci/validate-manifests.py "$work/injected.yaml" "$v" || return 1
+            done
+            { cat deploy/demo/demo-app.yaml; echo ---; cat deploy/demo/demo-app-2.yaml; } | "$PODPATH_BIN" inject "$mode" - > "$work/demo.yaml" \
+                && "$py" ci/validate-manifests.py "$work/demo.yaml" "${k8s_versions##* }" || return 1
+        done
+    }
+    check "podpath inject output validates and is idempotent" inject_check
+fi
 
 echo "== alerts"
 check "promtool check rules podpath-rules.yml" promtool check rules deploy/monitoring/podpath-rules.yml
