@@ -2,8 +2,9 @@
 #
 # podpath image: a glibc release build on distroless/cc, run as uid 65532.
 #
-# Build with BuildKit (the default builder since Docker 23; `docker buildx build`,
-# `podman build`, `buildah` and kaniko also keep extended attributes):
+# Build with BuildKit (the default builder since Docker 23, or `docker buildx
+# build`); with other builders (buildah, kaniko) check that the capability
+# survived: a running pod reports podpath_capture_up 1.
 #   docker build -t podpath:0.1.0 .
 # The binary carries the file capability cap_net_raw+ep, set in the builder
 # stage. File capabilities live in the security.capability extended attribute,
