@@ -6,10 +6,18 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod attribution;
 pub mod capture;
+pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod dns;
+pub mod engine;
+pub mod flow;
+pub mod http;
 pub mod inject;
+pub mod metrics;
+pub mod report;
 pub mod time;
 
 pub use time::Timestamp;

@@ -2,6 +2,9 @@
 //! the same way: frames with their packet timestamps, link type and, when the
 //! kernel or the file says so, direction and interface.
 
+pub mod file;
+pub mod live;
+
 use crate::decode::{LinkType, PacketType};
 use crate::Timestamp;
 
@@ -27,7 +30,9 @@ pub enum Next<'a> {
     /// Nothing arrived within the source's poll interval. `now` is the
     /// source's best estimate of packet time, so that timeouts still fire
     /// when traffic stops.
-    Idle { now: Timestamp },
+    Idle {
+        now: Timestamp,
+    },
     /// The source is exhausted (end of the last file, or capture stopped).
     End,
 }

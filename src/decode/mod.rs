@@ -11,6 +11,14 @@
 
 use std::net::IpAddr;
 
+pub mod build;
+mod ip;
+mod link;
+mod transport;
+
+#[cfg(test)]
+mod tests;
+
 /// pcap `LINKTYPE_*` values this decoder understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LinkType {
@@ -158,7 +166,9 @@ pub enum Transport<'a> {
     Udp(UdpDatagram<'a>),
     IcmpError(IcmpError),
     /// Any other IP protocol (or ICMP that is not an error); counted, not tracked.
-    Other { protocol: u8 },
+    Other {
+        protocol: u8,
+    },
 }
 
 /// One decoded IP packet.
@@ -235,6 +245,18 @@ impl std::fmt::Display for Layer {
 
 /// Decodes one captured frame of the given link type.
 pub fn decode(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
-    let _ = (link, frame);
-    Err(DecodeError::UnsupportedLinkType)
+    let frame = link::parse(link, frame)?;
+    let ip = match frame.family {
+        link::Family::V4 => ip::ipv4(frame.ip)?,
+        link::Family::V6 => ip::ipv6(frame.ip)?,
+    };
+    let transport = transport::parse(ip.protocol, ip.is_v6, ip.payload, ip.payload_len)?;
+    Ok(Packet {
+        packet_type: frame.packet_type,
+        ifindex: frame.ifindex,
+        src: ip.src,
+        dst: ip.dst,
+        ip_len: ip.ip_len,
+        transport,
+    })
 }

@@ -1,0 +1,344 @@
+//! Capture files: pcap (both byte orders, micro- and nanosecond, the
+//! "modified" variant) and pcapng (several interfaces, any timestamp
+//! resolution), read with pcap-parser. Several files are merged in timestamp
+//! order, so a capture split by `tcpdump -C` or taken per interface reads as one.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
+
+use super::{CaptureError, Next, PacketSource, RawPacket};
+use crate::decode::LinkType;
+use crate::Timestamp;
+
+/// Initial read buffer; grown up to `MAX_BUFFER` for blocks larger than it.
+const INITIAL_BUFFER: usize = 1 << 20;
+const MAX_BUFFER: usize = 64 << 20;
+
+/// A link type as the file declared it: `None` when podpath does not decode it
+/// (its packets are then counted as skipped, not fatal).
+#[derive(Clone, Copy, Debug)]
+struct Interface {
+    link: Option<LinkType>,
+    raw_link: u32,
+    /// pcapng: units per second and offset in seconds.
+    resolution: u64,
+    offset: i64,
+}
+
+/// One frame held by a file reader until the merge hands it out.
+#[derive(Debug, Default)]
+struct Held {
+    ts: Timestamp,
+    iface: usize,
+    orig_len: u32,
+    data: Vec<u8>,
+}
+
+struct FileReader {
+    path: String,
+    reader: Box<dyn PcapReaderIterator + Send>,
+    interfaces: Vec<Interface>,
+    /// Legacy pcap: timestamps in nanoseconds rather than microseconds.
+    nanos: bool,
+    held: Option<Held>,
+    spare: Vec<u8>,
+    exhausted: bool,
+    /// Trailing bytes that did not form a whole block (file cut mid-record).
+    truncated_tail: bool,
+}
+
+impl FileReader {
+    fn open(path: &str) -> Result<FileReader, CaptureError> {
+        let file = File::open(path).map_err(|source| CaptureError::Io {
+            path: path.to_string(),
+            source,
+        })?;
+        FileReader::from_reader(path, BufReader::new(file))
+    }
+
+    fn from_reader<R: Read + Send + 'static>(
+        path: &str,
+        input: R,
+    ) -> Result<FileReader, CaptureError> {
+        let reader =
+            create_reader(INITIAL_BUFFER, input).map_err(|e| CaptureError::NotACapture {
+                path: path.to_string(),
+                detail: match e {
+                    PcapError::Eof => "empty file".to_string(),
+                    PcapError::HeaderNotRecognized => "unrecognised file header".to_string(),
+                    other => other.to_string(),
+                },
+            })?;
+        Ok(FileReader {
+            path: path.to_string(),
+            reader,
+            interfaces: Vec::new(),
+            nanos: false,
+            held: None,
+            spare: Vec::new(),
+            exhausted: false,
+            truncated_tail: false,
+        })
+    }
+
+    /// Reads blocks until a packet is held, or the file ends.
+    fn fill(&mut self) -> Result<(), CaptureError> {
+        while self.held.is_none() && !self.exhausted {
+            match self.reader.next() {
+                Ok((offset, block)) => {
+                    let mut held = None;
+                    match block {
+                        PcapBlockOwned::LegacyHeader(header) => {
+                            self.nanos = header.is_nanosecond_precision();
+                            let raw = header.network.0 as u32;
+                            self.interfaces = vec![Interface {
+                                link: LinkType::from_linktype(raw),
+                                raw_link: raw,
+                                resolution: 0,
+                                offset: 0,
+                            }];
+                        }
+                        PcapBlockOwned::Legacy(frame) => {
+                            let frac = if self.nanos {
+                                frame.ts_usec
+                            } else {
+                                frame.ts_usec.saturating_mul(1000)
+                            };
+                            let mut data = std::mem::take(&mut self.spare);
+                            data.clear();
+                            let len = (frame.caplen as usize).min(frame.data.len());
+                            data.extend_from_slice(&frame.data[..len]);
+                            held = Some(Held {
+                                ts: Timestamp::from_secs_nanos(frame.ts_sec as u64, frac),
+                                iface: 0,
+                                orig_len: frame.origlen,
+                                data,
+                            });
+                        }
+                        PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                            // A new section restarts interface numbering.
+                            self.interfaces.clear();
+                        }
+                        PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                            let raw = idb.linktype.0 as u32;
+                            self.interfaces.push(Interface {
+                                link: LinkType::from_linktype(raw),
+                                raw_link: raw,
+                                resolution: idb.ts_resolution().unwrap_or(1_000_000),
+                                offset: idb.ts_offset(),
+                            });
+                        }
+                        PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                            let iface = epb.if_id as usize;
+                            let (resolution, offset) = match self.interfaces.get(iface) {
+                                Some(i) => (i.resolution.max(1), i.offset),
+                                None => {
+                                    return Err(CaptureError::Corrupt {
+                                        path: self.path.clone(),
+                                        detail: format!(
+                                            "packet refers to undeclared interface {iface}"
+                                        ),
+                                    })
+                                }
+                            };
+                            let ts = ng_timestamp(epb.ts_high, epb.ts_low, resolution, offset);
+                            let mut data = std::mem::take(&mut self.spare);
+                            data.clear();
+                            let len = (epb.caplen as usize).min(epb.data.len());
+                            data.extend_from_slice(&epb.data[..len]);
+                            held = Some(Held {
+                                ts,
+                                iface,
+                                orig_len: epb.origlen,
+                                data,
+                            });
+                        }
+                        PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                            // No timestamp: the engine sees it at the time of the previous packet.
+                            let mut data = std::mem::take(&mut self.spare);
+                            data.clear();
+                            let len = (spb.origlen as usize).min(spb.data.len());
+                            data.extend_from_slice(&spb.data[..len]);
+                            held = Some(Held {
+                                ts: Timestamp::ZERO,
+                                iface: 0,
+                                orig_len: spb.origlen,
+                                data,
+                            });
+                        }
+                        PcapBlockOwned::NG(_) => {}
+                    }
+                    self.reader.consume(offset);
+                    self.held = held;
+                }
+                Err(PcapError::Eof) => self.exhausted = true,
+                Err(PcapError::Incomplete(_)) => {
+                    if self.reader.reader_exhausted() {
+                        // Bytes remain that do not make a whole block.
+                        self.truncated_tail = !self.reader.data().is_empty();
+                        self.exhausted = true;
+                        continue;
+                    }
+                    let before = self.reader.data().len();
+                    self.reader.refill().map_err(|e| CaptureError::Corrupt {
+                        path: self.path.clone(),
+                        detail: e.to_string(),
+                    })?;
+                    if self.reader.data().len() == before && !self.reader.reader_exhausted() {
+                        // Buffer full and the block still incomplete: grow it.
+                        let size = (before * 2).min(MAX_BUFFER);
+                        if size <= before || !self.reader.grow(size) {
+                            return Err(CaptureError::Corrupt {
+                                path: self.path.clone(),
+                                detail: format!("block larger than {MAX_BUFFER} bytes"),
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Err(CaptureError::Corrupt {
+                        path: self.path.clone(),
+                        detail: e.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ng_timestamp(high: u32, low: u32, resolution: u64, offset: i64) -> Timestamp {
+    let units = ((high as u64) << 32) | low as u64;
+    let secs = (units / resolution) as i64 + offset;
+    let frac = units % resolution;
+    let nanos = (frac as u128 * 1_000_000_000 / resolution as u128) as u32;
+    Timestamp::from_secs_nanos(secs.max(0) as u64, nanos)
+}
+
+/// Reads one or more capture files, yielding frames in timestamp order.
+///
+/// Frames of link types podpath cannot decode are not yielded; they are
+/// counted per link type ([`FileSource::unsupported`]).
+pub struct FileSource {
+    files: Vec<FileReader>,
+    current: Option<Held>,
+    last_ts: Timestamp,
+    unsupported: Vec<(u32, u64)>,
+}
+
+impl FileSource {
+    /// Opens every file and reads its header; any file that cannot be opened
+    /// or is not a capture fails the whole call, naming the file.
+    pub fn open<S: AsRef<str>>(paths: &[S]) -> Result<FileSource, CaptureError> {
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            let mut reader = FileReader::open(path.as_ref())?;
+            reader.fill()?;
+            files.push(reader);
+        }
+        Ok(FileSource {
+            files,
+            current: None,
+            last_ts: Timestamp::ZERO,
+            unsupported: Vec::new(),
+        })
+    }
+
+    /// Reads a capture held in memory (the embedded seed capture, tests).
+    pub fn from_bytes(name: &str, bytes: &'static [u8]) -> Result<FileSource, CaptureError> {
+        let mut reader = FileReader::from_reader(name, bytes)?;
+        reader.fill()?;
+        Ok(FileSource {
+            files: vec![reader],
+            current: None,
+            last_ts: Timestamp::ZERO,
+            unsupported: Vec::new(),
+        })
+    }
+
+    /// Frames skipped because podpath has no decoder for their link type:
+    /// (pcap LINKTYPE number, frames).
+    pub fn unsupported(&self) -> &[(u32, u64)] {
+        &self.unsupported
+    }
+
+    /// Files that ended in the middle of a record.
+    pub fn truncated_files(&self) -> Vec<&str> {
+        self.files
+            .iter()
+            .filter(|f| f.truncated_tail)
+            .map(|f| f.path.as_str())
+            .collect()
+    }
+
+    fn count_unsupported(&mut self, raw: u32) {
+        match self.unsupported.iter_mut().find(|(l, _)| *l == raw) {
+            Some((_, n)) => *n += 1,
+            None => self.unsupported.push((raw, 1)),
+        }
+    }
+}
+
+impl PacketSource for FileSource {
+    fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
+        // Give the buffer of the packet handed out last time back for reuse.
+        let mut spare = self.current.take().map(|h| h.data);
+        loop {
+            for f in &mut self.files {
+                if f.spare.capacity() == 0 {
+                    if let Some(buf) = spare.take() {
+                        f.spare = buf;
+                    }
+                }
+                f.fill()?;
+            }
+            let pick = self
+                .files
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| f.held.as_ref().map(|h| (h.ts, i)))
+                .min();
+            let Some((_, index)) = pick else {
+                return Ok(Next::End);
+            };
+            let file = &mut self.files[index];
+            let Some(mut held) = file.held.take() else {
+                return Ok(Next::End);
+            };
+            if held.ts == Timestamp::ZERO {
+                held.ts = self.last_ts;
+            }
+            self.last_ts = self.last_ts.max(held.ts);
+            let link = match file.interfaces.get(held.iface) {
+                Some(Interface {
+                    link: Some(link), ..
+                }) => *link,
+                Some(i) => {
+                    let raw = i.raw_link;
+                    spare = Some(held.data);
+                    self.count_unsupported(raw);
+                    continue;
+                }
+                None => {
+                    spare = Some(held.data);
+                    self.count_unsupported(u32::MAX);
+                    continue;
+                }
+            };
+            let interface = u16::try_from(held.iface).unwrap_or(u16::MAX);
+            let held = self.current.insert(held);
+            return Ok(Next::Packet(RawPacket {
+                ts: held.ts,
+                link,
+                data: &held.data,
+                orig_len: held.orig_len,
+                packet_type: None,
+                interface,
+            }));
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! `podpath analyze`: the engine over capture files.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::{Format, PodArgs};
+use crate::capture::file::FileSource;
+use crate::capture::{Next, PacketSource};
+use crate::engine::{Engine, Sink, Tee};
+use crate::metrics::{Metrics, MetricsSink};
+use crate::report::{Context, Report};
+use crate::Timestamp;
+
+/// The seed walkthrough recorded in the lab (`tcpdump -i any` in demo-app-2),
+/// analysed when no file is given.
+pub const SEED_CAPTURE: &[u8] = include_bytes!("../../tests/captures/seed-any.pcap");
+/// The lab's cluster, for the embedded capture.
+pub const SEED_SERVICE_CIDR: &str = "10.96.0.0/12";
+pub const SEED_POD_CIDR: &str = "10.244.0.0/16";
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// pcap or pcapng files, merged in timestamp order. None: the embedded seed capture.
+    #[arg(env = "PODPATH_FILES", value_delimiter = ',')]
+    pub files: Vec<String>,
+    /// Output format.
+    #[arg(
+        long,
+        short,
+        env = "PODPATH_FORMAT",
+        value_enum,
+        default_value = "table"
+    )]
+    pub format: super::Format,
+    #[command(flatten)]
+    pub pod: PodArgs,
+}
+
+pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
+    let embedded = args.files.is_empty();
+    if embedded {
+        if args.pod.service_cidrs.is_empty() {
+            args.pod.service_cidrs = vec![SEED_SERVICE_CIDR.parse()?];
+        }
+        if args.pod.pod_cidrs.is_empty() {
+            args.pod.pod_cidrs = vec![SEED_POD_CIDR.parse()?];
+        }
+    }
+    let cfg = args.pod.to_config()?;
+    let mut source = if embedded {
+        FileSource::from_bytes(
+            "embedded seed capture (tests/captures/seed-any.pcap)",
+            SEED_CAPTURE,
+        )?
+    } else {
+        FileSource::open(&args.files)?
+    };
+    let inputs = if embedded {
+        vec!["embedded seed capture (tests/captures/seed-any.pcap)".to_string()]
+    } else {
+        args.files.clone()
+    };
+    let configured = PodArgs::describe(&cfg);
+    let limits = cfg.limits.clone();
+    let metrics = Arc::new(Metrics::new());
+    let mut metrics_sink =
+        MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series);
+    let mut report = Report::new(limits.max_records);
+    let mut engine = Engine::new(cfg);
+    let mut first: Option<Timestamp> = None;
+    {
+        let mut tee = Tee(vec![
+            &mut metrics_sink as &mut dyn Sink,
+            &mut report as &mut dyn Sink,
+        ]);
+        loop {
+            match source.next_packet()? {
+                Next::Packet(p) => {
+                    first.get_or_insert(p.ts);
+                    engine.process(&p, &mut tee);
+                }
+                Next::Idle { now } => engine.advance(now, &mut tee),
+                Next::End => break,
+            }
+        }
+        engine.finish(&mut tee);
+    }
+    for &(link, n) in source.unsupported() {
+        for _ in 0..n {
+            metrics_sink.on_event(&crate::engine::Event::Skipped {
+                reason: "unsupported_link_type",
+            });
+        }
+        *report.skipped.entry("unsupported_link_type").or_default() += n;
+        tracing::warn!(
+            link_type = link,
+            frames = n,
+            "frames of an unsupported link type skipped"
+        );
+    }
+    for f in source.truncated_files() {
+        eprintln!("podpath: {f}: file ends in the middle of a packet record; the partial record was skipped");
+    }
+    let span = first.map_or(0.0, |f| engine.now().secs_since(f));
+    let inferred = engine.inferences();
+    let context = Context {
+        inputs,
+        span_secs: span,
+        stats: engine.stats(),
+        inferred: &inferred,
+        local: engine.local_addresses(),
+        configured,
+        dns: engine.dns().stats(),
+    };
+    let text = match args.format {
+        Format::Table => report.to_table(&context),
+        Format::Prometheus => metrics.encode(false),
+        Format::Openmetrics => metrics.encode(true),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&report.to_json(&context))?;
+            s.push('\n');
+            s
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(text.as_bytes()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,323 @@
+//! `podpath run`: the live sidecar. Captures on the pod's interfaces, feeds
+//! the engine on this thread, and serves `/metrics`, `/healthz` and `/readyz`
+//! from a small tokio runtime on another, so a slow scraper never stalls
+//! capture.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use clap::{Args, ValueEnum};
+
+use super::PodArgs;
+use crate::capture::live::{LiveConfig, LiveSource};
+use crate::capture::{Next, PacketSource};
+use crate::engine::Engine;
+use crate::metrics::{
+    InterfaceLabels, Metrics, MetricsSink, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE,
+};
+
+/// podpath's metrics port: clear of Prometheus (9090), node-exporter (9100)
+/// and common app ports.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9809";
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Interface to capture on; repeatable. Default: every interface that is up (in a pod: eth0 and lo).
+    #[arg(
+        long = "interface",
+        short = 'i',
+        env = "PODPATH_INTERFACE",
+        value_delimiter = ','
+    )]
+    pub interfaces: Vec<String>,
+    /// Address of the metrics and health endpoints.
+    #[arg(long, env = "PODPATH_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "PODPATH_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing-subscriber EnvFilter syntax).
+    #[arg(long, env = "PODPATH_LOG", default_value = "info")]
+    pub log: String,
+    /// Capture socket receive buffer in bytes (absorbs bursts).
+    #[arg(long, env = "PODPATH_RCVBUF", default_value_t = 4 << 20)]
+    pub rcvbuf: usize,
+    /// TCP payload bytes kept per segment past the headers (HTTP heads, TLS ClientHello).
+    #[arg(long, env = "PODPATH_TCP_PAYLOAD", default_value_t = podpath_afpacket::filter::DEFAULT_TCP_PAYLOAD)]
+    pub tcp_payload: u32,
+    #[command(flatten)]
+    pub pod: PodArgs,
+}
+
+pub fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// What the pod's environment says (downward API, resolv.conf), applied
+/// where flags left a gap.
+fn apply_pod_environment(args: &mut RunArgs) -> Vec<String> {
+    let mut detected = Vec::new();
+    if args.pod.namespace.is_none() {
+        if let Ok(ns) = std::env::var("POD_NAMESPACE") {
+            if !ns.is_empty() {
+                detected.push(format!("namespace {ns} (POD_NAMESPACE)"));
+                args.pod.namespace = Some(ns);
+            }
+        }
+    }
+    if args.pod.pod_ips.is_empty() {
+        for var in ["POD_IPS", "POD_IP"] {
+            if let Ok(v) = std::env::var(var) {
+                let ips: Vec<IpAddr> = v.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+                if !ips.is_empty() {
+                    detected.push(format!("pod IP {v} ({var})"));
+                    args.pod.pod_ips = ips;
+                    break;
+                }
+            }
+        }
+    }
+    if args.pod.resolv_conf.is_none() && std::path::Path::new("/etc/resolv.conf").exists() {
+        args.pod.resolv_conf = Some("/etc/resolv.conf".into());
+    }
+    if let Ok(name) = std::env::var("POD_NAME") {
+        detected.push(format!("pod {name} (POD_NAME)"));
+    }
+    detected
+}
+
+pub fn run(mut args: RunArgs) -> Result<i32> {
+    init_logging(args.log_format, &args.log);
+    let detected = apply_pod_environment(&mut args);
+    let mut cfg = args.pod.to_config()?;
+    cfg.exclude_ports.push(args.listen.port());
+    let kube_api: Option<IpAddr> = std::env::var("KUBERNETES_SERVICE_HOST")
+        .ok()
+        .and_then(|h| h.parse().ok());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let live = LiveConfig {
+        interfaces: args.interfaces.clone(),
+        rcvbuf: Some(args.rcvbuf),
+        tcp_payload: args.tcp_payload,
+        stop: stop.clone(),
+        ..LiveConfig::default()
+    };
+    let mut source = LiveSource::open(&live).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let interfaces: Vec<String> = source.interface_names().map(str::to_string).collect();
+
+    let metrics = Arc::new(Metrics::new());
+    let capturing = Arc::new(AtomicBool::new(true));
+    metrics.capture_up.set(1);
+    for name in &interfaces {
+        let labels = InterfaceLabels {
+            interface: name.clone(),
+        };
+        metrics.capture_packets.get_or_create(&labels).inc_by(0);
+        metrics.capture_drops.get_or_create(&labels).inc_by(0);
+    }
+
+    let limits = cfg.limits.clone();
+    let mut sink = MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series);
+    let described = PodArgs::describe(&cfg);
+    let mut engine = Engine::new(cfg);
+    if let Some(addr) = kube_api {
+        engine.learn_service_address(addr, Some("kubernetes"), Some("default"));
+    }
+    let missing = missing_facts(engine.config());
+    tracing::info!(
+        interfaces = %interfaces.join(","),
+        listen = %args.listen,
+        detected = %detected.join("; "),
+        config = %described.join("; "),
+        missing = %missing.join("; "),
+        "podpath capturing"
+    );
+
+    let server = spawn_server(
+        args.listen,
+        metrics.clone(),
+        capturing.clone(),
+        stop.clone(),
+    )?;
+
+    let mut last_stats = Instant::now();
+    let mut reported: Vec<(u64, u64)> = vec![(0, 0); interfaces.len()];
+    let result = loop {
+        match source.next_packet() {
+            Ok(Next::Packet(p)) => engine.process(&p, &mut sink),
+            Ok(Next::Idle { now }) => engine.advance(now, &mut sink),
+            Ok(Next::End) => break Ok(()),
+            Err(e) => break Err(anyhow::anyhow!("{e}")),
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            last_stats = Instant::now();
+            export_capture_stats(&mut source, &metrics, &mut reported);
+        }
+    };
+    capturing.store(false, Ordering::SeqCst);
+    metrics.capture_up.set(0);
+    export_capture_stats(&mut source, &metrics, &mut reported);
+    engine.finish(&mut sink);
+    stop.store(true, Ordering::SeqCst);
+    drop(server);
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            Ok(0)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn missing_facts(cfg: &crate::config::PodConfig) -> Vec<String> {
+    let mut missing = Vec::new();
+    if cfg.service_cidrs.is_empty() {
+        missing.push("no --service-cidr: literal ClusterIPs are recognised only once DNS answers or the kube-dns address reveal them".to_string());
+    }
+    if cfg.pod_cidrs.is_empty() {
+        missing.push("no --pod-cidr: guessed from the pod's own address (/16); literal pod IPs outside it count as external".to_string());
+    }
+    if cfg.effective_search().is_empty() {
+        missing.push(
+            "no search list (resolv.conf or POD_NAMESPACE): inferred from the first cluster query"
+                .to_string(),
+        );
+    }
+    if cfg.pod_ips.is_empty() {
+        missing.push(
+            "no POD_IP: the pod's address comes from the kernel's packet direction".to_string(),
+        );
+    }
+    missing
+}
+
+fn export_capture_stats(source: &mut LiveSource, metrics: &Metrics, reported: &mut [(u64, u64)]) {
+    for (i, s) in source.stats().into_iter().enumerate() {
+        let Some(prev) = reported.get_mut(i) else {
+            continue;
+        };
+        let labels = InterfaceLabels { interface: s.name };
+        let rx = s.received.saturating_sub(prev.0);
+        let drops = s.dropped.saturating_sub(prev.1);
+        metrics.capture_packets.get_or_create(&labels).inc_by(rx);
+        metrics.capture_drops.get_or_create(&labels).inc_by(drops);
+        *prev = (s.received, s.dropped);
+        if drops > 0 {
+            tracing::warn!(interface = %labels.interface, drops, "kernel dropped packets: podpath's counts are incomplete");
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Arc<Metrics>,
+    capturing: Arc<AtomicBool>,
+}
+
+/// Serves HTTP on its own thread; SIGTERM/SIGINT set `stop`.
+fn spawn_server(
+    listen: SocketAddr,
+    metrics: Arc<Metrics>,
+    capturing: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let state = AppState { metrics, capturing };
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready_handler))
+        .with_state(state);
+    let handle = std::thread::Builder::new()
+        .name("podpath-http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let stop_signal = stop.clone();
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    tracing::info!("signal received, stopping");
+                    stop_signal.store(true, Ordering::SeqCst);
+                });
+                let shutdown = async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            });
+        })
+        .context("starting the HTTP thread")?;
+    Ok(handle)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let body = state.metrics.encode(openmetrics);
+    let ctype = if openmetrics {
+        OPENMETRICS_CONTENT_TYPE
+    } else {
+        PROMETHEUS_CONTENT_TYPE
+    };
+    ([(header::CONTENT_TYPE, ctype)], body).into_response()
+}
+
+async fn ready_handler(State(state): State<AppState>) -> Response {
+    if state.capturing.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not capturing\n").into_response()
+    }
+}

@@ -1,0 +1,132 @@
+//! What podpath knows about the pod it watches: its addresses, the cluster's
+//! CIDRs and DNS settings, and the limits that keep memory and label
+//! cardinality bounded. Filled from flags, the pod's environment and
+//! resolv.conf; what is missing is inferred from traffic by the engine.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// Caps on every table and label set whose size is driven by traffic.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Tracked TCP/UDP flows.
+    pub max_flows: usize,
+    /// Distinct values per traffic-derived label (names, services, ports).
+    pub max_label_values: usize,
+    /// Series per metric family.
+    pub max_series: usize,
+    /// DNS queries awaiting a response.
+    pub max_dns_pending: usize,
+    /// Addresses in the address → name table.
+    pub max_dns_names: usize,
+    /// DNS-over-TCP streams being reassembled.
+    pub max_dns_streams: usize,
+    /// Requests awaiting a response on one HTTP connection.
+    pub max_http_pending: usize,
+    /// Connection records kept for the JSON report (analyze only).
+    pub max_records: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_flows: 65_536,
+            max_label_values: 100,
+            max_series: 2_000,
+            max_dns_pending: 4_096,
+            max_dns_names: 16_384,
+            max_dns_streams: 256,
+            max_http_pending: 32,
+            max_records: 100_000,
+        }
+    }
+}
+
+/// Timeouts, in seconds of packet time.
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    /// A SYN with no SYN-ACK for this long is a connect `timeout`.
+    pub tcp_connect: f64,
+    /// An established TCP flow idle this long is forgotten.
+    pub tcp_idle: f64,
+    /// A UDP flow idle this long ends; the next datagram starts a new flow.
+    pub udp_idle: f64,
+    /// A DNS query with no response for this long is `TIMEOUT`.
+    pub dns_query: f64,
+    /// Addresses from DNS answers still count as `dns` this long past their TTL
+    /// (applications cache answers longer than the TTL says).
+    pub dns_ttl_grace: f64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_connect: 3.0,
+            tcp_idle: 300.0,
+            udp_idle: 30.0,
+            dns_query: 5.0,
+            dns_ttl_grace: 30.0,
+        }
+    }
+}
+
+/// The pod and cluster as configured (flags, environment, resolv.conf).
+#[derive(Clone, Debug)]
+pub struct PodConfig {
+    /// The pod's own addresses; more are learned from traffic.
+    pub pod_ips: Vec<IpAddr>,
+    pub service_cidrs: Vec<IpNet>,
+    pub pod_cidrs: Vec<IpNet>,
+    pub cluster_domain: String,
+    /// The pod's namespace, when known.
+    pub namespace: Option<String>,
+    /// resolv.conf search list; empty means "infer from traffic".
+    pub search: Vec<String>,
+    pub ndots: u8,
+    /// Local TCP ports whose traffic is podpath's own (its metrics port):
+    /// never counted as the app's.
+    pub exclude_ports: Vec<u16>,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+}
+
+impl Default for PodConfig {
+    fn default() -> Self {
+        PodConfig {
+            pod_ips: Vec::new(),
+            service_cidrs: Vec::new(),
+            pod_cidrs: Vec::new(),
+            cluster_domain: "cluster.local".to_string(),
+            namespace: None,
+            search: Vec::new(),
+            ndots: 5,
+            exclude_ports: Vec::new(),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+impl PodConfig {
+    /// The search list Kubernetes writes for a pod in `namespace`.
+    pub fn kubernetes_search(namespace: &str, domain: &str) -> Vec<String> {
+        vec![
+            format!("{namespace}.svc.{domain}"),
+            format!("svc.{domain}"),
+            domain.to_string(),
+        ]
+    }
+
+    /// The search list to use: the configured one, else the one Kubernetes
+    /// would write when the namespace is known, else empty (inferred later).
+    pub fn effective_search(&self) -> Vec<String> {
+        if !self.search.is_empty() {
+            return self.search.clone();
+        }
+        match &self.namespace {
+            Some(ns) => Self::kubernetes_search(ns, &self.cluster_domain),
+            None => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,708 @@
+//! The engine: decoded packets in, events out, driven by packet time.
+//!
+//! Port-53 traffic goes to the DNS tracker; other TCP/UDP to the flow table
+//! and, for TCP payload, the HTTP/1 tracker. Outbound connections are
+//! attributed at their first SYN (or first datagram), with the DNS knowledge
+//! of that moment.
+
+pub mod event;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::attribution::{Attribution, Attributor, Inference, Resolved};
+use crate::capture::RawPacket;
+use crate::config::PodConfig;
+use crate::decode::{self, PacketType, TcpSegment, Transport, UdpDatagram};
+use crate::dns::names::service_of;
+use crate::dns::{DnsConfig, DnsEvent, DnsTracker, Form};
+use crate::flow::{Flow, FlowKey, FlowTable, Protocol, TcpState};
+use crate::http::{self, Http1};
+use crate::Timestamp;
+
+pub use event::{ConnectionView, Event, FailReason, HttpView, NullSink, Sink, Tee};
+
+/// How often (packet time) timeouts are checked and byte counts exported.
+const SWEEP_INTERVAL_SECS: f64 = 1.0;
+/// A closed or failed flow lingers this long to absorb its last segments.
+const CLOSED_LINGER_SECS: f64 = 2.0;
+/// Local addresses remembered (configured + learned).
+const MAX_LOCAL_ADDRS: usize = 32;
+
+/// Counters the engine keeps about itself.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EngineStats {
+    pub packets: u64,
+    pub skipped: u64,
+    /// Packets whose timestamp was earlier than one already seen.
+    pub time_went_backwards: u64,
+    /// Outbound attempts still waiting for a SYN-ACK when the input ended
+    /// (neither connected nor timed out).
+    pub pending_at_end: u64,
+    pub flow_evictions: u64,
+}
+
+/// How podpath decided an address is the pod's own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LocalAddress {
+    pub addr: IpAddr,
+    pub from: &'static str,
+}
+
+pub struct Engine {
+    cfg: PodConfig,
+    attributor: Attributor,
+    dns: DnsTracker,
+    flows: FlowTable,
+    local: Vec<LocalAddress>,
+    now: Timestamp,
+    started: bool,
+    next_sweep: Timestamp,
+    dns_events: Vec<DnsEvent>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(cfg: PodConfig) -> Engine {
+        let limits = &cfg.limits;
+        let dns = DnsTracker::new(DnsConfig {
+            search: cfg.search.clone(),
+            ndots: cfg.ndots,
+            namespace: cfg.namespace.clone(),
+            cluster_domain: Some(cfg.cluster_domain.clone()),
+            query_timeout_secs: cfg.timeouts.dns_query,
+            ttl_grace_secs: cfg.timeouts.dns_ttl_grace,
+            max_pending: limits.max_dns_pending,
+            max_names: limits.max_dns_names,
+            max_streams: limits.max_dns_streams,
+            ..DnsConfig::default()
+        });
+        let attributor = Attributor::new(
+            cfg.service_cidrs.clone(),
+            cfg.pod_cidrs.clone(),
+            limits.max_dns_names,
+        );
+        let local = cfg
+            .pod_ips
+            .iter()
+            .map(|&addr| LocalAddress {
+                addr,
+                from: "configured",
+            })
+            .collect();
+        Engine {
+            flows: FlowTable::new(limits.max_flows),
+            cfg,
+            attributor,
+            dns,
+            local,
+            now: Timestamp::ZERO,
+            started: false,
+            next_sweep: Timestamp::ZERO,
+            dns_events: Vec::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn config(&self) -> &PodConfig {
+        &self.cfg
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    pub fn local_addresses(&self) -> &[LocalAddress] {
+        &self.local
+    }
+
+    pub fn attributor(&self) -> &Attributor {
+        &self.attributor
+    }
+
+    pub fn dns(&self) -> &DnsTracker {
+        &self.dns
+    }
+
+    pub fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Everything learned rather than configured, for the report and the log.
+    pub fn inferences(&self) -> Vec<Inference> {
+        let mut out: Vec<Inference> = self
+            .local
+            .iter()
+            .filter(|l| l.from != "configured")
+            .map(|l| Inference {
+                what: "pod_ip".into(),
+                value: l.addr.to_string(),
+                from: l.from.into(),
+            })
+            .collect();
+        out.extend(self.attributor.inferences().iter().cloned());
+        let dns = self.dns.inferred();
+        if dns.search_inferred {
+            out.push(Inference {
+                what: "search".into(),
+                value: dns.search.join(" "),
+                from: "the suffixes the resolver appended to the first cluster query".into(),
+            });
+        }
+        if dns.namespace_inferred {
+            if let Some(ns) = &dns.namespace {
+                out.push(Inference {
+                    what: "namespace".into(),
+                    value: ns.clone(),
+                    from: "the search suffix <ns>.svc.<domain> in DNS queries".into(),
+                });
+            }
+        }
+        if dns.cluster_domain_inferred {
+            if let Some(d) = &dns.cluster_domain {
+                out.push(Inference {
+                    what: "cluster_domain".into(),
+                    value: d.clone(),
+                    from: "the search suffix svc.<domain> in DNS queries".into(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Tells the engine that `addr` is a Service's ClusterIP (e.g. the API
+    /// server's, from `KUBERNETES_SERVICE_HOST`).
+    pub fn learn_service_address(
+        &mut self,
+        addr: IpAddr,
+        service: Option<&str>,
+        namespace: Option<&str>,
+    ) {
+        self.attributor.learn_service_address(
+            addr,
+            service.map(Into::into),
+            namespace.map(Into::into),
+        );
+    }
+
+    /// Processes one frame.
+    pub fn process(&mut self, raw: &RawPacket<'_>, sink: &mut dyn Sink) {
+        self.stats.packets += 1;
+        self.tick(raw.ts, sink);
+        let mut packet = match decode::decode(raw.link, raw.data) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.skipped += 1;
+                sink.on_event(&Event::Skipped { reason: e.reason() });
+                return;
+            }
+        };
+        if raw.packet_type.is_some() {
+            packet.packet_type = raw.packet_type;
+        }
+        match packet.packet_type {
+            Some(PacketType::Outgoing) => {
+                self.learn_local(packet.src, "sent by this host (kernel packet type)")
+            }
+            Some(PacketType::Host) => {
+                self.learn_local(packet.dst, "addressed to this host (kernel packet type)")
+            }
+            _ => {}
+        }
+        let now = self.now;
+        match packet.transport {
+            Transport::Tcp(seg) => {
+                let src = SocketAddr::new(packet.src, seg.src_port);
+                let dst = SocketAddr::new(packet.dst, seg.dst_port);
+                if seg.src_port == 53 || seg.dst_port == 53 {
+                    if seg.dst_port == 53 && seg.flags.syn() && !seg.flags.ack() {
+                        self.learn_dns_client(src.ip(), dst.ip(), packet.packet_type);
+                    }
+                    self.dns.on_tcp(now, src, dst, &seg, &mut self.dns_events);
+                    self.drain_dns(sink);
+                } else if !self.excluded(src, dst) {
+                    self.on_tcp(src, dst, &seg, packet.packet_type, sink);
+                }
+            }
+            Transport::Udp(dgram) => {
+                let src = SocketAddr::new(packet.src, dgram.src_port);
+                let dst = SocketAddr::new(packet.dst, dgram.dst_port);
+                if dgram.src_port == 53 || dgram.dst_port == 53 {
+                    if dgram.dst_port == 53 {
+                        self.learn_dns_client(src.ip(), dst.ip(), packet.packet_type);
+                    }
+                    self.dns
+                        .on_udp(now, src, dst, dgram.payload, &mut self.dns_events);
+                    self.drain_dns(sink);
+                } else if !self.excluded(src, dst) {
+                    self.on_udp(src, dst, &dgram, packet.packet_type, sink);
+                }
+            }
+            Transport::IcmpError(err) => {
+                if err.kind == decode::IcmpErrorKind::PortUnreachable && err.original_protocol == 17
+                {
+                    let client = SocketAddr::new(err.original_src, err.original_src_port);
+                    let server = SocketAddr::new(err.original_dst, err.original_dst_port);
+                    if err.original_dst_port == 53 {
+                        self.dns
+                            .on_port_unreachable(now, client, server, &mut self.dns_events);
+                        self.drain_dns(sink);
+                    } else {
+                        self.on_udp_unreachable(client, server, sink);
+                    }
+                }
+            }
+            Transport::Other { .. } => {}
+        }
+    }
+
+    /// Advances packet time without a packet (live capture when traffic
+    /// stops), firing every timeout that is due.
+    pub fn advance(&mut self, now: Timestamp, sink: &mut dyn Sink) {
+        self.tick(now, sink);
+    }
+
+    /// End of input: completes what can be completed and exports the rest.
+    pub fn finish(&mut self, sink: &mut dyn Sink) {
+        let now = self.now;
+        self.sweep(now, sink);
+        self.dns.flush(&mut self.dns_events);
+        self.drain_dns(sink);
+        let connect_timeout = self.cfg.timeouts.tcp_connect;
+        for mut flow in self.flows.drain_all() {
+            if flow.state == TcpState::SynSent && flow.outbound && flow.counted {
+                if now.secs_since(flow.first_seen) >= connect_timeout {
+                    emit_failed(&flow, FailReason::Timeout, sink);
+                } else {
+                    self.stats.pending_at_end += 1;
+                }
+            }
+            emit_bytes(&mut flow, sink);
+        }
+    }
+
+    fn tick(&mut self, ts: Timestamp, sink: &mut dyn Sink) {
+        if !self.started {
+            self.started = true;
+            self.now = ts;
+            self.next_sweep = ts.add_secs(SWEEP_INTERVAL_SECS);
+            return;
+        }
+        if ts < self.now {
+            self.stats.time_went_backwards += 1;
+            return;
+        }
+        self.now = ts;
+        if ts >= self.next_sweep {
+            self.sweep(ts, sink);
+            self.next_sweep = ts.add_secs(SWEEP_INTERVAL_SECS);
+        }
+    }
+
+    fn sweep(&mut self, now: Timestamp, sink: &mut dyn Sink) {
+        self.dns.advance(now, &mut self.dns_events);
+        self.drain_dns(sink);
+        let t = self.cfg.timeouts.clone();
+        let expired = self.flows.drain_expired(|f| {
+            let idle = now.secs_since(f.last_seen);
+            match (f.protocol, f.state) {
+                (Protocol::Udp, _) => idle >= t.udp_idle,
+                (Protocol::Tcp, TcpState::SynSent) => now.secs_since(f.first_seen) >= t.tcp_connect,
+                (Protocol::Tcp, TcpState::Closed | TcpState::Failed) => idle >= CLOSED_LINGER_SECS,
+                (Protocol::Tcp, TcpState::Established | TcpState::Midstream) => idle >= t.tcp_idle,
+            }
+        });
+        for mut flow in expired {
+            if flow.protocol == Protocol::Tcp
+                && flow.state == TcpState::SynSent
+                && flow.outbound
+                && flow.counted
+            {
+                emit_failed(&flow, FailReason::Timeout, sink);
+            }
+            emit_bytes(&mut flow, sink);
+        }
+        self.flows.for_each_mut(|f| emit_bytes(f, sink));
+    }
+
+    fn drain_dns(&mut self, sink: &mut dyn Sink) {
+        let mut events = std::mem::take(&mut self.dns_events);
+        for ev in &events {
+            if let DnsEvent::Lookup(lookup) = ev {
+                let domain = self.dns.search().cluster_domain.clone();
+                let service = service_of(&lookup.fqdn, &domain);
+                let in_cluster = !matches!(lookup.form, Form::External | Form::ExternalAbsolute);
+                for &addr in &lookup.addresses {
+                    match service {
+                        Some((svc, ns)) => self.attributor.learn_service_address(
+                            addr,
+                            Some(Arc::from(svc)),
+                            Some(Arc::from(ns)),
+                        ),
+                        None if in_cluster => {
+                            self.attributor.learn_service_address(addr, None, None)
+                        }
+                        None => {}
+                    }
+                }
+            }
+            sink.on_event(&Event::Dns(ev));
+        }
+        events.clear();
+        self.dns_events = events;
+    }
+
+    fn is_local(&self, addr: IpAddr) -> bool {
+        addr.is_loopback() || self.local.iter().any(|l| l.addr == addr)
+    }
+
+    fn learn_local(&mut self, addr: IpAddr, from: &'static str) {
+        if addr.is_loopback() || addr.is_unspecified() || addr.is_multicast() {
+            return;
+        }
+        if self.local.iter().any(|l| l.addr == addr) || self.local.len() >= MAX_LOCAL_ADDRS {
+            return;
+        }
+        self.local.push(LocalAddress { addr, from });
+        self.attributor.learn_local(addr);
+    }
+
+    /// A query to port 53: its sender is the pod (unless the kernel said the
+    /// packet was addressed to us: then we are the server), its target the
+    /// cluster DNS Service.
+    fn learn_dns_client(&mut self, client: IpAddr, server: IpAddr, pt: Option<PacketType>) {
+        if pt == Some(PacketType::Host) {
+            return;
+        }
+        self.learn_local(client, "sends DNS queries");
+        if !server.is_loopback() {
+            self.attributor.learn_dns_server(server);
+        }
+    }
+
+    /// Traffic on podpath's own ports (its metrics endpoint) is not the app's.
+    fn excluded(&self, src: SocketAddr, dst: SocketAddr) -> bool {
+        let ports = &self.cfg.exclude_ports;
+        !ports.is_empty()
+            && ((ports.contains(&dst.port()) && self.is_local(dst.ip()))
+                || (ports.contains(&src.port()) && self.is_local(src.ip())))
+    }
+
+    /// Whether a new flow from `src` to `dst` was initiated by the pod.
+    fn initiated_locally(
+        &mut self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        pt: Option<PacketType>,
+    ) -> bool {
+        if src.ip().is_loopback() || dst.ip().is_loopback() {
+            return true;
+        }
+        match pt {
+            Some(PacketType::Outgoing) => return true,
+            Some(PacketType::Host) => return false,
+            _ => {}
+        }
+        if self.is_local(src.ip()) {
+            true
+        } else if self.is_local(dst.ip()) {
+            false
+        } else {
+            // Nothing known yet: in a pod, the first SYN seen is most often the app's.
+            self.learn_local(
+                src.ip(),
+                "first connection initiator (guess: pass --pod-ip)",
+            );
+            true
+        }
+    }
+
+    fn attribute(&self, dst: IpAddr) -> Attribution {
+        let resolved = self.dns.resolve(dst, self.now);
+        self.attributor.attribute(
+            dst,
+            resolved.map(|n| Resolved {
+                name: &n.name,
+                service: n.service.as_ref(),
+                namespace: n.namespace.as_ref(),
+            }),
+        )
+    }
+
+    fn open_flow(
+        &mut self,
+        protocol: Protocol,
+        src: SocketAddr,
+        dst: SocketAddr,
+        state: TcpState,
+        pt: Option<PacketType>,
+        sink: &mut dyn Sink,
+    ) -> FlowKey {
+        let outbound = self.initiated_locally(src, dst, pt);
+        let attribution = outbound.then(|| self.attribute(dst.ip()));
+        let key = FlowKey::new(protocol, src, dst);
+        let now = self.now;
+        let (flow, evicted) = self
+            .flows
+            .insert(key, protocol, src, dst, outbound, state, now);
+        flow.attribution = attribution;
+        flow.counted = true;
+        if outbound {
+            if let Some(a) = &flow.attribution {
+                sink.on_event(&Event::Connection(ConnectionView {
+                    id: flow.id,
+                    ts: now,
+                    protocol,
+                    src,
+                    dst,
+                    attribution: a,
+                }));
+            }
+        } else {
+            sink.on_event(&Event::Inbound {
+                ts: now,
+                protocol,
+                peer: src,
+                local: dst,
+            });
+        }
+        if let Some(mut old) = evicted {
+            self.stats.flow_evictions += 1;
+            sink.on_event(&Event::Evicted { table: "flows" });
+            emit_bytes(&mut old, sink);
+        }
+        key
+    }
+
+    fn on_tcp(
+        &mut self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        seg: &TcpSegment<'_>,
+        pt: Option<PacketType>,
+        sink: &mut dyn Sink,
+    ) {
+        let key = FlowKey::new(Protocol::Tcp, src, dst);
+        let flags = seg.flags;
+        let now = self.now;
+        let pure_syn = flags.syn() && !flags.ack();
+        let max_pending = self.cfg.limits.max_http_pending;
+
+        if let Some(flow) = self.flows.get_mut(&key) {
+            let reused = pure_syn
+                && flow.is_from_initiator(src)
+                && flow.state != TcpState::SynSent
+                && seg.seq != flow.isn;
+            let reversed = pure_syn && !flow.is_from_initiator(src);
+            if reused || reversed {
+                // Port reuse: the old connection is over, a new one starts.
+                if let Some(mut old) = self.flows.remove(&key) {
+                    emit_bytes(&mut old, sink);
+                }
+            } else {
+                flow.last_seen = now;
+                if pure_syn {
+                    flow.syn_retransmits += 1;
+                    return;
+                }
+                update_tcp(flow, src, seg, now, max_pending, sink);
+                return;
+            }
+        }
+
+        if pure_syn {
+            let key = self.open_flow(Protocol::Tcp, src, dst, TcpState::SynSent, pt, sink);
+            if let Some(flow) = self.flows.get_mut(&key) {
+                flow.isn = seg.seq;
+            }
+        } else if !seg.payload.is_empty() && !flags.rst() {
+            // Joined mid-connection: no attempt to count, but HTTP can still be read.
+            let client_is_src = if http::looks_like_request(seg.payload) {
+                true
+            } else if seg.payload.starts_with(b"HTTP/1.") {
+                false
+            } else {
+                src.port() > dst.port()
+            };
+            let (client, server) = if client_is_src {
+                (src, dst)
+            } else {
+                (dst, src)
+            };
+            let outbound = match pt {
+                Some(PacketType::Outgoing) => client_is_src,
+                Some(PacketType::Host) => !client_is_src,
+                _ => self.is_local(client.ip()) || !self.is_local(server.ip()),
+            };
+            let attribution = outbound.then(|| self.attribute(server.ip()));
+            let (flow, evicted) = self.flows.insert(
+                key,
+                Protocol::Tcp,
+                client,
+                server,
+                outbound,
+                TcpState::Midstream,
+                now,
+            );
+            flow.attribution = attribution;
+            flow.http = Some(Box::new(Http1::new(max_pending)));
+            update_tcp(flow, src, seg, now, max_pending, sink);
+            if let Some(mut old) = evicted {
+                self.stats.flow_evictions += 1;
+                sink.on_event(&Event::Evicted { table: "flows" });
+                emit_bytes(&mut old, sink);
+            }
+        }
+    }
+
+    fn on_udp(
+        &mut self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        dgram: &UdpDatagram<'_>,
+        pt: Option<PacketType>,
+        sink: &mut dyn Sink,
+    ) {
+        let key = FlowKey::new(Protocol::Udp, src, dst);
+        let key = match self.flows.get_mut(&key) {
+            Some(_) => key,
+            None => self.open_flow(Protocol::Udp, src, dst, TcpState::Established, pt, sink),
+        };
+        if let Some(flow) = self.flows.get_mut(&key) {
+            flow.last_seen = self.now;
+            if flow.is_from_initiator(src) {
+                flow.bytes_up += dgram.payload_len as u64;
+            } else {
+                flow.bytes_down += dgram.payload_len as u64;
+            }
+        }
+    }
+
+    fn on_udp_unreachable(&mut self, client: SocketAddr, server: SocketAddr, sink: &mut dyn Sink) {
+        let key = FlowKey::new(Protocol::Udp, client, server);
+        if let Some(flow) = self.flows.get_mut(&key) {
+            if flow.outbound && flow.state == TcpState::Established {
+                flow.state = TcpState::Failed;
+                if let Some(a) = &flow.attribution {
+                    sink.on_event(&Event::UdpUnreachable {
+                        conn: view(flow, a),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn view<'a>(flow: &Flow, attribution: &'a Attribution) -> ConnectionView<'a> {
+    ConnectionView {
+        id: flow.id,
+        ts: flow.first_seen,
+        protocol: flow.protocol,
+        src: flow.initiator,
+        dst: flow.responder,
+        attribution,
+    }
+}
+
+fn emit_failed(flow: &Flow, reason: FailReason, sink: &mut dyn Sink) {
+    if let Some(a) = &flow.attribution {
+        sink.on_event(&Event::ConnectFailed {
+            conn: view(flow, a),
+            reason,
+        });
+    }
+}
+
+fn emit_bytes(flow: &mut Flow, sink: &mut dyn Sink) {
+    if flow.bytes_up == 0 && flow.bytes_down == 0 {
+        return;
+    }
+    if flow.outbound {
+        if let Some(a) = &flow.attribution {
+            sink.on_event(&Event::Bytes {
+                attribution: a,
+                sent: flow.bytes_up,
+                received: flow.bytes_down,
+            });
+        }
+    }
+    flow.bytes_up = 0;
+    flow.bytes_down = 0;
+}
+
+/// A segment on a known TCP flow: handshake, failure, close, bytes, HTTP.
+fn update_tcp(
+    flow: &mut Flow,
+    src: SocketAddr,
+    seg: &TcpSegment<'_>,
+    now: Timestamp,
+    max_http_pending: usize,
+    sink: &mut dyn Sink,
+) {
+    let from_initiator = flow.is_from_initiator(src);
+    let flags = seg.flags;
+    if flags.syn() && flags.ack() && !from_initiator && flow.state == TcpState::SynSent {
+        flow.state = TcpState::Established;
+        if flow.outbound {
+            if let Some(a) = &flow.attribution {
+                sink.on_event(&Event::Connected {
+                    conn: view(flow, a),
+                    latency_secs: now.secs_since(flow.first_seen),
+                });
+            }
+        }
+    }
+    if flags.rst() {
+        if flow.state == TcpState::SynSent && !from_initiator {
+            flow.state = TcpState::Failed;
+            if flow.outbound {
+                emit_failed(flow, FailReason::Refused, sink);
+            }
+        } else if flow.state != TcpState::Failed {
+            flow.state = TcpState::Closed;
+        }
+        return;
+    }
+    if seg.payload_len > 0 {
+        if from_initiator {
+            flow.bytes_up += seg.payload_len as u64;
+        } else {
+            flow.bytes_down += seg.payload_len as u64;
+        }
+    }
+    if !seg.payload.is_empty() {
+        if from_initiator {
+            if flow.http.is_none() && http::looks_like_request(seg.payload) {
+                flow.http = Some(Box::new(Http1::new(max_http_pending)));
+            }
+            if let Some(h) = flow.http.as_mut() {
+                h.on_request_data(now, seg.seq, seg.payload);
+            }
+        } else if let Some(h) = flow.http.as_mut() {
+            if let Some(ex) = h.on_response_data(now, seg.seq, seg.payload) {
+                sink.on_event(&Event::Http(HttpView {
+                    ts: ex.request_ts,
+                    outbound: flow.outbound,
+                    connection_id: flow.id,
+                    dst: flow.responder,
+                    attribution: flow.attribution.as_ref(),
+                    method: ex.method,
+                    status: ex.status,
+                    latency_secs: ex.latency_secs,
+                }));
+            }
+        }
+    }
+    if flags.fin() && flow.state != TcpState::Failed {
+        flow.state = TcpState::Closed;
+    }
+}
+
+#[cfg(test)]
+mod tests;

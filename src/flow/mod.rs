@@ -1,0 +1,277 @@
+//! The flow table: TCP connections and UDP flows, bounded.
+//!
+//! A TCP connection attempt is its first SYN (retransmitted SYNs are not new
+//! attempts); connect latency is SYN → SYN-ACK; a RST answering the SYN is
+//! `refused`, no SYN-ACK within the connect timeout is `timeout`. A UDP flow
+//! is a 5-tuple until it idles out. The side that sent the SYN (or the first
+//! datagram) is the initiator; outbound means the pod initiated.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::attribution::Attribution;
+use crate::http::Http1;
+use crate::Timestamp;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// Both endpoints in a canonical order, so either direction finds the flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub protocol: Protocol,
+    pub low: SocketAddr,
+    pub high: SocketAddr,
+}
+
+impl FlowKey {
+    pub fn new(protocol: Protocol, a: SocketAddr, b: SocketAddr) -> Self {
+        if a <= b {
+            FlowKey {
+                protocol,
+                low: a,
+                high: b,
+            }
+        } else {
+            FlowKey {
+                protocol,
+                low: b,
+                high: a,
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpState {
+    /// SYN sent, no SYN-ACK yet.
+    SynSent,
+    Established,
+    /// FIN or RST seen; kept briefly to absorb the last segments.
+    Closed,
+    /// The attempt failed (refused or timed out).
+    Failed,
+    /// Joined after the handshake: no attempt was counted.
+    Midstream,
+}
+
+#[derive(Debug)]
+pub struct Flow {
+    pub id: u64,
+    pub protocol: Protocol,
+    pub initiator: SocketAddr,
+    pub responder: SocketAddr,
+    /// The pod initiated the flow.
+    pub outbound: bool,
+    pub state: TcpState,
+    pub isn: u32,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub syn_retransmits: u32,
+    /// Set for outbound flows, at the first SYN (or first datagram).
+    pub attribution: Option<Attribution>,
+    /// Payload bytes initiator → responder and back, not yet exported.
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub http: Option<Box<Http1>>,
+    /// Counted in the metrics (attempt or inbound); false for excluded/midstream flows.
+    pub counted: bool,
+}
+
+impl Flow {
+    pub fn is_from_initiator(&self, src: SocketAddr) -> bool {
+        src == self.initiator
+    }
+}
+
+/// Bounded map of live flows. When full, the least recently seen of a small
+/// sample is evicted (and counted) to make room.
+#[derive(Debug)]
+pub struct FlowTable {
+    flows: HashMap<FlowKey, Flow>,
+    capacity: usize,
+    next_id: u64,
+    pub evictions: u64,
+}
+
+/// How many entries to look at when choosing one to evict.
+const EVICTION_SAMPLE: usize = 16;
+
+impl FlowTable {
+    pub fn new(capacity: usize) -> Self {
+        FlowTable {
+            flows: HashMap::with_capacity(capacity.min(4096)),
+            capacity: capacity.max(1),
+            next_id: 1,
+            evictions: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow> {
+        self.flows.get_mut(key)
+    }
+
+    pub fn remove(&mut self, key: &FlowKey) -> Option<Flow> {
+        self.flows.remove(key)
+    }
+
+    /// Inserts a new flow, evicting one first when the table is full. Returns
+    /// the evicted flow, so the caller can account for it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert(
+        &mut self,
+        key: FlowKey,
+        protocol: Protocol,
+        initiator: SocketAddr,
+        responder: SocketAddr,
+        outbound: bool,
+        state: TcpState,
+        ts: Timestamp,
+    ) -> (&mut Flow, Option<Flow>) {
+        let mut evicted = None;
+        if self.flows.len() >= self.capacity && !self.flows.contains_key(&key) {
+            let victim = self
+                .flows
+                .iter()
+                .take(EVICTION_SAMPLE)
+                .min_by_key(|(_, f)| f.last_seen)
+                .map(|(k, _)| *k);
+            if let Some(k) = victim {
+                evicted = self.flows.remove(&k);
+                self.evictions += 1;
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let flow = Flow {
+            id,
+            protocol,
+            initiator,
+            responder,
+            outbound,
+            state,
+            isn: 0,
+            first_seen: ts,
+            last_seen: ts,
+            syn_retransmits: 0,
+            attribution: None,
+            bytes_up: 0,
+            bytes_down: 0,
+            http: None,
+            counted: false,
+        };
+        let slot = self.flows.entry(key).insert_entry(flow).into_mut();
+        (slot, evicted)
+    }
+
+    /// Removes and returns every flow for which `expired` is true.
+    pub fn drain_expired(&mut self, mut expired: impl FnMut(&Flow) -> bool) -> Vec<Flow> {
+        let keys: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| expired(f))
+            .map(|(k, _)| *k)
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| self.flows.remove(&k))
+            .collect()
+    }
+
+    /// Visits every flow (for periodic byte export).
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Flow)) {
+        for flow in self.flows.values_mut() {
+            f(flow);
+        }
+    }
+
+    /// Removes every flow (end of input).
+    pub fn drain_all(&mut self) -> Vec<Flow> {
+        self.flows.drain().map(|(_, f)| f).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn key_is_direction_independent() {
+        let a = sa("10.0.0.1:40000");
+        let b = sa("10.0.0.2:80");
+        assert_eq!(
+            FlowKey::new(Protocol::Tcp, a, b),
+            FlowKey::new(Protocol::Tcp, b, a)
+        );
+        assert_ne!(
+            FlowKey::new(Protocol::Tcp, a, b),
+            FlowKey::new(Protocol::Udp, a, b)
+        );
+    }
+
+    #[test]
+    fn table_stays_within_capacity_and_counts_evictions() {
+        let mut t = FlowTable::new(100);
+        let server = sa("10.0.0.2:80");
+        for i in 0..1000u32 {
+            let client = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 1024 + i as u16));
+            let key = FlowKey::new(Protocol::Tcp, client, server);
+            t.insert(
+                key,
+                Protocol::Tcp,
+                client,
+                server,
+                true,
+                TcpState::SynSent,
+                Timestamp(i as u64),
+            );
+        }
+        assert_eq!(t.len(), 100);
+        assert_eq!(t.evictions, 900);
+    }
+
+    #[test]
+    fn drain_expired_takes_only_matching_flows() {
+        let mut t = FlowTable::new(10);
+        let server = sa("10.0.0.2:80");
+        for i in 0..4u16 {
+            let c = SocketAddr::from(([10, 1, 0, 1], 2000 + i));
+            t.insert(
+                FlowKey::new(Protocol::Udp, c, server),
+                Protocol::Udp,
+                c,
+                server,
+                true,
+                TcpState::Established,
+                Timestamp(i as u64),
+            );
+        }
+        let gone = t.drain_expired(|f| f.last_seen < Timestamp(2));
+        assert_eq!(gone.len(), 2);
+        assert_eq!(t.len(), 2);
+    }
+}

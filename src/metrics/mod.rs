@@ -1,0 +1,707 @@
+//! Every metric podpath exports, declared in one place with its help text,
+//! and the sink that turns engine events into them.
+//!
+//! Label values that come from traffic (DNS names, services, namespaces,
+//! ports) pass through a per-metric cap: past `max_label_values` distinct
+//! values, new ones fold into `~other`, and past `max_series` series per
+//! family every traffic-derived label folds; `podpath_label_overflow_total`
+//! counts each fold.
+
+mod process;
+
+pub use process::peak_rss_bytes;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::attribution::Attribution;
+use crate::dns::DnsEvent;
+use crate::engine::{Event, Sink};
+
+/// The value traffic-derived labels fold into past their cap.
+pub const OVERFLOW: &str = "~other";
+
+/// A shared, cheaply cloned label value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label(Arc<str>);
+
+impl Label {
+    fn from_static(s: &'static str) -> Label {
+        Label(Arc::from(s))
+    }
+}
+
+impl EncodeLabelValue for Label {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.write_str(&self.0)
+    }
+}
+
+type Hist = Family<PathLabels, Histogram, fn() -> Histogram>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    pub path: &'static str,
+    pub target: &'static str,
+    pub protocol: &'static str,
+    pub dns_name: Label,
+    pub service: Label,
+    pub namespace: Label,
+    pub port: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InboundLabels {
+    pub protocol: &'static str,
+    pub port: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabels {
+    pub path: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub path: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BytesLabels {
+    pub path: &'static str,
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub path: &'static str,
+    pub service: Label,
+    pub method: &'static str,
+    pub code: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpDurationLabels {
+    pub path: &'static str,
+    pub service: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InboundHttpLabels {
+    pub method: &'static str,
+    pub code: Label,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DnsQueryLabels {
+    pub qtype: &'static str,
+    pub rcode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LookupLabels {
+    pub dns_name: Label,
+    pub form: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LookupNameLabels {
+    pub dns_name: Label,
+    pub form: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OverflowLabels {
+    pub metric: &'static str,
+    pub label: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabels {
+    pub table: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InterfaceLabels {
+    pub interface: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+}
+
+const CONNECT_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const HTTP_BUCKETS: [f64; 13] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+const DNS_BUCKETS: [f64; 13] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+fn connect_histogram() -> Histogram {
+    Histogram::new(CONNECT_BUCKETS)
+}
+fn http_histogram() -> Histogram {
+    Histogram::new(HTTP_BUCKETS)
+}
+
+/// The registry and every metric family. Shared (behind an `Arc`) between
+/// the engine thread, which updates it, and the HTTP server, which encodes it.
+pub struct Metrics {
+    registry: Registry,
+    pub connections: Family<ConnectionLabels, Counter>,
+    pub inbound_connections: Family<InboundLabels, Counter>,
+    pub connect_failures: Family<FailureLabels, Counter>,
+    pub connect_duration: Hist,
+    pub udp_unreachable: Family<PathLabels, Counter>,
+    pub connection_bytes: Family<BytesLabels, Counter>,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Family<HttpDurationLabels, Histogram, fn() -> Histogram>,
+    pub inbound_http_requests: Family<InboundHttpLabels, Counter>,
+    pub inbound_http_duration: Histogram,
+    pub dns_queries: Family<DnsQueryLabels, Counter>,
+    pub dns_response_duration: Histogram,
+    pub dns_lookups: Family<LookupLabels, Counter>,
+    pub dns_lookup_queries: Family<LookupNameLabels, Counter>,
+    pub dns_lookup_wasted: Family<LookupNameLabels, Counter>,
+    pub dns_malformed: Family<ReasonLabels, Counter>,
+    pub label_overflow: Family<OverflowLabels, Counter>,
+    pub decode_skipped: Family<ReasonLabels, Counter>,
+    pub table_evictions: Family<TableLabels, Counter>,
+    pub capture_packets: Family<InterfaceLabels, Counter>,
+    pub capture_drops: Family<InterfaceLabels, Counter>,
+    pub capture_up: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            connections: Family::default(),
+            inbound_connections: Family::default(),
+            connect_failures: Family::default(),
+            connect_duration: Family::new_with_constructor(connect_histogram as fn() -> Histogram),
+            udp_unreachable: Family::default(),
+            connection_bytes: Family::default(),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(http_histogram as fn() -> Histogram),
+            inbound_http_requests: Family::default(),
+            inbound_http_duration: Histogram::new(HTTP_BUCKETS),
+            dns_queries: Family::default(),
+            dns_response_duration: Histogram::new(DNS_BUCKETS),
+            dns_lookups: Family::default(),
+            dns_lookup_queries: Family::default(),
+            dns_lookup_wasted: Family::default(),
+            dns_malformed: Family::default(),
+            label_overflow: Family::default(),
+            decode_skipped: Family::default(),
+            table_evictions: Family::default(),
+            capture_packets: Family::default(),
+            capture_drops: Family::default(),
+            capture_up: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "podpath_connections",
+            "Outbound TCP connection attempts (first SYN) and UDP flows, by the path the app used: loopback, pod_ip, cluster_ip, dns or external",
+            m.connections.clone(),
+        );
+        r.register(
+            "podpath_inbound_connections",
+            "TCP connections and UDP flows that peers opened to this pod",
+            m.inbound_connections.clone(),
+        );
+        r.register(
+            "podpath_tcp_connect_failures",
+            "Outbound TCP attempts that failed: refused (RST answered the SYN) or timeout (no SYN-ACK)",
+            m.connect_failures.clone(),
+        );
+        r.register(
+            "podpath_tcp_connect_duration_seconds",
+            "Outbound TCP connect latency, SYN to SYN-ACK",
+            m.connect_duration.clone(),
+        );
+        r.register(
+            "podpath_udp_port_unreachable",
+            "Outbound UDP flows answered by ICMP port unreachable",
+            m.udp_unreachable.clone(),
+        );
+        r.register(
+            "podpath_connection_bytes",
+            "Payload bytes on outbound connections, sent and received",
+            m.connection_bytes.clone(),
+        );
+        r.register(
+            "podpath_http_requests",
+            "Outbound HTTP/1 requests that got a response, by path, destination service, method and status code",
+            m.http_requests.clone(),
+        );
+        r.register(
+            "podpath_http_request_duration_seconds",
+            "Outbound HTTP/1 request latency, first request byte to first response byte",
+            m.http_duration.clone(),
+        );
+        r.register(
+            "podpath_inbound_http_requests",
+            "HTTP/1 requests peers made to this pod, by method and status code",
+            m.inbound_http_requests.clone(),
+        );
+        r.register(
+            "podpath_inbound_http_request_duration_seconds",
+            "Latency of HTTP/1 requests peers made to this pod",
+            m.inbound_http_duration.clone(),
+        );
+        r.register(
+            "podpath_dns_queries",
+            "Every DNS query on the wire, by query type and response code (TIMEOUT: no response)",
+            m.dns_queries.clone(),
+        );
+        r.register(
+            "podpath_dns_response_duration_seconds",
+            "DNS query to response latency",
+            m.dns_response_duration.clone(),
+        );
+        r.register(
+            "podpath_dns_lookups",
+            "Logical lookups (the resolver's search-list expansion collapsed into the name the app asked for), by name as written, form and final result",
+            m.dns_lookups.clone(),
+        );
+        r.register(
+            "podpath_dns_lookup_queries",
+            "DNS queries the lookups of a name cost",
+            m.dns_lookup_queries.clone(),
+        );
+        r.register(
+            "podpath_dns_lookup_wasted_queries",
+            "DNS queries spent on search-list candidates that did not answer (ndots expansion cost)",
+            m.dns_lookup_wasted.clone(),
+        );
+        r.register(
+            "podpath_dns_malformed",
+            "DNS messages that could not be parsed, by reason",
+            m.dns_malformed.clone(),
+        );
+        r.register(
+            "podpath_label_overflow",
+            "Label values folded into ~other by the per-metric cardinality caps",
+            m.label_overflow.clone(),
+        );
+        r.register(
+            "podpath_decode_skipped",
+            "Frames not decoded, by reason (non-IP, truncated, malformed, fragment, unsupported link type)",
+            m.decode_skipped.clone(),
+        );
+        r.register(
+            "podpath_table_evictions",
+            "Entries evicted from a full state table",
+            m.table_evictions.clone(),
+        );
+        r.register(
+            "podpath_capture_packets",
+            "Packets the kernel passed to podpath's capture socket, per interface",
+            m.capture_packets.clone(),
+        );
+        r.register(
+            "podpath_capture_drops",
+            "Packets the kernel dropped because podpath's capture socket buffer was full, per interface",
+            m.capture_drops.clone(),
+        );
+        r.register(
+            "podpath_capture_up",
+            "1 while podpath captures on at least one interface",
+            m.capture_up.clone(),
+        );
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        r.register("podpath_build_info", "podpath version", build);
+        r.register_collector(Box::new(process::ProcessCollector));
+        Metrics { registry, ..m }
+    }
+
+    /// The exposition text: OpenMetrics when `openmetrics`, else the
+    /// Prometheus text format 0.0.4.
+    pub fn encode(&self, openmetrics: bool) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let result = if openmetrics {
+            prometheus_client::encoding::text::encode(&mut out, &self.registry)
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        };
+        if let Err(e) = result {
+            let _ = writeln!(out, "# encoding error: {e}");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const PROMETHEUS_CONTENT_TYPE: &str =
+    prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Distinct values admitted for one label of one metric.
+#[derive(Debug)]
+struct Cap {
+    values: HashSet<Arc<str>>,
+}
+
+/// Caps for every traffic-derived label, and the interned empty/overflow values.
+#[derive(Debug)]
+pub struct Caps {
+    caps: HashMap<(&'static str, &'static str), Cap>,
+    max_values: usize,
+    max_series: usize,
+    series: HashMap<&'static str, HashSet<u64>>,
+    empty: Label,
+    overflow: Label,
+}
+
+impl Caps {
+    pub fn new(max_values: usize, max_series: usize) -> Caps {
+        Caps {
+            caps: HashMap::new(),
+            max_values: max_values.max(1),
+            max_series: max_series.max(1),
+            series: HashMap::new(),
+            empty: Label::from_static(""),
+            overflow: Label::from_static(OVERFLOW),
+        }
+    }
+
+    /// The label value to use for `value`: itself while under the cap (or
+    /// already admitted), `~other` past it (counted).
+    fn admit(
+        &mut self,
+        metrics: &Metrics,
+        metric: &'static str,
+        label: &'static str,
+        value: &str,
+    ) -> Label {
+        if value.is_empty() {
+            return self.empty.clone();
+        }
+        let cap = self.caps.entry((metric, label)).or_insert_with(|| Cap {
+            values: HashSet::new(),
+        });
+        if let Some(v) = cap.values.get(value) {
+            return Label(v.clone());
+        }
+        if cap.values.len() >= self.max_values {
+            metrics
+                .label_overflow
+                .get_or_create(&OverflowLabels { metric, label })
+                .inc();
+            return self.overflow.clone();
+        }
+        let v: Arc<str> = Arc::from(value);
+        cap.values.insert(v.clone());
+        Label(v)
+    }
+
+    /// Whether `labels` may be a series of `metric`: it already is one, or
+    /// the family is under `max_series`. Series are remembered by hash.
+    fn admit_series<L: Hash>(&mut self, metric: &'static str, labels: &L) -> bool {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        labels.hash(&mut h);
+        let key = h.finish();
+        let seen = self.series.entry(metric).or_default();
+        if seen.contains(&key) {
+            return true;
+        }
+        if seen.len() >= self.max_series {
+            return false;
+        }
+        seen.insert(key);
+        true
+    }
+}
+
+/// Exports engine events as Prometheus metrics.
+pub struct MetricsSink {
+    metrics: Arc<Metrics>,
+    caps: Caps,
+}
+
+impl MetricsSink {
+    pub fn new(metrics: Arc<Metrics>, max_label_values: usize, max_series: usize) -> Self {
+        MetricsSink {
+            metrics,
+            caps: Caps::new(max_label_values, max_series),
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    fn connection_labels(
+        &mut self,
+        a: &Attribution,
+        protocol: &'static str,
+        port: u16,
+    ) -> ConnectionLabels {
+        const M: &str = "podpath_connections_total";
+        let m = &*self.metrics;
+        let port = port.to_string();
+        let mut labels = ConnectionLabels {
+            path: a.path.as_str(),
+            target: a.target.map_or("", |t| t.as_str()),
+            protocol,
+            dns_name: self
+                .caps
+                .admit(m, M, "dns_name", a.dns_name.as_deref().unwrap_or("")),
+            service: self
+                .caps
+                .admit(m, M, "service", a.service.as_deref().unwrap_or("")),
+            namespace: self
+                .caps
+                .admit(m, M, "namespace", a.namespace.as_deref().unwrap_or("")),
+            port: self.caps.admit(m, M, "port", &port),
+        };
+        if !self.caps.admit_series(M, &labels) {
+            let o = &self.caps.overflow;
+            for l in [
+                &mut labels.dns_name,
+                &mut labels.service,
+                &mut labels.namespace,
+                &mut labels.port,
+            ] {
+                if !l.0.is_empty() {
+                    *l = o.clone();
+                }
+            }
+            m.label_overflow
+                .get_or_create(&OverflowLabels {
+                    metric: M,
+                    label: "series",
+                })
+                .inc();
+        }
+        labels
+    }
+
+    fn service_label(&mut self, metric: &'static str, a: Option<&Attribution>) -> Label {
+        let service = a.and_then(|a| a.service.as_deref()).unwrap_or("");
+        self.caps.admit(&self.metrics, metric, "service", service)
+    }
+}
+
+impl Sink for MetricsSink {
+    fn on_event(&mut self, event: &Event<'_>) {
+        let m = self.metrics.clone();
+        match event {
+            Event::Connection(c) => {
+                let labels =
+                    self.connection_labels(c.attribution, c.protocol.as_str(), c.dst.port());
+                m.connections.get_or_create(&labels).inc();
+            }
+            Event::Connected { conn, latency_secs } => {
+                m.connect_duration
+                    .get_or_create(&PathLabels {
+                        path: conn.attribution.path.as_str(),
+                    })
+                    .observe(*latency_secs);
+            }
+            Event::ConnectFailed { conn, reason } => {
+                m.connect_failures
+                    .get_or_create(&FailureLabels {
+                        path: conn.attribution.path.as_str(),
+                        reason: reason.as_str(),
+                    })
+                    .inc();
+            }
+            Event::UdpUnreachable { conn } => {
+                m.udp_unreachable
+                    .get_or_create(&PathLabels {
+                        path: conn.attribution.path.as_str(),
+                    })
+                    .inc();
+            }
+            Event::Inbound {
+                protocol, local, ..
+            } => {
+                let port = local.port().to_string();
+                let port = self
+                    .caps
+                    .admit(&m, "podpath_inbound_connections_total", "port", &port);
+                m.inbound_connections
+                    .get_or_create(&InboundLabels {
+                        protocol: protocol.as_str(),
+                        port,
+                    })
+                    .inc();
+            }
+            Event::Bytes {
+                attribution,
+                sent,
+                received,
+            } => {
+                let path = attribution.path.as_str();
+                if *sent > 0 {
+                    m.connection_bytes
+                        .get_or_create(&BytesLabels {
+                            path,
+                            direction: "sent",
+                        })
+                        .inc_by(*sent);
+                }
+                if *received > 0 {
+                    m.connection_bytes
+                        .get_or_create(&BytesLabels {
+                            path,
+                            direction: "received",
+                        })
+                        .inc_by(*received);
+                }
+            }
+            Event::Http(h) => {
+                let code = status_label(h.status);
+                if h.outbound {
+                    const M: &str = "podpath_http_requests_total";
+                    let path = h.attribution.map_or("external", |a| a.path.as_str());
+                    let service = self.service_label(M, h.attribution);
+                    let mut labels = HttpLabels {
+                        path,
+                        service: service.clone(),
+                        method: h.method.as_str(),
+                        code: Label::from_static(code),
+                    };
+                    if !self.caps.admit_series(M, &labels) {
+                        labels.service = self.caps.overflow.clone();
+                        m.label_overflow
+                            .get_or_create(&OverflowLabels {
+                                metric: M,
+                                label: "series",
+                            })
+                            .inc();
+                    }
+                    m.http_requests.get_or_create(&labels).inc();
+                    m.http_duration
+                        .get_or_create(&HttpDurationLabels { path, service })
+                        .observe(h.latency_secs);
+                } else {
+                    m.inbound_http_requests
+                        .get_or_create(&InboundHttpLabels {
+                            method: h.method.as_str(),
+                            code: Label::from_static(code),
+                        })
+                        .inc();
+                    m.inbound_http_duration.observe(h.latency_secs);
+                }
+            }
+            Event::Dns(ev) => self.on_dns(&m, ev),
+            Event::Skipped { reason } => {
+                m.decode_skipped
+                    .get_or_create(&ReasonLabels { reason })
+                    .inc();
+            }
+            Event::Evicted { table } => {
+                m.table_evictions
+                    .get_or_create(&TableLabels { table })
+                    .inc();
+            }
+        }
+    }
+}
+
+impl MetricsSink {
+    fn on_dns(&mut self, m: &Metrics, ev: &DnsEvent) {
+        match ev {
+            DnsEvent::Completed(t) => {
+                m.dns_queries
+                    .get_or_create(&DnsQueryLabels {
+                        qtype: t.qtype.as_str(),
+                        rcode: t.outcome.as_str(),
+                    })
+                    .inc();
+                if let Some(latency) = t.latency_secs {
+                    m.dns_response_duration.observe(latency);
+                }
+            }
+            DnsEvent::Lookup(l) => {
+                const M: &str = "podpath_dns_lookups_total";
+                let mut name = self.caps.admit(m, M, "dns_name", &l.name);
+                let form = l.form.as_str();
+                let result = l.result.as_str();
+                if !self.caps.admit_series(M, &(&name, form, result)) {
+                    name = self.caps.overflow.clone();
+                    m.label_overflow
+                        .get_or_create(&OverflowLabels {
+                            metric: M,
+                            label: "series",
+                        })
+                        .inc();
+                }
+                m.dns_lookups
+                    .get_or_create(&LookupLabels {
+                        dns_name: name.clone(),
+                        form,
+                        result,
+                    })
+                    .inc();
+                let labels = LookupNameLabels {
+                    dns_name: name,
+                    form,
+                };
+                m.dns_lookup_queries
+                    .get_or_create(&labels)
+                    .inc_by(l.queries as u64);
+                m.dns_lookup_wasted
+                    .get_or_create(&labels)
+                    .inc_by(l.wasted as u64);
+            }
+            DnsEvent::Malformed { reason, .. } => {
+                m.dns_malformed
+                    .get_or_create(&ReasonLabels { reason })
+                    .inc();
+            }
+            DnsEvent::Evicted { table } => {
+                m.table_evictions
+                    .get_or_create(&TableLabels { table })
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// HTTP status codes as static label values: the 100–599 range is bounded,
+/// anything else is `other`.
+fn status_label(status: u16) -> &'static str {
+    static CODES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let codes = CODES.get_or_init(|| (100..600).map(|c: u16| c.to_string()).collect());
+    match status.checked_sub(100).and_then(|i| codes.get(i as usize)) {
+        Some(s) => s.as_str(),
+        None => "other",
+    }
+}

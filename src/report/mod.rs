@@ -1,0 +1,556 @@
+//! The `analyze` reports: a table a person reads at a glance, and JSON
+//! records (connections, lookups, requests). Built from engine events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Serialize;
+
+use crate::attribution::{AddrClass, Inference, Path};
+use crate::dns::DnsEvent;
+use crate::engine::{EngineStats, Event, FailReason, Sink};
+use crate::flow::Protocol;
+use crate::http::Method;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Connected,
+    Refused,
+    Timeout,
+    /// Still waiting for a SYN-ACK when the capture ended; or UDP.
+    Unknown,
+    /// ICMP port unreachable (UDP).
+    Unreachable,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectionRecord {
+    pub id: u64,
+    pub ts: f64,
+    pub protocol: Protocol,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub path: Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<AddrClass>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_secs: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InboundRecord {
+    pub ts: f64,
+    pub protocol: Protocol,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpRecord {
+    pub ts: f64,
+    pub direction: &'static str,
+    pub connection_id: u64,
+    pub dst: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<Path>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    pub method: Method,
+    pub status: u16,
+    pub latency_secs: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LookupRecord {
+    pub ts: f64,
+    pub client: IpAddr,
+    pub name: String,
+    pub form: &'static str,
+    pub result: &'static str,
+    pub queries: u32,
+    pub wasted: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered_name: Option<String>,
+    pub addresses: Vec<IpAddr>,
+}
+
+/// Everything `analyze` reports, built from events.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub connections: Vec<ConnectionRecord>,
+    pub inbound: Vec<InboundRecord>,
+    pub http_requests: Vec<HttpRecord>,
+    pub lookups: Vec<LookupRecord>,
+    /// (qtype, rcode) → queries.
+    #[serde(serialize_with = "serialize_pairs")]
+    pub dns_queries: BTreeMap<(&'static str, &'static str), u64>,
+    pub dns_malformed: BTreeMap<&'static str, u64>,
+    pub skipped: BTreeMap<&'static str, u64>,
+    pub evictions: BTreeMap<&'static str, u64>,
+    /// Records not kept because the report reached its cap (counts still exact in metrics).
+    pub records_dropped: u64,
+    #[serde(skip)]
+    index: HashMap<u64, usize>,
+    #[serde(skip)]
+    max_records: usize,
+}
+
+fn serialize_pairs<S: serde::Serializer>(
+    map: &BTreeMap<(&'static str, &'static str), u64>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        qtype: &'a str,
+        rcode: &'a str,
+        count: u64,
+    }
+    s.collect_seq(map.iter().map(|((q, r), c)| Row {
+        qtype: q,
+        rcode: r,
+        count: *c,
+    }))
+}
+
+impl Report {
+    pub fn new(max_records: usize) -> Report {
+        Report {
+            max_records,
+            ..Report::default()
+        }
+    }
+
+    fn room(&mut self, len: usize) -> bool {
+        if len >= self.max_records {
+            self.records_dropped += 1;
+            false
+        } else {
+            true
+        }
+    }
+
+    fn outcome(&mut self, id: u64, outcome: Outcome, connect_secs: Option<f64>) {
+        if let Some(&i) = self.index.get(&id) {
+            if let Some(c) = self.connections.get_mut(i) {
+                c.outcome = outcome;
+                if connect_secs.is_some() {
+                    c.connect_secs = connect_secs;
+                }
+            }
+        }
+    }
+}
+
+impl Sink for Report {
+    fn on_event(&mut self, event: &Event<'_>) {
+        match event {
+            Event::Connection(c) => {
+                if !self.room(self.connections.len()) {
+                    return;
+                }
+                let a = c.attribution;
+                self.index.insert(c.id, self.connections.len());
+                self.connections.push(ConnectionRecord {
+                    id: c.id,
+                    ts: c.ts.as_secs_f64(),
+                    protocol: c.protocol,
+                    src: c.src,
+                    dst: c.dst,
+                    path: a.path,
+                    target: a.target,
+                    dns_name: a.dns_name.as_deref().map(str::to_string),
+                    service: a.service.as_deref().map(str::to_string),
+                    namespace: a.namespace.as_deref().map(str::to_string),
+                    outcome: Outcome::Unknown,
+                    connect_secs: None,
+                });
+            }
+            Event::Connected { conn, latency_secs } => {
+                self.outcome(conn.id, Outcome::Connected, Some(*latency_secs))
+            }
+            Event::ConnectFailed { conn, reason } => {
+                let o = match reason {
+                    FailReason::Refused => Outcome::Refused,
+                    FailReason::Timeout => Outcome::Timeout,
+                };
+                self.outcome(conn.id, o, None)
+            }
+            Event::UdpUnreachable { conn } => self.outcome(conn.id, Outcome::Unreachable, None),
+            Event::Inbound {
+                ts,
+                protocol,
+                peer,
+                local,
+            } => {
+                if self.room(self.inbound.len()) {
+                    self.inbound.push(InboundRecord {
+                        ts: ts.as_secs_f64(),
+                        protocol: *protocol,
+                        peer: *peer,
+                        local: *local,
+                    });
+                }
+            }
+            Event::Http(h) => {
+                if self.room(self.http_requests.len()) {
+                    self.http_requests.push(HttpRecord {
+                        ts: h.ts.as_secs_f64(),
+                        direction: if h.outbound { "outbound" } else { "inbound" },
+                        connection_id: h.connection_id,
+                        dst: h.dst,
+                        path: h.attribution.map(|a| a.path),
+                        service: h
+                            .attribution
+                            .and_then(|a| a.service.as_deref())
+                            .map(str::to_string),
+                        method: h.method,
+                        status: h.status,
+                        latency_secs: h.latency_secs,
+                    });
+                }
+            }
+            Event::Dns(ev) => self.on_dns(ev),
+            Event::Skipped { reason } => *self.skipped.entry(reason).or_default() += 1,
+            Event::Evicted { table } => *self.evictions.entry(table).or_default() += 1,
+            Event::Bytes { .. } => {}
+        }
+    }
+}
+
+impl Report {
+    fn on_dns(&mut self, ev: &DnsEvent) {
+        match ev {
+            DnsEvent::Completed(t) => {
+                *self
+                    .dns_queries
+                    .entry((t.qtype.as_str(), t.outcome.as_str()))
+                    .or_default() += 1;
+            }
+            DnsEvent::Lookup(l) if self.room(self.lookups.len()) => {
+                self.lookups.push(LookupRecord {
+                    ts: l.started.as_secs_f64(),
+                    client: l.client,
+                    name: l.name.to_string(),
+                    form: l.form.as_str(),
+                    result: l.result.as_str(),
+                    queries: l.queries,
+                    wasted: l.wasted,
+                    answered_name: Some(l.fqdn.to_string()),
+                    addresses: l.addresses.to_vec(),
+                });
+            }
+            DnsEvent::Malformed { reason, .. } => {
+                *self.dns_malformed.entry(reason).or_default() += 1
+            }
+            DnsEvent::Evicted { table } => *self.evictions.entry(table).or_default() += 1,
+            _ => {}
+        }
+    }
+
+    /// The JSON document for `--format json`.
+    pub fn to_json(&self, context: &Context<'_>) -> serde_json::Value {
+        serde_json::json!({
+            "inputs": context.inputs,
+            "packets": context.stats.packets,
+            "span_seconds": context.span_secs,
+            "stats": context.stats,
+            "dns": {
+                "queries_seen": context.dns.wire_messages.0,
+                "responses_seen": context.dns.wire_messages.1,
+                "queries_tracked": context.dns.tx.queries,
+                "retransmitted_queries": context.dns.tx.retransmitted_queries,
+                "responses_matched_or_not": context.dns.tx.responses,
+                "unmatched_responses": context.dns.tx.unmatched_responses,
+                "timeouts": context.dns.tx.timeouts,
+                "malformed": context.dns.malformed,
+                "ignored": context.dns.ignored,
+                "tcp_retransmitted_segments": context.dns.streams.retransmitted,
+                "tcp_out_of_order_segments": context.dns.streams.out_of_order,
+                "tcp_gaps": context.dns.streams.gaps,
+                "tcp_cut_streams": context.dns.streams.cut,
+            },
+            "inferred": context.inferred,
+            "local_addresses": context.local,
+            "connections": self.connections,
+            "inbound": self.inbound,
+            "http_requests": self.http_requests,
+            "lookups": self.lookups,
+            "dns_queries": serde_json::to_value(SerPairs(&self.dns_queries)).unwrap_or_default(),
+            "dns_malformed": self.dns_malformed,
+            "skipped": self.skipped,
+            "evictions": self.evictions,
+            "records_dropped": self.records_dropped,
+        })
+    }
+
+    /// The human-readable table for `--format table`.
+    pub fn to_table(&self, context: &Context<'_>) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "podpath analyze: {} ({} packets, {:.1} s)",
+            context.inputs.join(", "),
+            context.stats.packets,
+            context.span_secs
+        );
+
+        // Connections grouped by path and destination.
+        type ConnKey = (Path, String, &'static str, u16, String, String);
+        let mut groups: BTreeMap<ConnKey, [u64; 4]> = BTreeMap::new();
+        for c in &self.connections {
+            let key = (
+                c.path,
+                c.target.map_or("", |t| t.as_str()).to_string(),
+                c.protocol.as_str(),
+                c.dst.port(),
+                c.dns_name.clone().unwrap_or_default(),
+                match (&c.service, &c.namespace) {
+                    (Some(s), Some(n)) => format!("{s}.{n}"),
+                    (Some(s), None) => s.clone(),
+                    _ => String::new(),
+                },
+            );
+            let g = groups.entry(key).or_default();
+            g[0] += 1;
+            match c.outcome {
+                Outcome::Refused => g[1] += 1,
+                Outcome::Timeout => g[2] += 1,
+                Outcome::Unreachable => g[3] += 1,
+                _ => {}
+            }
+        }
+        let _ = writeln!(out, "\nOutbound connections by path");
+        let mut rows = vec![vec![
+            "PATH".to_string(),
+            "TARGET".into(),
+            "PROTO".into(),
+            "PORT".into(),
+            "DNS NAME".into(),
+            "SERVICE".into(),
+            "COUNT".into(),
+            "REFUSED".into(),
+            "TIMEOUT".into(),
+        ]];
+        for ((path, target, proto, port, name, svc), g) in &groups {
+            rows.push(vec![
+                path.as_str().into(),
+                target.clone(),
+                (*proto).into(),
+                port.to_string(),
+                name.clone(),
+                svc.clone(),
+                g[0].to_string(),
+                g[1].to_string(),
+                g[2].to_string(),
+            ]);
+        }
+        write_table(&mut out, &rows);
+        let mut by_path: BTreeMap<Path, u64> = BTreeMap::new();
+        for c in &self.connections {
+            *by_path.entry(c.path).or_default() += 1;
+        }
+        let summary: Vec<String> = Path::ALL
+            .iter()
+            .map(|p| format!("{} {}", p.as_str(), by_path.get(p).copied().unwrap_or(0)))
+            .collect();
+        let _ = writeln!(out, "  total: {}", summary.join(", "));
+        if context.stats.pending_at_end > 0 {
+            let _ = writeln!(
+                out,
+                "  {} attempt(s) still unanswered when the capture ended (neither connected nor timed out)",
+                context.stats.pending_at_end
+            );
+        }
+
+        let _ = writeln!(
+            out,
+            "\nDNS lookups (search-list expansion collapsed to the name the app asked for)"
+        );
+        let mut lk: BTreeMap<(String, &'static str, &'static str), [u64; 3]> = BTreeMap::new();
+        for l in &self.lookups {
+            let g = lk.entry((l.name.clone(), l.form, l.result)).or_default();
+            g[0] += 1;
+            g[1] += l.queries as u64;
+            g[2] += l.wasted as u64;
+        }
+        let mut rows = vec![vec![
+            "NAME".to_string(),
+            "FORM".into(),
+            "RESULT".into(),
+            "LOOKUPS".into(),
+            "QUERIES".into(),
+            "WASTED".into(),
+        ]];
+        let mut order: Vec<_> = lk.into_iter().collect();
+        order.sort_by(|a, b| b.1[2].cmp(&a.1[2]).then(a.0.cmp(&b.0)));
+        for ((name, form, result), g) in order {
+            rows.push(vec![
+                name,
+                form.into(),
+                result.into(),
+                g[0].to_string(),
+                g[1].to_string(),
+                g[2].to_string(),
+            ]);
+        }
+        write_table(&mut out, &rows);
+
+        let _ = writeln!(out, "\nDNS queries on the wire");
+        let mut rows = vec![vec!["QTYPE".to_string(), "RCODE".into(), "COUNT".into()]];
+        for ((q, r), n) in &self.dns_queries {
+            rows.push(vec![(*q).into(), (*r).into(), n.to_string()]);
+        }
+        write_table(&mut out, &rows);
+        let total: u64 = self.dns_queries.values().sum();
+        let mut by_rcode: BTreeMap<&str, u64> = BTreeMap::new();
+        for ((_, r), n) in &self.dns_queries {
+            *by_rcode.entry(r).or_default() += n;
+        }
+        let rc: Vec<String> = by_rcode.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        let _ = writeln!(out, "  total: {total} ({})", rc.join(", "));
+
+        let _ = writeln!(out, "\nHTTP requests");
+        type HttpKey = (&'static str, String, String, &'static str, u16);
+        let mut hg: BTreeMap<HttpKey, (u64, f64)> = BTreeMap::new();
+        for h in &self.http_requests {
+            let g = hg
+                .entry((
+                    h.direction,
+                    h.path.map_or("", |p| p.as_str()).to_string(),
+                    h.service.clone().unwrap_or_default(),
+                    h.method.as_str(),
+                    h.status,
+                ))
+                .or_default();
+            g.0 += 1;
+            g.1 = g.1.max(h.latency_secs);
+        }
+        let mut rows = vec![vec![
+            "DIRECTION".to_string(),
+            "PATH".into(),
+            "SERVICE".into(),
+            "METHOD".into(),
+            "CODE".into(),
+            "COUNT".into(),
+            "MAX LATENCY".into(),
+        ]];
+        for ((d, p, s, m, c), (n, max)) in hg {
+            rows.push(vec![
+                d.into(),
+                p,
+                s,
+                m.into(),
+                c.to_string(),
+                n.to_string(),
+                format!("{:.1} ms", max * 1000.0),
+            ]);
+        }
+        write_table(&mut out, &rows);
+
+        if !self.inbound.is_empty() {
+            let _ = writeln!(out, "\nInbound connections (peers calling this pod)");
+            let mut ig: BTreeMap<(&'static str, u16), u64> = BTreeMap::new();
+            for i in &self.inbound {
+                *ig.entry((i.protocol.as_str(), i.local.port())).or_default() += 1;
+            }
+            let mut rows = vec![vec!["PROTO".to_string(), "PORT".into(), "COUNT".into()]];
+            for ((p, port), n) in ig {
+                rows.push(vec![p.into(), port.to_string(), n.to_string()]);
+            }
+            write_table(&mut out, &rows);
+        }
+
+        if !self.skipped.is_empty() || !self.dns_malformed.is_empty() || !self.evictions.is_empty()
+        {
+            let _ = writeln!(out, "\nNot counted");
+            for (r, n) in &self.skipped {
+                let _ = writeln!(out, "  frames skipped ({r}): {n}");
+            }
+            for (r, n) in &self.dns_malformed {
+                let _ = writeln!(out, "  malformed DNS ({r}): {n}");
+            }
+            for (t, n) in &self.evictions {
+                let _ = writeln!(out, "  evicted from {t} table: {n}");
+            }
+        }
+        if self.records_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "  report records over the cap: {}",
+                self.records_dropped
+            );
+        }
+        if context.stats.time_went_backwards > 0 {
+            let _ = writeln!(
+                out,
+                "  packets with a timestamp earlier than one already seen: {}",
+                context.stats.time_went_backwards
+            );
+        }
+
+        let _ = writeln!(out, "\nPod and cluster");
+        for l in context.local {
+            let _ = writeln!(out, "  pod address {} ({})", l.addr, l.from);
+        }
+        for i in context.inferred {
+            let _ = writeln!(out, "  inferred {} = {} from {}", i.what, i.value, i.from);
+        }
+        for line in &context.configured {
+            let _ = writeln!(out, "  {line}");
+        }
+        out
+    }
+}
+
+struct SerPairs<'a>(&'a BTreeMap<(&'static str, &'static str), u64>);
+
+impl Serialize for SerPairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_pairs(self.0, s)
+    }
+}
+
+/// What the report says about the run besides its records.
+pub struct Context<'a> {
+    pub inputs: Vec<String>,
+    pub span_secs: f64,
+    pub stats: &'a EngineStats,
+    pub inferred: &'a [Inference],
+    pub local: &'a [crate::engine::LocalAddress],
+    /// Configuration lines worth showing (CIDRs, search list).
+    pub configured: Vec<String>,
+    pub dns: crate::dns::DnsStats,
+}
+
+fn write_table(out: &mut String, rows: &[Vec<String>]) {
+    if rows.len() <= 1 {
+        let _ = writeln!(out, "  (none)");
+        return;
+    }
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |v| v.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut line = String::from(" ");
+        for (c, cell) in row.iter().enumerate() {
+            let w = widths.get(c).copied().unwrap_or(0);
+            let _ = write!(line, " {cell:<w$}");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}

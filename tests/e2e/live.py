@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Live sidecar end-to-end test in the namespace lab (run as root).
+
+For each scenario (the seed walkthrough from demo-app-2, the richer one from
+shop/checkout): `podpath run` inside the client pod's namespace while tcpdump
+records the same namespace; the scenario runs; /metrics is scraped from the
+node namespace (as Prometheus would) and compared, family by family, with
+`podpath analyze` of the tcpdump capture. Then SIGTERM must end podpath with
+exit 0 within a second. Finally: without CAP_NET_RAW podpath must refuse to
+start with a message naming it, and with only CAP_NET_RAW (file capability,
+non-root user) it must run.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAB = os.path.join(ROOT, "lab", "lab.sh")
+BIN = os.environ.get("PODPATH_BIN") or os.path.join(
+    os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "podpath")
+PORT = 9809
+CIDRS = ["--service-cidr", "10.96.0.0/12", "--service-cidr", "fd00:10:96::/112",
+         "--pod-cidr", "10.244.0.0/16", "--pod-cidr", "fd00:10:244::/64"]
+# Families compared exactly between the live scrape and analyze of the capture.
+COMPARED = [
+    "podpath_connections_total", "podpath_inbound_connections_total",
+    "podpath_tcp_connect_failures_total", "podpath_udp_port_unreachable_total",
+    "podpath_http_requests_total", "podpath_inbound_http_requests_total",
+    "podpath_dns_queries_total", "podpath_dns_lookups_total",
+    "podpath_dns_lookup_queries_total", "podpath_dns_lookup_wasted_queries_total",
+]
+failures = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+
+
+def sh(*args, **kw):
+    return subprocess.run(list(args), check=True, **kw)
+
+
+def in_ns(ns, *args):
+    return ["ip", "netns", "exec", ns, *args]
+
+
+def fetch(ns_ip, path, timeout=2.0):
+    # From the node namespace, like a Prometheus scrape over the pod network.
+    out = subprocess.run(in_ns("pp-node", "curl", "-s", "-m", str(timeout), "-o", "-",
+                               "-w", "\n%{http_code}", f"http://{ns_ip}:{PORT}{path}"),
+                         capture_output=True, text=True)
+    body, _, code = out.stdout.rpartition("\n")
+    return (int(code) if code.isdigit() else 0), body
+
+
+def samples(text, families):
+    """Sample lines of the given families, as {line-without-value: value}."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name = re.split(r"[{ ]", line, 1)[0]
+        if name in families:
+            key, _, value = line.rpartition(" ")
+            v = float(value)
+            if v != 0:
+                out[key] = v
+    return out
+
+
+def value(text, prefix):
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+               if l.startswith(prefix))
+
+
+def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect):
+    print(f"\n--- scenario {name}: podpath run in {pod}", flush=True)
+    pcap = f"/tmp/podpath-e2e-{name}.pcap"
+    flags = CIDRS + ["--cluster-domain", domain] + extra_flags
+    tcpdump = subprocess.Popen(in_ns(f"pp-{pod}", "tcpdump", "-Z", "root", "-s", "0", "-U",
+                                     "-i", "any", "-y", "LINUX_SLL2", "-w", pcap),
+                               stderr=subprocess.PIPE, text=True)
+    env = dict(os.environ, POD_NAMESPACE=k8s_ns, POD_NAME=pod, POD_IP=pod_ip)
+    log = open(f"/tmp/podpath-e2e-{name}.log", "w")
+    proc = subprocess.Popen(in_ns(f"pp-{pod}", BIN, "run", "--listen", f"0.0.0.0:{PORT}", *flags),
+                            env=env, stdout=log, stderr=log)
+    deadline = time.time() + 10
+    ready = 0
+    while time.time() < deadline and ready != 200:
+        time.sleep(0.2)
+        ready, _ = fetch(pod_ip, "/readyz")
+    check(ready == 200, f"{name}: /readyz answers 200 once capture runs")
+    health, _ = fetch(pod_ip, "/healthz")
+    check(health == 200, f"{name}: /healthz answers 200")
+    time.sleep(1.0)  # tcpdump is listening too
+    sh(LAB, lab_cmd)
+    # Let lookups linger out and connect timeouts fire on packet time, then scrape.
+    time.sleep(6.0)
+    code, live = fetch(pod_ip, "/metrics")
+    check(code == 200, f"{name}: /metrics answers 200")
+    # A second scrape: our own scrapes must not show up as the app's traffic.
+    code, live = fetch(pod_ip, "/metrics")
+    time.sleep(1.0)
+    tcpdump.send_signal(signal.SIGINT)
+    tcpdump.wait(timeout=10)
+
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = None
+    elapsed = time.monotonic() - t0
+    check(rc == 0 and elapsed < 1.0, f"{name}: SIGTERM -> exit {rc} after {elapsed:.2f} s (want 0 within 1 s)")
+
+    offline = subprocess.run([BIN, "analyze", "--format", "prometheus", "--exclude-port", str(PORT),
+                              "--pod-ip", pod_ip, "--namespace", k8s_ns, *flags, pcap],
+                             capture_output=True, text=True)
+    check(offline.returncode == 0, f"{name}: analyze of the tcpdump capture exits 0 ({offline.stderr.strip()[:200]})")
+    a, b = samples(live, COMPARED), samples(offline.stdout, COMPARED)
+    only_live = {k: v for k, v in a.items() if b.get(k) != v}
+    only_file = {k: v for k, v in b.items() if a.get(k) != v}
+    check(not only_live and not only_file,
+          f"{name}: live /metrics equals analyze of the same traffic ({len(a)} series)")
+    for k, v in sorted(only_live.items()):
+        print(f"     live only: {k} {v}")
+    for k, v in sorted(only_file.items()):
+        print(f"     file only: {k} {v}")
+    drops = [l for l in live.splitlines() if l.startswith("podpath_capture_drops_total{")]
+    check(len(drops) >= 2 and all(l.endswith(" 0") for l in drops),
+          f"{name}: podpath_capture_drops_total present for every interface and 0 ({len(drops)} series)")
+    check(value(live, "podpath_capture_packets_total") > 0, f"{name}: capture packets counted")
+    check(f'port="{PORT}"' not in live, f"{name}: podpath's own port appears in no app metric")
+    for prefix, want in expect:
+        got = value(live, prefix)
+        check(got == want, f"{name}: {prefix} = {got:g} (want {want:g})")
+    return live
+
+
+def capability_tests():
+    print("\n--- capabilities", flush=True)
+    env = dict(os.environ)
+    p = subprocess.run(in_ns("pp-demo-app-2", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             "--inh-caps=-all", "--bounding-set=-all", BIN, "run", "--listen", "127.0.0.1:9811"),
+                       capture_output=True, text=True, timeout=20, env=env)
+    check(p.returncode != 0 and "CAP_NET_RAW" in p.stderr,
+          f"without CAP_NET_RAW: exit {p.returncode}, message: {p.stderr.strip()[:160]}")
+    capbin = "/tmp/podpath-netraw"
+    sh("cp", BIN, capbin)
+    sh("chmod", "0755", capbin)
+    sh("setcap", "cap_net_raw+ep", capbin)
+    proc = subprocess.Popen(in_ns("pp-demo-app-2", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                  capbin, "run", "--listen", "0.0.0.0:9809"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ready = 0
+    deadline = time.time() + 10
+    while time.time() < deadline and ready != 200:
+        time.sleep(0.2)
+        ready, _ = fetch("10.244.1.20", "/readyz")
+    caps = ""
+    try:
+        with open(f"/proc/{proc.pid}/status") as f:
+            status = f.read()
+        uid = re.search(r"^Uid:\s+(\d+)", status, re.M).group(1)
+        caps = re.search(r"^CapEff:\s+(\w+)", status, re.M).group(1)
+    except (OSError, AttributeError):
+        uid = "?"
+    check(ready == 200, "as uid 65534 with only cap_net_raw (file capability): podpath runs and is ready")
+    check(uid == "65534" and int(caps or "0", 16) == 1 << 13,
+          f"its process is uid {uid} with effective capabilities {caps} (CAP_NET_RAW only = 0x2000)")
+    proc.send_signal(signal.SIGTERM)
+    check(proc.wait(timeout=5) == 0, "and exits 0 on SIGTERM")
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("live.py needs root (network namespaces)")
+    sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
+    sh(LAB, "up")
+    try:
+        scenario("seed", "demo-app-2", "10.244.1.20", "default", "cluster.local", "seed", [], [
+            ('podpath_connections_total{path="loopback"', 1),
+            ('podpath_connections_total{path="pod_ip"', 1),
+            ('podpath_connections_total{path="cluster_ip"', 1),
+            ('podpath_connections_total{path="dns",target="cluster_ip",protocol="tcp",dns_name="demo-app",', 1),
+            ('podpath_connections_total{path="dns",target="cluster_ip",protocol="tcp",dns_name="demo-app.default",', 1),
+            ('podpath_connections_total{path="external"', 0),
+            ("podpath_dns_queries_total", 6),
+            ('podpath_dns_queries_total{qtype="A",rcode="NOERROR"}', 2),
+            ('podpath_dns_queries_total{qtype="AAAA",rcode="NOERROR"}', 2),
+            ('podpath_dns_queries_total{qtype="A",rcode="NXDOMAIN"}', 1),
+            ('podpath_dns_queries_total{qtype="AAAA",rcode="NXDOMAIN"}', 1),
+            ('podpath_http_requests_total{path="loopback"', 1),
+            ('podpath_http_requests_total{path="pod_ip"', 1),
+            ('podpath_http_requests_total{path="cluster_ip"', 1),
+            ('podpath_http_requests_total{path="dns"', 2),
+            ("podpath_inbound_connections_total", 0),
+        ])
+        scenario("rich", "checkout", "10.244.2.20", "shop", "corp.internal", "rich", [], [
+            ('podpath_tcp_connect_failures_total{path="pod_ip",reason="refused"}', 1),
+            ('podpath_tcp_connect_failures_total{path="pod_ip",reason="timeout"}', 1),
+            ('podpath_connections_total{path="dns",target="pod_ip"', 1),
+            ('podpath_inbound_connections_total{protocol="tcp",port="80"}', 1),
+        ])
+        capability_tests()
+    finally:
+        subprocess.run([LAB, "down"])
+    print(f"\nlive e2e: {len(failures)} failed")
+    for f in failures:
+        print("  failed:", f)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,873 @@
+//! Live AF_PACKET capture, tested in network namespaces the tests create.
+//!
+//! Each test runs three ways, chosen by `PODPATH_NETNS_ROLE`:
+//! - unset (outer): builds the lab (`ip netns add pp-cap-*`: namespace A with
+//!   `lo` and `va` 10.250.0.1/24 + fd00:250::1/64, namespace B with `vb`
+//!   10.250.0.2/24 + fd00:250::2/64, a veth pair between them) and re-runs this same test inside A with
+//!   `ip netns exec A <this binary> --exact <test>`, then removes the lab;
+//! - `inner`: the test body, capturing in A;
+//! - `peer`: traffic from B, started by the inner body.
+//!
+//! The namespace tests need root and run only with `PODPATH_NETNS_TESTS=1`
+//! (CI sets it). No packet leaves the namespaces.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use podpath::capture::live::{LiveConfig, LiveSource};
+use podpath::capture::{Next, PacketSource};
+use podpath::decode::PacketType;
+
+const ROLE: &str = "PODPATH_NETNS_ROLE";
+const PEER_NS: &str = "PODPATH_NETNS_PEER";
+const A: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
+const B: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 2);
+
+#[derive(PartialEq)]
+enum Role {
+    Outer,
+    Inner,
+    Peer,
+}
+
+fn role() -> Role {
+    match std::env::var(ROLE).as_deref() {
+        Ok("inner") => Role::Inner,
+        Ok("peer") => Role::Peer,
+        _ => Role::Outer,
+    }
+}
+
+fn netns_tests_enabled(test: &str) -> bool {
+    if std::env::var("PODPATH_NETNS_TESTS").as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!("{test}: not run: needs root and PODPATH_NETNS_TESTS=1");
+    false
+}
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("run command");
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two namespaces joined by a veth pair; removed on drop.
+struct Lab {
+    ns: String,
+    peer: String,
+}
+
+impl Lab {
+    fn new(tag: &str, mtu: u32) -> Lab {
+        let mtu = mtu.to_string();
+        let pid = std::process::id();
+        let lab = Lab {
+            ns: format!("pp-cap-{tag}-{pid}"),
+            peer: format!("pp-capp-{tag}-{pid}"),
+        };
+        sh(&["ip", "netns", "add", &lab.ns]);
+        sh(&["ip", "netns", "add", &lab.peer]);
+        sh(&["ip", "-n", &lab.ns, "link", "set", "lo", "up"]);
+        sh(&["ip", "-n", &lab.peer, "link", "set", "lo", "up"]);
+        #[rustfmt::skip]
+        sh(&["ip", "-n", &lab.ns, "link", "add", "va", "mtu", &mtu, "type", "veth",
+             "peer", "name", "vb", "mtu", &mtu, "netns", &lab.peer]);
+        sh(&[
+            "ip",
+            "-n",
+            &lab.ns,
+            "addr",
+            "add",
+            "10.250.0.1/24",
+            "dev",
+            "va",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &lab.peer,
+            "addr",
+            "add",
+            "10.250.0.2/24",
+            "dev",
+            "vb",
+        ]);
+        #[rustfmt::skip]
+        sh(&["ip", "-n", &lab.ns, "addr", "add", "fd00:250::1/64", "dev", "va", "nodad"]);
+        #[rustfmt::skip]
+        sh(&["ip", "-n", &lab.peer, "addr", "add", "fd00:250::2/64", "dev", "vb", "nodad"]);
+        sh(&["ip", "-n", &lab.ns, "link", "set", "va", "up"]);
+        sh(&["ip", "-n", &lab.peer, "link", "set", "vb", "up"]);
+        lab
+    }
+
+    /// Runs `test` inside namespace A and asserts that it ran and passed.
+    fn run_inner(&self, test: &str) {
+        let out = this_test_in(&["ip", "netns", "exec", &self.ns], test, "inner")
+            .env(PEER_NS, &self.peer)
+            .output()
+            .expect("spawn inner test");
+        assert_ran(test, &out);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.ns, &self.peer] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// This test binary, run as `prefix... <exe> --exact test` in `role`.
+fn this_test_in(prefix: &[&str], test: &str, role: &str) -> Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = Command::new(prefix[0]);
+    cmd.args(&prefix[1..])
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(ROLE, role);
+    cmd
+}
+
+/// A copy of this test binary that user 65534 can run: the build directory
+/// may sit under a home directory other users cannot enter. Removed on drop.
+struct WorldExecutable {
+    dir: std::path::PathBuf,
+}
+
+impl WorldExecutable {
+    fn new(test: &str) -> WorldExecutable {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pp-cap-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let exe = std::env::current_exe().expect("current_exe");
+        std::fs::copy(exe, dir.join("live_capture")).expect("copy test binary");
+        std::fs::set_permissions(
+            dir.join("live_capture"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .expect("chmod");
+        WorldExecutable { dir }
+    }
+
+    /// `prefix... <copy> --exact test` in `role`.
+    fn command(&self, prefix: &[&str], test: &str, role: &str) -> Command {
+        let mut cmd = Command::new(prefix[0]);
+        cmd.args(&prefix[1..])
+            .arg(self.dir.join("live_capture"))
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(ROLE, role)
+            .current_dir(&self.dir);
+        cmd
+    }
+}
+
+impl Drop for WorldExecutable {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn assert_ran(test: &str, out: &std::process::Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{test} inner run failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64
+}
+
+/// One captured frame, copied out of the source's buffer.
+#[derive(Debug, Clone)]
+struct Frame {
+    ts: u64,
+    data: Vec<u8>,
+    orig_len: u32,
+    packet_type: Option<PacketType>,
+    interface: u16,
+}
+
+impl Frame {
+    fn ipv4(&self) -> Option<(u8, Ipv4Addr, Ipv4Addr, usize, usize)> {
+        let d = &self.data;
+        if d.get(12..14)? != [0x08, 0x00] {
+            return None;
+        }
+        let ihl = usize::from(d.get(14)? & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([*d.get(16)?, *d.get(17)?]));
+        let addrs = d.get(26..34)?;
+        let src = Ipv4Addr::new(addrs[0], addrs[1], addrs[2], addrs[3]);
+        let dst = Ipv4Addr::new(addrs[4], addrs[5], addrs[6], addrs[7]);
+        Some((*d.get(23)?, src, dst, ihl, total))
+    }
+
+    /// (protocol, src, dst, src port, dst port)
+    fn ports(&self) -> Option<(u8, Ipv4Addr, Ipv4Addr, u16, u16)> {
+        let (proto, src, dst, ihl, _) = self.ipv4()?;
+        let l4 = 14 + ihl;
+        let sp = u16::from_be_bytes([*self.data.get(l4)?, *self.data.get(l4 + 1)?]);
+        let dp = u16::from_be_bytes([*self.data.get(l4 + 2)?, *self.data.get(l4 + 3)?]);
+        Some((proto, src, dst, sp, dp))
+    }
+
+    /// TCP (flags, payload length from the IP header).
+    fn tcp(&self) -> Option<(u8, usize)> {
+        let (proto, _, _, ihl, total) = self.ipv4()?;
+        if proto != 6 {
+            return None;
+        }
+        let l4 = 14 + ihl;
+        let doff = usize::from(self.data.get(l4 + 12)? >> 4) * 4;
+        Some((*self.data.get(l4 + 13)?, total.checked_sub(ihl + doff)?))
+    }
+}
+
+/// Keeps a capture on `lo` open until it sees kernel receive timestamps.
+///
+/// The kernel stamps received frames only while some socket asks for it,
+/// and switches this on lazily (a static key flipped from a workqueue, in
+/// ms, longer while other test processes close their sockets): until then a
+/// frame carries the time it was read. Tests that compare timestamps hold
+/// the returned source while opening theirs, so the switch stays on.
+fn kernel_timestamps_on() -> LiveSource {
+    let mut probe = LiveSource::open(&LiveConfig {
+        interfaces: vec!["lo".to_string()],
+        poll_interval: Duration::from_millis(10),
+        ..LiveConfig::default()
+    })
+    .expect("open lo");
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let to = rx.local_addr().expect("addr");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let sent = wall_ns();
+        tx.send_to(b"probe", to).expect("send");
+        std::thread::sleep(Duration::from_millis(5));
+        let read_at = wall_ns();
+        let mut stamped = false;
+        while let Next::Packet(p) = probe.next_packet().expect("next_packet") {
+            stamped |= sent <= p.ts.0 && p.ts.0 < read_at;
+        }
+        if stamped {
+            return probe;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kernel receive timestamps never came on"
+        );
+    }
+}
+
+/// Reads frames until the source has been idle once after `quiet` passed.
+fn drain(source: &mut LiveSource, quiet: Duration) -> Vec<Frame> {
+    let until = Instant::now() + quiet;
+    let mut frames = Vec::new();
+    loop {
+        match source.next_packet().expect("next_packet") {
+            Next::Packet(p) => frames.push(Frame {
+                ts: p.ts.0,
+                data: p.data.to_vec(),
+                orig_len: p.orig_len,
+                packet_type: p.packet_type,
+                interface: p.interface,
+            }),
+            Next::Idle { now } => {
+                let wall = wall_ns();
+                assert!(
+                    now.0 <= wall && wall - now.0 < 1_000_000_000,
+                    "idle now {now}"
+                );
+                if Instant::now() >= until {
+                    return frames;
+                }
+            }
+            Next::End => panic!("capture ended unasked"),
+        }
+    }
+}
+
+#[test]
+fn loopback_packets_are_seen_once_and_counted() {
+    const TEST: &str = "loopback_packets_are_seen_once_and_counted";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("lo", 65535).run_inner(TEST),
+        Role::Outer | Role::Peer => {}
+        Role::Inner => loopback_inner(),
+    }
+}
+
+fn loopback_inner() {
+    const N: usize = 25;
+    let config = LiveConfig {
+        interfaces: vec!["lo".to_string()],
+        ..LiveConfig::default()
+    };
+    let _timestamps = kernel_timestamps_on();
+    let mut source = LiveSource::open(&config).expect("open lo");
+    assert_eq!(source.interface_names().collect::<Vec<_>>(), ["lo"]);
+
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = rx.local_addr().expect("addr").port();
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let start = wall_ns();
+    for i in 0..N {
+        tx.send_to(&[i as u8; 100], ("127.0.0.1", port))
+            .expect("send");
+    }
+    let mut buf = [0u8; 200];
+    for _ in 0..N {
+        assert_eq!(rx.recv(&mut buf).expect("recv"), 100);
+    }
+    let end = wall_ns();
+
+    let frames = drain(&mut source, Duration::from_millis(300));
+    let ours: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| matches!(f.ports(), Some((17, _, _, _, dp)) if dp == port))
+        .collect();
+    assert_eq!(ours.len(), N, "each datagram once on lo: {frames:?}");
+    for f in &ours {
+        assert_eq!(f.packet_type, Some(PacketType::Host));
+        assert_eq!(f.interface, 0);
+        // Non-DNS UDP: headers only (14 + 60 + 8 = 82 bytes at most).
+        assert_eq!(f.orig_len, 14 + 20 + 8 + 100);
+        assert_eq!(f.data.len(), 82);
+        assert!(
+            start <= f.ts && f.ts <= end,
+            "kernel timestamp {} in [{start}, {end}]",
+            f.ts
+        );
+    }
+    // Payload byte i of datagram i, in order: the capture kept send order.
+    let firsts: Vec<u8> = ours.iter().map(|f| f.data[42]).collect();
+    assert_eq!(firsts, (0..N as u8).collect::<Vec<_>>());
+
+    let stats = source.stats();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].name, "lo");
+    assert!(stats[0].received >= N as u64, "{stats:?}");
+    assert_eq!(stats[0].dropped, 0);
+    // Counters accumulate across reads (the kernel resets its own).
+    tx.send_to(b"x", ("127.0.0.1", port)).expect("send");
+    rx.recv(&mut buf).expect("recv");
+    let again = source.stats();
+    assert_eq!(again[0].received, stats[0].received + 1, "{again:?}");
+
+    // Stop from another thread while the source is idle: End within 250 ms.
+    let stop = source.stop_flag();
+    let setter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        stop.store(true, Ordering::Relaxed);
+        Instant::now()
+    });
+    let ended = loop {
+        match source.next_packet().expect("next_packet") {
+            Next::End => break Instant::now(),
+            Next::Packet(_) | Next::Idle { .. } => {}
+        }
+    };
+    let set_at = setter.join().expect("setter");
+    assert!(ended.duration_since(set_at) < Duration::from_millis(250));
+}
+
+#[test]
+fn veth_keeps_dns_whole_cuts_tcp_and_reports_direction() {
+    const TEST: &str = "veth_keeps_dns_whole_cuts_tcp_and_reports_direction";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("veth", 65535).run_inner(TEST),
+        Role::Outer => {}
+        Role::Inner => veth_inner(TEST),
+        Role::Peer => veth_peer(),
+    }
+}
+
+const DNS_SIZE: usize = 20_000;
+const TCP_SIZE: usize = 3_000;
+
+/// In namespace B: a 20 000-byte datagram to A's port 53 (closed: A answers
+/// with ICMP port unreachable), then one TCP exchange on port 8080.
+fn veth_peer() {
+    let listener = TcpListener::bind((B, 8080)).expect("listen");
+    let udp = UdpSocket::bind((B, 0)).expect("bind");
+    udp.send_to(&[0x5a; DNS_SIZE], (A, 53)).expect("send dns");
+    println!("PEER READY");
+    std::io::stdout().flush().expect("flush");
+    let (mut conn, _) = listener.accept().expect("accept");
+    let mut got = vec![0u8; TCP_SIZE];
+    conn.read_exact(&mut got).expect("read");
+    conn.write_all(&[0x42; TCP_SIZE]).expect("write");
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).expect("read to EOF");
+}
+
+fn spawn_peer(test: &str) -> Child {
+    let peer_ns = std::env::var(PEER_NS).expect("peer namespace name");
+    let mut child = this_test_in(&["ip", "netns", "exec", &peer_ns], test, "peer")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn peer");
+    let stdout = child.stdout.take().expect("peer stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = lines.any(|l| l.map(|l| l.contains("PEER READY")).unwrap_or(false));
+    assert!(ready, "peer did not start");
+    // Keep reading so the peer never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+fn veth_inner(test: &str) {
+    let _timestamps = kernel_timestamps_on();
+    let mut source = LiveSource::open(&LiveConfig::default()).expect("open");
+    let names: Vec<String> = source.interface_names().map(String::from).collect();
+    assert_eq!(names, ["lo", "va"], "default: every interface that is up");
+    let va = 1u16;
+
+    let start = wall_ns();
+    let mut peer = spawn_peer(test);
+    let mut conn = TcpStream::connect_timeout(&SocketAddr::from((B, 8080)), Duration::from_secs(5))
+        .expect("connect");
+    conn.write_all(&[0x41; TCP_SIZE]).expect("write");
+    let mut got = vec![0u8; TCP_SIZE];
+    conn.read_exact(&mut got).expect("read");
+    drop(conn);
+    assert!(peer.wait().expect("peer").success(), "peer failed");
+    let end = wall_ns();
+
+    let frames = drain(&mut source, Duration::from_millis(300));
+    let on_va: Vec<&Frame> = frames.iter().filter(|f| f.interface == va).collect();
+    assert!(!on_va.is_empty());
+    // The kernel's own IPv6 traffic (router solicitations with extension
+    // headers) may pass too, at any time; ours is IPv4.
+    for f in on_va.iter().filter(|f| f.ipv4().is_some()) {
+        assert!(
+            start <= f.ts && f.ts <= end,
+            "timestamp {} in [{start}, {end}]: {f:?}",
+            f.ts
+        );
+    }
+
+    // DNS-port datagram: whole, one frame (MTU 65535), from B, incoming.
+    let dns: Vec<&&Frame> = on_va
+        .iter()
+        .filter(|f| f.ports() == Some((17, B, A, f.ports().map_or(0, |p| p.3), 53)))
+        .collect();
+    assert_eq!(dns.len(), 1, "{on_va:?}");
+    let dns = dns[0];
+    assert_eq!(dns.orig_len as usize, 14 + 20 + 8 + DNS_SIZE);
+    assert_eq!(dns.data.len(), 14 + 20 + 8 + DNS_SIZE);
+    assert!(dns.data[42..].iter().all(|&b| b == 0x5a));
+    assert_eq!(dns.packet_type, Some(PacketType::Host));
+
+    // A's port unreachable for it: ICMP error, outgoing, quoted header kept.
+    let icmp: Vec<&&Frame> = on_va
+        .iter()
+        .filter(|f| matches!(f.ipv4(), Some((1, src, dst, _, _)) if src == A && dst == B))
+        .collect();
+    assert_eq!(icmp.len(), 1, "{on_va:?}");
+    assert_eq!(icmp[0].packet_type, Some(PacketType::Outgoing));
+    assert_eq!(icmp[0].data.get(34), Some(&3), "destination unreachable");
+    assert_eq!(icmp[0].data.len(), 202);
+    assert!(icmp[0].orig_len > 202);
+
+    // TCP: the SYN leaves A, the SYN-ACK arrives.
+    let tcp = |src: Ipv4Addr| {
+        on_va
+            .iter()
+            .filter(move |f| matches!(f.ports(), Some((6, s, _, _, _)) if s == src))
+            .copied()
+    };
+    let syn = tcp(A).find(|f| f.tcp().is_some_and(|(fl, _)| fl & 0x12 == 0x02));
+    assert_eq!(syn.and_then(|f| f.packet_type), Some(PacketType::Outgoing));
+    let syn_ack = tcp(B).find(|f| f.tcp().is_some_and(|(fl, _)| fl & 0x12 == 0x12));
+    assert_eq!(syn_ack.and_then(|f| f.packet_type), Some(PacketType::Host));
+
+    // Data segments: cut to the snap (14 + 60 + 60 + 1024), sizes from the IP
+    // header intact, all bytes accounted for in each direction.
+    for (src, dir, byte) in [(A, PacketType::Outgoing, 0x41), (B, PacketType::Host, 0x42)] {
+        let data: Vec<&Frame> = tcp(src)
+            .filter(|f| f.tcp().is_some_and(|t| t.1 > 0))
+            .collect();
+        let total: usize = data.iter().filter_map(|f| f.tcp()).map(|t| t.1).sum();
+        assert_eq!(total, TCP_SIZE, "{src}: {data:?}");
+        for f in &data {
+            assert_eq!(f.packet_type, Some(dir));
+            let ip_total = f.ipv4().map_or(0, |t| t.4);
+            assert_eq!(f.orig_len as usize, 14 + ip_total);
+            assert_eq!(f.data.len(), (f.orig_len as usize).min(1158));
+            assert_eq!(f.data.last(), Some(&byte));
+        }
+        assert!(data
+            .iter()
+            .any(|f| f.data.len() == 1158 && f.orig_len > 1158));
+    }
+
+    let stats = source.stats();
+    let names: Vec<&str> = stats.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["lo", "va"]);
+    assert!(stats[1].received >= on_va.len() as u64, "{stats:?}");
+    assert!(stats.iter().all(|s| s.dropped == 0), "{stats:?}");
+}
+
+#[test]
+fn frames_from_several_interfaces_come_in_time_order() {
+    const TEST: &str = "frames_from_several_interfaces_come_in_time_order";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("order", 65535).run_inner(TEST),
+        Role::Outer | Role::Peer => {}
+        Role::Inner => order_inner(),
+    }
+}
+
+/// 50 datagrams on `lo`, 50 over `va`, 50 on `lo` again, all queued before
+/// the first read: the source must yield them in that order, not
+/// alternating between the two queues.
+fn order_inner() {
+    let _timestamps = kernel_timestamps_on();
+    let mut source = LiveSource::open(&LiveConfig::default()).expect("open");
+    let names: Vec<String> = source.interface_names().map(String::from).collect();
+    assert_eq!(names, ["lo", "va"]);
+    let tx = UdpSocket::bind("0.0.0.0:0").expect("bind");
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let lo_port = rx.local_addr().expect("addr").port();
+    let va_port = 9999;
+    // Resolve B's MAC first so no datagram waits in the neighbour queue.
+    tx.send_to(b"prime", (B, va_port)).expect("send");
+    std::thread::sleep(Duration::from_millis(100));
+    for (addr, port) in [
+        (Ipv4Addr::LOCALHOST, lo_port),
+        (B, va_port),
+        (Ipv4Addr::LOCALHOST, lo_port),
+    ] {
+        for _ in 0..50 {
+            tx.send_to(b"ordered", (addr, port)).expect("send");
+        }
+    }
+    let frames = drain(&mut source, Duration::from_millis(300));
+    let disorder: Vec<(usize, u16, i64)> = frames
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[1].ts < w[0].ts)
+        .map(|(i, w)| (i, w[1].interface, w[1].ts as i64 - w[0].ts as i64))
+        .collect();
+    if !disorder.is_empty() {
+        let t0 = frames[0].ts;
+        for (i, f) in frames.iter().enumerate() {
+            eprintln!(
+                "{i} if{} {:?} +{}us {:?} {:?}",
+                f.interface,
+                f.packet_type,
+                (f.ts - t0.min(f.ts)) / 1000,
+                f.ports(),
+                f.ipv4().map(|t| t.0)
+            );
+        }
+    }
+    assert!(
+        disorder.is_empty(),
+        "out of order: {disorder:?} of {}",
+        frames.len()
+    );
+    let ours: Vec<u16> = frames
+        .iter()
+        .filter(|f| {
+            f.data.ends_with(b"ordered")
+                && matches!(f.ports(), Some((17, _, _, _, p)) if p == lo_port || p == va_port)
+        })
+        .map(|f| f.interface)
+        .collect();
+    let expected: Vec<u16> = [0u16, 1, 0].iter().flat_map(|&i| [i; 50]).collect();
+    assert_eq!(ours, expected);
+}
+
+#[test]
+fn ipv6_dns_is_whole_other_udp_cut_neighbour_discovery_dropped() {
+    const TEST: &str = "ipv6_dns_is_whole_other_udp_cut_neighbour_discovery_dropped";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("ipv6", 1500).run_inner(TEST),
+        Role::Outer | Role::Peer => {}
+        Role::Inner => ipv6_inner(),
+    }
+}
+
+/// Frame fields for IPv6: (next header, payload length, first byte after the
+/// fixed header).
+fn ipv6_fields(f: &Frame) -> Option<(u8, usize, u8)> {
+    if f.data.get(12..14)? != [0x86, 0xdd] {
+        return None;
+    }
+    let plen = usize::from(u16::from_be_bytes([*f.data.get(18)?, *f.data.get(19)?]));
+    Some((*f.data.get(20)?, plen, *f.data.get(54)?))
+}
+
+/// Only A sends: B's kernel answers the closed ports with ICMPv6 errors, and
+/// the first datagram makes both kernels run neighbour discovery.
+fn ipv6_inner() {
+    let _timestamps = kernel_timestamps_on();
+    let config = LiveConfig {
+        interfaces: vec!["va".to_string()],
+        ..LiveConfig::default()
+    };
+    let mut source = LiveSource::open(&config).expect("open va");
+    let b: std::net::Ipv6Addr = "fd00:250::2".parse().expect("addr");
+    let udp = UdpSocket::bind("[fd00:250::1]:0").expect("bind");
+    udp.send_to(&[0x5a; 1200], (b, 53)).expect("send dns");
+    udp.send_to(&[0x33; 1200], (b, 9999)).expect("send other");
+    // Neighbour discovery on a fresh link can take a second.
+    let mut frames = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && frames
+            .iter()
+            .filter(|f| ipv6_fields(f).is_some_and(|x| x.0 == 58 && x.2 == 1))
+            .count()
+            < 2
+    {
+        frames.extend(drain(&mut source, Duration::from_millis(100)));
+    }
+    let v6: Vec<(&Frame, (u8, usize, u8))> = frames
+        .iter()
+        .filter_map(|f| ipv6_fields(f).map(|x| (f, x)))
+        .collect();
+
+    let udp_out: Vec<&(&Frame, (u8, usize, u8))> = v6.iter().filter(|(_, x)| x.0 == 17).collect();
+    assert_eq!(udp_out.len(), 2, "{v6:?}");
+    for (f, (_, plen, _)) in &udp_out {
+        assert_eq!(f.packet_type, Some(PacketType::Outgoing));
+        assert_eq!(f.orig_len as usize, 14 + 40 + plen);
+        let dport = u16::from_be_bytes([f.data[56], f.data[57]]);
+        let kept = if dport == 53 { 14 + 40 + 8 + 1200 } else { 82 };
+        assert_eq!(f.data.len(), kept, "port {dport}");
+    }
+    // ICMPv6: the two port-unreachable errors (type 1) come back cut to 202
+    // bytes; neighbour solicitations and advertisements (135, 136) and
+    // router solicitations (133) are dropped in the kernel.
+    let icmp: Vec<&(&Frame, (u8, usize, u8))> = v6.iter().filter(|(_, x)| x.0 == 58).collect();
+    assert_eq!(icmp.len(), 2, "{v6:?}");
+    // MLD reports (hop-by-hop header, then ICMPv6) are dropped too.
+    assert!(v6.iter().all(|(_, x)| x.0 != 0), "{v6:?}");
+    for (f, (_, _, icmp_type)) in &icmp {
+        assert_eq!(*icmp_type, 1);
+        assert_eq!(f.packet_type, Some(PacketType::Host));
+        assert_eq!(f.data.len(), 202);
+    }
+}
+
+#[test]
+fn kernel_drops_are_counted_when_the_buffer_overflows() {
+    const TEST: &str = "kernel_drops_are_counted_when_the_buffer_overflows";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("drop", 65535).run_inner(TEST),
+        Role::Outer | Role::Peer => {}
+        Role::Inner => drops_inner(),
+    }
+}
+
+fn drops_inner() {
+    const N: u64 = 2000;
+    // The kernel raises a tiny receive buffer to its minimum (a few frames).
+    let config = LiveConfig {
+        interfaces: vec!["lo".to_string()],
+        rcvbuf: Some(1),
+        ..LiveConfig::default()
+    };
+    let _timestamps = kernel_timestamps_on();
+    let mut source = LiveSource::open(&config).expect("open lo");
+    let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let to = rx.local_addr().expect("addr");
+    for _ in 0..N {
+        tx.send_to(&[7; 100], to).expect("send");
+    }
+    let stats = source.stats();
+    assert!(stats[0].dropped > 0, "{stats:?}");
+    assert!(
+        stats[0].received >= N,
+        "received counts the dropped too: {stats:?}"
+    );
+    let read = drain(&mut source, Duration::from_millis(100)).len() as u64;
+    let after = source.stats();
+    assert_eq!(after[0].dropped, stats[0].dropped, "nothing sent since");
+    assert_eq!(read, after[0].received - after[0].dropped, "{after:?}");
+}
+
+#[test]
+fn ip_fragments_of_dns_arrive_whole() {
+    const TEST: &str = "ip_fragments_of_dns_arrive_whole";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => Lab::new("frag", 1500).run_inner(TEST),
+        Role::Outer => {}
+        Role::Inner => fragments_inner(TEST),
+        Role::Peer => {
+            let udp = UdpSocket::bind((B, 0)).expect("bind");
+            udp.send_to(&[0x5a; DNS_SIZE], (A, 53)).expect("send dns");
+            udp.send_to(&[0x33; DNS_SIZE], (A, 9999))
+                .expect("send other");
+        }
+    }
+}
+
+fn fragments_inner(test: &str) {
+    let config = LiveConfig {
+        interfaces: vec!["va".to_string()],
+        ..LiveConfig::default()
+    };
+    let _timestamps = kernel_timestamps_on();
+    let mut source = LiveSource::open(&config).expect("open va");
+    let peer_ns = std::env::var(PEER_NS).expect("peer namespace name");
+    let out = this_test_in(&["ip", "netns", "exec", &peer_ns], test, "peer")
+        .output()
+        .expect("run peer");
+    assert_ran(test, &out);
+    let frames = drain(&mut source, Duration::from_millis(300));
+    // (IP identification, fragment offset in bytes, frame)
+    let frags: Vec<(u16, usize, &Frame)> = frames
+        .iter()
+        .filter(|f| matches!(f.ipv4(), Some((17, src, _, _, _)) if src == B))
+        .map(|f| {
+            let id = u16::from_be_bytes([f.data[18], f.data[19]]);
+            let off = usize::from(u16::from_be_bytes([f.data[20], f.data[21]]) & 0x1fff) * 8;
+            (id, off, f)
+        })
+        .collect();
+    let firsts: Vec<&(u16, usize, &Frame)> = frags.iter().filter(|x| x.1 == 0).collect();
+    assert_eq!(firsts.len(), 2, "{frags:?}");
+    for (id, _, first) in firsts {
+        let dns = first.ports().map(|p| p.4) == Some(53);
+        let datagram: Vec<&&Frame> = frags.iter().filter(|x| x.0 == *id).map(|x| &x.2).collect();
+        assert!(datagram.len() > 10, "MTU 1500 fragments 20 008 bytes");
+        let ip_payload: usize = datagram
+            .iter()
+            .filter_map(|f| f.ipv4().map(|t| t.4 - t.3))
+            .sum();
+        assert_eq!(ip_payload, 8 + DNS_SIZE);
+        // Later fragments have no ports: always whole. The first one is
+        // whole for DNS and cut to the UDP headers otherwise.
+        for f in &datagram {
+            assert_eq!(f.orig_len as usize, 14 + f.ipv4().map_or(0, |t| t.4));
+        }
+        let first_len = if dns { first.orig_len as usize } else { 82 };
+        assert_eq!(first.data.len(), first_len);
+        assert!(frags
+            .iter()
+            .filter(|x| x.0 == *id && x.1 > 0)
+            .all(|x| x.2.data.len() == x.2.orig_len as usize));
+    }
+}
+
+#[test]
+fn capture_runs_as_non_root_with_only_cap_net_raw() {
+    const TEST: &str = "capture_runs_as_non_root_with_only_cap_net_raw";
+    match role() {
+        Role::Outer if netns_tests_enabled(TEST) => {
+            let lab = Lab::new("caps", 65535);
+            #[rustfmt::skip]
+            let prefix = ["ip", "netns", "exec", &lab.ns,
+                "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                "--inh-caps=-all,+net_raw", "--ambient-caps=-all,+net_raw",
+                "--bounding-set=-all,+net_raw", "--"];
+            let out = WorldExecutable::new(TEST)
+                .command(&prefix, TEST, "inner")
+                .output()
+                .expect("spawn");
+            assert_ran(TEST, &out);
+        }
+        Role::Outer | Role::Peer => {}
+        Role::Inner => {
+            let status = std::fs::read_to_string("/proc/self/status").expect("status");
+            assert!(status
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.contains("65534")));
+            // CapEff: only CAP_NET_RAW (bit 13).
+            assert!(
+                status.lines().any(|l| l == "CapEff:\t0000000000002000"),
+                "{status}"
+            );
+            let mut source = LiveSource::open(&LiveConfig {
+                interfaces: vec!["lo".to_string()],
+                ..LiveConfig::default()
+            })
+            .expect("CAP_NET_RAW is enough to capture");
+            let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            let port = rx.local_addr().expect("addr").port();
+            UdpSocket::bind("127.0.0.1:0")
+                .expect("bind")
+                .send_to(b"unprivileged", ("127.0.0.1", port))
+                .expect("send");
+            let frames = drain(&mut source, Duration::from_millis(100));
+            let seen = frames
+                .iter()
+                .filter(|f| matches!(f.ports(), Some((17, _, _, _, p)) if p == port))
+                .count();
+            assert_eq!(seen, 1);
+            // Without CAP_NET_ADMIN the buffer falls back to SO_RCVBUF,
+            // capped by net.core.rmem_max; stats still work.
+            assert_eq!(source.stats()[0].dropped, 0);
+        }
+    }
+}
+
+/// Runs without the namespace gate: as root it drops to uid 65534 with no
+/// capabilities; as any other user it already lacks CAP_NET_RAW.
+#[test]
+fn capture_without_cap_net_raw_names_the_capability() {
+    const TEST: &str = "capture_without_cap_net_raw_names_the_capability";
+    match role() {
+        Role::Outer => {
+            let root = Command::new("id")
+                .arg("-u")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+                .unwrap_or(false);
+            #[rustfmt::skip]
+            let prefix: &[&str] = if root {
+                &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                  "--inh-caps=-all", "--bounding-set=-all", "--"]
+            } else {
+                &["env"]
+            };
+            let out = WorldExecutable::new(TEST)
+                .command(prefix, TEST, "inner")
+                .output()
+                .expect("spawn");
+            assert_ran(TEST, &out);
+        }
+        Role::Peer => {}
+        Role::Inner => {
+            let err = LiveSource::open(&LiveConfig {
+                interfaces: vec!["lo".to_string()],
+                ..LiveConfig::default()
+            })
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+            assert!(
+                err.starts_with(
+                    "capture: lo: needs CAP_NET_RAW: socket(AF_PACKET) failed: \
+                     Operation not permitted"
+                ),
+                "{err}"
+            );
+        }
+    }
+}
