@@ -2,7 +2,7 @@
 # Calls demo-app by every path podpath attributes, every INTERVAL_SECONDS:
 #   loopback    http://localhost/                (this pod's own nginx)
 #   pod_ip      http://<demo-app pod IP>/        (literal pod IP)
-#   cluster_ip  http://$DEMO_APP_SERVICE_HOST/   (literal ClusterIP)
+#   cluster_ip  http://$DEMO_APP_BY_IP_SERVICE_HOST/  (literal ClusterIP)
 #   dns         demo-app, demo-app.podpath-demo, demo-app.podpath-demo.svc.cluster.local
 #
 # Pod IP: looked up from the headless Service demo-app-pods only every
@@ -12,6 +12,9 @@
 # that answer has expired they are path="pod_ip".
 # ClusterIP: from the Service environment variables the kubelet injects
 # (present when the Service existed before the pod), so no DNS is involved.
+# The Service demo-app-by-ip is never looked up by name: an address that a
+# DNS answer in this pod returned counts as path="dns" for TTL plus
+# podpath's grace period, and demo-app's ClusterIP is resolved every loop.
 interval=${INTERVAL_SECONDS:-2}
 refresh=${POD_IP_REFRESH_SECONDS:-300}
 domain=${CLUSTER_DOMAIN:-cluster.local}
@@ -34,8 +37,8 @@ while true; do
     if [ -n "$pod_ip" ]; then
         call "http://$pod_ip/" pod_ip
     fi
-    if [ -n "$DEMO_APP_SERVICE_HOST" ]; then
-        call "http://$DEMO_APP_SERVICE_HOST:${DEMO_APP_SERVICE_PORT:-80}/" cluster_ip
+    if [ -n "$DEMO_APP_BY_IP_SERVICE_HOST" ]; then
+        call "http://$DEMO_APP_BY_IP_SERVICE_HOST:${DEMO_APP_BY_IP_SERVICE_PORT:-80}/" cluster_ip
     fi
     call "http://demo-app/" dns
     call "http://demo-app.$ns/" dns
