@@ -12,11 +12,14 @@
 #                     (default "1.29.0 1.37.0": the first with native sidecars
 #                     enabled by default, and the newest kubernetes-validate knows)
 #   SKIP_LIVE_SELFTEST=1  skip running ci/live-checks.sh against ci/fake-exporter.py
-#   PODPATH_BIN       a podpath binary: also check `podpath inject` on the example
-#                     and demo manifests (strict validation, idempotence)
-#
-# The checks that need the podpath binary (ci/live-checks.sh against a real
-# `podpath run`, ci/nonroot-check.sh) are run separately, see docs/deploy.md.
+#   PODPATH_BIN       the podpath binary for the checks that run it (default:
+#                     $CARGO_TARGET_DIR/release/podpath or target/release/podpath
+#                     when it exists): `podpath inject` on the example and demo
+#                     manifests (strict validation, idempotence; skipped while the
+#                     binary has no inject subcommand), and, as root,
+#                     ci/nonroot-check.sh and ci/live-netns.sh (a real `podpath
+#                     run` scraped by Prometheus, every dashboard query)
+#   SKIP_BINARY_CHECKS=1  skip those
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -129,7 +132,16 @@ examples_inject() {
 }
 check "the sidecar components inject only labelled workloads" examples_inject
 
-if [ -n "${PODPATH_BIN:-}" ]; then
+bin=${PODPATH_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/podpath}
+[ "${SKIP_BINARY_CHECKS:-}" = 1 ] && bin=""
+if [ -n "$bin" ] && [ ! -x "$bin" ]; then
+    echo "note  no podpath binary at $bin: the checks that run it are skipped"
+    bin=""
+fi
+if [ -n "$bin" ] && ! "$bin" inject --help > /dev/null 2>&1; then
+    echo "note  $bin has no inject subcommand yet: podpath inject not checked"
+elif [ -n "$bin" ]; then
+    PODPATH_BIN=$bin
     inject_check() {
         local mode v n
         for mode in --native-sidecar --classic; do
@@ -210,6 +222,15 @@ check "dashboards and alerts name only exported metrics" \
 
 echo "== scripts"
 check "shellcheck" shellcheck ci/*.sh deploy/monitoring/gen-prometheusrule.sh deploy/demo/client.sh
+
+if [ -n "$bin" ] && [ "$(id -u)" = 0 ]; then
+    echo "== the podpath binary ($bin)"
+    check "non-root with only CAP_NET_RAW (ci/nonroot-check.sh)" ci/nonroot-check.sh "$bin"
+    check "real podpath run: metrics lint, rules, dashboard queries (ci/live-netns.sh)" \
+        env LOOP_SECONDS=120 SCRAPE_WAIT=45 MIN_DATA_RATIO=0.8 ci/live-netns.sh "$bin"
+elif [ -n "$bin" ]; then
+    echo "note  not root: ci/nonroot-check.sh and ci/live-netns.sh skipped"
+fi
 
 if [ "${SKIP_LIVE_SELFTEST:-}" != 1 ]; then
     echo "== live checks against a stand-in exporter"
