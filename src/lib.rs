@@ -16,6 +16,7 @@ pub mod engine;
 pub mod flow;
 pub mod h2;
 pub mod http;
+pub mod inject;
 pub mod metrics;
 pub mod report;
 pub mod time;

