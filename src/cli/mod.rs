@@ -2,6 +2,7 @@
 //! Every flag is also an environment variable (`PODPATH_*`).
 
 pub mod analyze;
+pub mod inject;
 pub mod run;
 
 use std::net::IpAddr;
@@ -32,6 +33,8 @@ pub enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Run as the live sidecar in the pod's network namespace (needs CAP_NET_RAW).
     Run(run::RunArgs),
+    /// Add the podpath sidecar to every pod template of Kubernetes YAML (idempotent).
+    Inject(inject::InjectArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -205,5 +208,6 @@ pub fn main(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Run(args) => run::run(args),
+        Command::Inject(args) => inject::run(args),
     }
 }
