@@ -7,8 +7,14 @@
 set -euo pipefail
 dir=$(realpath "${1:?usage: corpus-check.sh DIR}")
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-bin="${CARGO_TARGET_DIR:-target}/release/podpath"
+# PODPATH_BIN: a podpath binary to use (CI passes the debug build it has);
+# default: build the release binary.
+if [ -n "${PODPATH_BIN:-}" ]; then
+  bin=$PODPATH_BIN
+else
+  cargo build --release --quiet
+  bin="${CARGO_TARGET_DIR:-target}/release/podpath"
+fi
 command -v tshark >/dev/null || { echo "tshark missing (apt-get install tshark)"; exit 1; }
 python3 - "$bin" "$dir" <<'PY'
 import json, os, subprocess, sys

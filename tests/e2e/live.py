@@ -184,7 +184,8 @@ def capability_tests():
 def main():
     if os.geteuid() != 0:
         sys.exit("live.py needs root (network namespaces)")
-    sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
+    if not os.environ.get("PODPATH_BIN"):
+        sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
     sh(LAB, "up")
     try:
         scenario("seed", "demo-app-2", "10.244.1.20", "default", "cluster.local", "seed", [], [
