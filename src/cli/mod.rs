@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod inject;
 pub mod run;
+pub mod server;
 
 use std::net::IpAddr;
 

@@ -9,20 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use clap::{Args, ValueEnum};
 
-use super::PodArgs;
+use super::{server, PodArgs};
 use crate::capture::live::{LiveConfig, LiveSource};
 use crate::capture::{Next, PacketSource};
 use crate::engine::Engine;
-use crate::metrics::{
-    InterfaceLabels, Metrics, MetricsSink, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE,
-};
+use crate::metrics::{InterfaceLabels, Metrics, MetricsSink};
 
 /// podpath's metrics port: clear of Prometheus (9090), node-exporter (9100)
 /// and common app ports.
@@ -231,12 +224,6 @@ fn export_capture_stats(source: &mut LiveSource, metrics: &Metrics, reported: &m
     }
 }
 
-#[derive(Clone)]
-struct AppState {
-    metrics: Arc<Metrics>,
-    capturing: Arc<AtomicBool>,
-}
-
 /// Serves HTTP on its own thread; SIGTERM/SIGINT set `stop`.
 fn spawn_server(
     listen: SocketAddr,
@@ -251,12 +238,7 @@ fn spawn_server(
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let state = AppState { metrics, capturing };
-    let app = Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready_handler))
-        .with_state(state);
+    let app = server::router(metrics, capturing);
     let handle = std::thread::Builder::new()
         .name("podpath-http".into())
         .spawn(move || {
@@ -267,17 +249,7 @@ fn spawn_server(
                     tracing::info!("signal received, stopping");
                     stop_signal.store(true, Ordering::SeqCst);
                 });
-                let shutdown = async move {
-                    while !stop.load(Ordering::SeqCst) {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                };
-                if let Err(e) = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    tracing::error!(error = %e, "HTTP server failed");
-                }
+                server::serve(listener, app, stop).await;
             });
         })
         .context("starting the HTTP thread")?;
@@ -297,27 +269,5 @@ async fn wait_for_signal() {
             }
         }
         _ => std::future::pending::<()>().await,
-    }
-}
-
-async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let openmetrics = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/openmetrics-text"));
-    let body = state.metrics.encode(openmetrics);
-    let ctype = if openmetrics {
-        OPENMETRICS_CONTENT_TYPE
-    } else {
-        PROMETHEUS_CONTENT_TYPE
-    };
-    ([(header::CONTENT_TYPE, ctype)], body).into_response()
-}
-
-async fn ready_handler(State(state): State<AppState>) -> Response {
-    if state.capturing.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not capturing\n").into_response()
     }
 }
