@@ -16,6 +16,8 @@ use crate::Timestamp;
 
 /// CNAME hops followed from the question name.
 const MAX_CHAIN: usize = 16;
+/// Entries examined to pick an eviction victim.
+const EVICTION_SAMPLE: usize = 32;
 /// Expired entries are swept at most this often (seconds of packet time).
 const SWEEP_INTERVAL_SECS: f64 = 10.0;
 
@@ -112,17 +114,25 @@ impl NameTable {
         info.expires = ts.add_secs(ttl as f64 + self.grace_secs);
         let mut evicted = false;
         if !self.map.contains_key(&addr) && self.map.len() >= self.capacity {
-            self.sweep(ts);
+            // Both steps are bounded per insert: a flood of unique answers
+            // must not cost a scan of the whole table each (the sweep runs
+            // at most once per interval; the victim is the entry expiring
+            // first among a sample, as the flow table does).
+            self.expire(ts);
             if self.map.len() >= self.capacity {
                 let victim = self
                     .map
                     .iter()
+                    .take(EVICTION_SAMPLE)
                     .min_by_key(|(_, i)| i.expires)
-                    .map(|(a, _)| *a);
-                if let Some(v) = victim {
+                    .map(|(a, i)| (*a, i.expires >= ts));
+                if let Some((v, live)) = victim {
                     self.map.remove(&v);
-                    self.evicted += 1;
-                    evicted = true;
+                    // An expired victim only makes room: not an eviction.
+                    if live {
+                        self.evicted += 1;
+                        evicted = true;
+                    }
                 }
             }
         }
