@@ -11,6 +11,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod decode;
+pub mod defrag;
 pub mod dns;
 pub mod engine;
 pub mod flow;

@@ -26,6 +26,8 @@ pub struct Limits {
     pub max_http_pending: usize,
     /// Connection records kept for the JSON report (analyze only).
     pub max_records: usize,
+    /// Fragmented IP datagrams being reassembled.
+    pub max_fragment_datagrams: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +41,7 @@ impl Default for Limits {
             max_dns_streams: 256,
             max_http_pending: 32,
             max_records: 100_000,
+            max_fragment_datagrams: 64,
         }
     }
 }
@@ -57,6 +60,9 @@ pub struct Timeouts {
     /// Addresses from DNS answers still count as `dns` this long past their TTL
     /// (applications cache answers longer than the TTL says).
     pub dns_ttl_grace: f64,
+    /// An IP datagram whose fragments have not all arrived this long after
+    /// the first is dropped.
+    pub ip_fragments: f64,
 }
 
 impl Default for Timeouts {
@@ -67,6 +73,7 @@ impl Default for Timeouts {
             udp_idle: 30.0,
             dns_query: 5.0,
             dns_ttl_grace: 30.0,
+            ip_fragments: 5.0,
         }
     }
 }

@@ -307,7 +307,58 @@ impl FrameBuilder {
 
     /// The whole frame for the chosen link type.
     pub fn build(&self) -> Vec<u8> {
-        let ip = self.build_ip();
+        self.frame(&self.build_ip())
+    }
+
+    /// The packet split into IP fragments carrying at most `chunk` bytes of
+    /// data each (rounded down to a multiple of 8, at least 8), one frame per
+    /// fragment, in order. IPv4 fragments copy the header (options
+    /// included); IPv6 ones get a fragment header (identification
+    /// 0x12345678) right after the fixed header, so every extension header
+    /// set with [`ipv6_ext`](Self::ipv6_ext) is in the fragmentable part.
+    pub fn build_fragments(&self, chunk: usize) -> Vec<Vec<u8>> {
+        let chunk = (chunk / 8 * 8).max(8);
+        let mut whole = self.clone();
+        whole.ipv4_fragment = (0, false);
+        let ip = whole.build_ip();
+        let v6 = matches!(self.src, IpAddr::V6(_));
+        let header_len = if v6 {
+            40
+        } else {
+            usize::from(ip[0] & 0x0f) * 4
+        };
+        let (header, data) = ip.split_at(header_len.min(ip.len()));
+        let count = data.len().div_ceil(chunk).max(1);
+        let mut frames = Vec::with_capacity(count);
+        for i in 0..count {
+            let start = i * chunk;
+            let part = &data[start.min(data.len())..(start + chunk).min(data.len())];
+            let more = i + 1 < count;
+            let units = (start / 8) as u16;
+            let mut packet = header.to_vec();
+            if v6 {
+                packet[4..6].copy_from_slice(&((8 + part.len()) as u16).to_be_bytes());
+                let next = packet[6];
+                packet[6] = PROTO_FRAGMENT;
+                packet.extend_from_slice(&[next, 0]);
+                packet.extend_from_slice(&((units << 3) | u16::from(more)).to_be_bytes());
+                packet.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+            } else {
+                packet[2..4].copy_from_slice(&((header_len + part.len()) as u16).to_be_bytes());
+                let field = (units & 0x1fff) | if more { 0x2000 } else { 0 };
+                packet[6..8].copy_from_slice(&field.to_be_bytes());
+                packet[10..12].copy_from_slice(&[0, 0]);
+                let checksum = !fold(sum(&packet, 0));
+                packet[10..12].copy_from_slice(&checksum.to_be_bytes());
+            }
+            packet.extend_from_slice(part);
+            frames.push(self.frame(&packet));
+        }
+        frames
+    }
+
+    /// Wraps an IP packet in the chosen link header (and VLAN tags, padding).
+    fn frame(&self, ip: &[u8]) -> Vec<u8> {
         let ethertype = match self.src {
             IpAddr::V4(_) => ETHERTYPE_IPV4,
             IpAddr::V6(_) => ETHERTYPE_IPV6,
@@ -351,7 +402,7 @@ impl FrameBuilder {
             }
             LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => {}
         }
-        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(ip);
         if frame.len() < self.pad_to {
             frame.resize(self.pad_to, 0);
         }

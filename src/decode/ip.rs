@@ -45,7 +45,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{DecodeError, Layer};
+use super::{DecodeError, FragmentInfo, Layer};
 
 pub(crate) const PROTO_HOP_BY_HOP: u8 = 0;
 pub(crate) const PROTO_ROUTING: u8 = 43;
@@ -74,9 +74,29 @@ pub(crate) struct IpPacket<'a> {
     pub payload: &'a [u8],
     /// Upper-layer length according to the header.
     pub payload_len: u32,
+    /// Set for a (non-atomic) fragment.
+    pub fragment: Option<FragmentInfo>,
 }
 
 pub(crate) fn ipv4(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
+    let ip = ipv4_any(packet)?;
+    if ip.fragment.is_some() {
+        return Err(DecodeError::Fragment);
+    }
+    Ok(ip)
+}
+
+pub(crate) fn ipv6(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
+    let ip = ipv6_any(packet)?;
+    if ip.fragment.is_some() {
+        return Err(DecodeError::Fragment);
+    }
+    Ok(ip)
+}
+
+/// An IPv4 header, fragments included: for a fragment, `payload` is the
+/// fragment's data and `fragment` says where it goes.
+pub(crate) fn ipv4_any(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
     check_version(packet, 4, Layer::Ipv4)?;
     let (h, _) = packet
         .split_first_chunk::<IPV4_MIN_HEADER>()
@@ -98,10 +118,12 @@ pub(crate) fn ipv4(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
     if packet.len() < header_len {
         return Err(DecodeError::Truncated(Layer::Ipv4));
     }
-    let fragment = u16::from_be_bytes([h[6], h[7]]);
-    if fragment & (IPV4_MF | IPV4_OFFSET_MASK) != 0 {
-        return Err(DecodeError::Fragment);
-    }
+    let field = u16::from_be_bytes([h[6], h[7]]);
+    let fragment = (field & (IPV4_MF | IPV4_OFFSET_MASK) != 0).then(|| FragmentInfo {
+        id: u32::from(u16::from_be_bytes([h[4], h[5]])),
+        offset: u32::from(field & IPV4_OFFSET_MASK) * 8,
+        more: field & IPV4_MF != 0,
+    });
     let end = total_len.min(packet.len());
     let payload = packet.get(header_len..end).unwrap_or_default();
     Ok(IpPacket {
@@ -112,10 +134,14 @@ pub(crate) fn ipv4(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
         is_v6: false,
         payload,
         payload_len: len32(total_len - header_len),
+        fragment,
     })
 }
 
-pub(crate) fn ipv6(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
+/// An IPv6 header, fragments included: for a fragment, `protocol` is the
+/// fragment header's next header, `payload` the bytes after the fragment
+/// header (the fragmentable part), and `fragment` says where they go.
+pub(crate) fn ipv6_any(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
     check_version(packet, 6, Layer::Ipv6)?;
     let (h, rest) = packet
         .split_first_chunk::<IPV6_HEADER>()
@@ -127,9 +153,6 @@ pub(crate) fn ipv6(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
     }
     let captured = rest.get(..declared).unwrap_or(rest);
     let chain = extension_chain(h[6], captured, declared, Layer::Ipv6)?;
-    if chain.fragment != Fragmentation::None {
-        return Err(DecodeError::Fragment);
-    }
     Ok(IpPacket {
         src: IpAddr::V6(addr6(h, 8)),
         dst: IpAddr::V6(addr6(h, 24)),
@@ -138,6 +161,7 @@ pub(crate) fn ipv6(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
         is_v6: true,
         payload: captured.get(chain.header_len..).unwrap_or_default(),
         payload_len: len32(declared.saturating_sub(chain.header_len)),
+        fragment: chain.fragment_info,
     })
 }
 
@@ -179,12 +203,15 @@ pub(crate) struct ExtensionChain {
     /// Bytes of extension headers before the upper layer.
     pub header_len: usize,
     pub fragment: Fragmentation,
+    /// The fragment header's fields, for a non-atomic fragment.
+    pub fragment_info: Option<FragmentInfo>,
 }
 
 /// Walks IPv6 extension headers starting at `next_header` over `data`
 /// (captured bytes after the fixed header, at most `declared` long).
 /// A header past `declared` is malformed; past `data` it is truncated.
-/// Stops at a later fragment, whose bytes are not headers.
+/// Stops at the fragment header of a non-atomic fragment: what follows it is
+/// the fragmentable part, whose headers may continue in later fragments.
 pub(crate) fn extension_chain(
     mut next_header: u8,
     data: &[u8],
@@ -192,13 +219,13 @@ pub(crate) fn extension_chain(
     layer: Layer,
 ) -> Result<ExtensionChain, DecodeError> {
     let mut offset = 0usize;
-    let mut fragment = Fragmentation::None;
     for _ in 0..MAX_EXTENSION_HEADERS {
         if !is_extension(next_header) {
             return Ok(ExtensionChain {
                 protocol: next_header,
                 header_len: offset,
-                fragment,
+                fragment: Fragmentation::None,
+                fragment_info: None,
             });
         }
         // Every extension header is at least 8 bytes long.
@@ -223,15 +250,22 @@ pub(crate) fn extension_chain(
         }
         if next_header == PROTO_FRAGMENT {
             let field = u16::from_be_bytes([h[2], h[3]]);
-            if field >> 3 != 0 {
+            let (units, more) = (field >> 3, field & 1 != 0);
+            if units != 0 || more {
                 return Ok(ExtensionChain {
                     protocol: h[0],
                     header_len: offset + len,
-                    fragment: Fragmentation::Later,
+                    fragment: if units != 0 {
+                        Fragmentation::Later
+                    } else {
+                        Fragmentation::First
+                    },
+                    fragment_info: Some(FragmentInfo {
+                        id: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                        offset: u32::from(units) * 8,
+                        more,
+                    }),
                 });
-            }
-            if field & 1 != 0 {
-                fragment = Fragmentation::First;
             }
         }
         next_header = h[0];
@@ -243,7 +277,8 @@ pub(crate) fn extension_chain(
     Ok(ExtensionChain {
         protocol: next_header,
         header_len: offset,
-        fragment,
+        fragment: Fragmentation::None,
+        fragment_info: None,
     })
 }
 

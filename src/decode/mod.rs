@@ -186,6 +186,37 @@ pub struct Packet<'a> {
     pub transport: Transport<'a>,
 }
 
+/// Where an IP fragment's data goes in its datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FragmentInfo {
+    /// IPv4 identification (16 bits) or IPv6 fragment header identification.
+    pub id: u32,
+    /// Byte offset of this fragment's data in the reassembled payload.
+    pub offset: u32,
+    /// More fragments follow (IPv4 MF, IPv6 M).
+    pub more: bool,
+}
+
+/// A frame decoded down to its network layer, fragments included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network<'a> {
+    pub packet_type: Option<PacketType>,
+    pub ifindex: Option<u32>,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub ip_len: u32,
+    /// Upper-layer protocol; for an IPv6 fragment, the fragment header's
+    /// next header (extension headers may follow in the reassembled payload).
+    pub protocol: u8,
+    pub is_v6: bool,
+    /// Upper-layer bytes captured (for a fragment: its data).
+    pub payload: &'a [u8],
+    /// Upper-layer length according to the header (for a fragment: its data length).
+    pub payload_len: u32,
+    /// Set for a non-atomic IP fragment.
+    pub fragment: Option<FragmentInfo>,
+}
+
 /// Why a frame was not decoded. Small and `Copy`: this is on the hot path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum DecodeError {
@@ -259,4 +290,48 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
         ip_len: ip.ip_len,
         transport,
     })
+}
+
+/// Decodes a frame's link and network headers only. Unlike [`decode`], a
+/// fragment is not an error: its data and position come back for
+/// reassembly (see `crate::defrag`).
+pub fn decode_network(link: LinkType, frame: &[u8]) -> Result<Network<'_>, DecodeError> {
+    let frame = link::parse(link, frame)?;
+    let ip = match frame.family {
+        link::Family::V4 => ip::ipv4_any(frame.ip)?,
+        link::Family::V6 => ip::ipv6_any(frame.ip)?,
+    };
+    Ok(Network {
+        packet_type: frame.packet_type,
+        ifindex: frame.ifindex,
+        src: ip.src,
+        dst: ip.dst,
+        ip_len: ip.ip_len,
+        protocol: ip.protocol,
+        is_v6: ip.is_v6,
+        payload: ip.payload,
+        payload_len: ip.payload_len,
+        fragment: ip.fragment,
+    })
+}
+
+/// Decodes the transport layer of `net` from `payload` (`payload_len` bytes
+/// on the wire): the frame's own payload, or a reassembled one. For IPv6,
+/// extension headers that open the payload are walked first.
+pub fn decode_transport<'p>(
+    net: &Network<'_>,
+    payload: &'p [u8],
+    payload_len: u32,
+) -> Result<Transport<'p>, DecodeError> {
+    if !net.is_v6 {
+        return transport::parse(net.protocol, false, payload, payload_len);
+    }
+    let declared = usize::try_from(payload_len).unwrap_or(usize::MAX);
+    let chain = ip::extension_chain(net.protocol, payload, declared, Layer::Ipv6)?;
+    if chain.fragment_info.is_some() {
+        return Err(DecodeError::Fragment);
+    }
+    let rest = payload.get(chain.header_len..).unwrap_or_default();
+    let rest_len = payload_len.saturating_sub(ip::len32(chain.header_len));
+    transport::parse(chain.protocol, true, rest, rest_len)
 }

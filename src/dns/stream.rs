@@ -14,7 +14,9 @@
 //! and bounded, until the gap fills. A gap that cannot be filled, or bytes the
 //! snap length cut, drop the partial message and resynchronise on the next
 //! segment (assumed to start a message; resolvers write one message per
-//! segment). FIN ends a direction, RST both; a partial message left then is
+//! segment). A segment after a gap at a message boundary that is itself
+//! whole, plausible messages resynchronises at once (the capture lost the
+//! missing bytes; a late copy of them would count as a retransmission). FIN ends a direction, RST both; a partial message left then is
 //! counted as `cut`.
 //!
 //! Memory: at most `max_streams` directions, each with a buffer of at most
@@ -23,6 +25,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use super::wire;
 use crate::decode::TcpSegment;
 use crate::Timestamp;
 
@@ -210,6 +213,15 @@ fn accept(dir: &mut Direction, stats: &mut StreamStats, seq: u32, data: &[u8], w
     // Distance in sequence space, modulo 2^32: negative = already consumed.
     let offset = seq.wrapping_sub(dir.next_seq) as i32;
     if offset > 0 {
+        if dir.buf.is_empty() && data.len() as u32 == wire_len && whole_messages(data) {
+            // A gap at a message boundary, and this segment is one or more
+            // whole, plausible messages: the missing bytes were most likely
+            // lost by the capture (the peer acked them), so waiting for them
+            // would lose this message too. Packet tools decode it as well.
+            resync(dir, stats, seq);
+            append(dir, stats, data, wire_len);
+            return;
+        }
         let fits = (offset as usize) <= MAX_BUFFER
             && dir.held.len() < MAX_HELD_SEGMENTS
             && dir.held_bytes() + data.len() <= MAX_HELD_BYTES
@@ -285,6 +297,30 @@ fn prefix_at(buf: &[u8], at: usize) -> Option<usize> {
         (Some(&hi), Some(&lo)) => Some(u16::from_be_bytes([hi, lo]) as usize),
         _ => None,
     }
+}
+
+/// Whether `data` is exactly a run of whole length-prefixed messages, each
+/// with a plausible DNS header: counts that fit its length (the check
+/// [`wire::Header::check`] makes before parsing), a defined opcode and at
+/// most a few questions. Random bytes at a segment start rarely pass.
+fn whole_messages(data: &[u8]) -> bool {
+    let mut at = 0;
+    while at < data.len() {
+        let Some(len) = prefix_at(data, at) else {
+            return false;
+        };
+        let Some(msg) = data.get(at + 2..at + 2 + len) else {
+            return false;
+        };
+        let Ok(h) = wire::Header::check(msg) else {
+            return false;
+        };
+        if !matches!(h.opcode(), 0 | 1 | 2 | 4 | 5 | 6) || h.qdcount > 4 {
+            return false;
+        }
+        at += 2 + len;
+    }
+    at > 0
 }
 
 /// Gives up on the current partial message and held segments; the next
@@ -432,6 +468,56 @@ mod tests {
         h.feed(seg(1_000_000, ACK, &next));
         assert_eq!(h.got, vec![b"fresh".to_vec()]);
         assert_eq!(h.streams.stats().gaps, 1);
+    }
+
+    /// A DNS header + question for `id`, as a resolver writes it.
+    fn query(id: u16) -> Vec<u8> {
+        let mut m = id.to_be_bytes().to_vec();
+        m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(b"\x03www\x06google\x03com\x00\x00\x01\x00\x01");
+        m
+    }
+
+    #[test]
+    fn gap_before_a_whole_plausible_message_resyncs_at_once() {
+        // suricata-verify dns-tcp-ts-gap: the capture lost the client's
+        // second query; the third starts a later segment.
+        let (q0, q1, q2) = (query(0), query(1), query(2));
+        let (s0, s1, s2) = (framed(&[&q0]), framed(&[&q1]), framed(&[&q2]));
+        let mut h = Harness::new();
+        h.feed(seg(0, TcpFlags::SYN, &[]));
+        h.feed(seg(1, ACK, &s0));
+        let lost = 1 + s0.len() as u32;
+        h.feed(seg(lost + s1.len() as u32, ACK, &s2));
+        assert_eq!(h.got, vec![q0, q2]);
+        assert_eq!(h.streams.stats().gaps, 1);
+        assert_eq!(h.streams.stats().out_of_order, 0);
+        // The lost bytes showing up late are behind the stream now.
+        h.feed(seg(lost, ACK, &s1));
+        assert_eq!(h.got.len(), 2);
+        assert_eq!(h.streams.stats().retransmitted, 1);
+    }
+
+    #[test]
+    fn gap_before_implausible_bytes_still_waits() {
+        let q = query(7);
+        let bytes = framed(&[&q]);
+        let mut h = Harness::new();
+        h.feed(seg(0, TcpFlags::SYN, &[]));
+        // The second half of a message: not a plausible start.
+        h.feed(seg(1 + 10, ACK, &bytes[10..]));
+        assert_eq!(h.streams.stats().out_of_order, 1);
+        assert_eq!(h.streams.stats().gaps, 0);
+        h.feed(seg(1, ACK, &bytes[..10]));
+        assert_eq!(h.got, vec![q]);
+        // A length prefix whose header claims more records than fit.
+        let mut bogus = query(8);
+        bogus[7] = 200;
+        let mut h = Harness::new();
+        h.feed(seg(0, TcpFlags::SYN, &[]));
+        h.feed(seg(50, ACK, &framed(&[&bogus])));
+        assert_eq!(h.streams.stats().out_of_order, 1);
+        assert!(h.got.is_empty());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::attribution::{Attribution, Attributor, Inference, Path, Resolved};
 use crate::capture::RawPacket;
 use crate::config::PodConfig;
 use crate::decode::{self, PacketType, TcpSegment, Transport, UdpDatagram};
+use crate::defrag::{self, Defrag};
 use crate::dns::names::service_of;
 use crate::dns::{DnsConfig, DnsEvent, DnsTracker, Form};
 use crate::flow::{Flow, FlowKey, FlowTable, Protocol, TcpState};
@@ -62,6 +63,7 @@ pub struct Engine {
     attributor: Attributor,
     dns: DnsTracker,
     flows: FlowTable,
+    defrag: Defrag,
     local: Vec<LocalAddress>,
     now: Timestamp,
     started: bool,
@@ -101,6 +103,7 @@ impl Engine {
             .collect();
         Engine {
             flows: FlowTable::new(limits.max_flows),
+            defrag: Defrag::new(limits.max_fragment_datagrams, cfg.timeouts.ip_fragments),
             cfg,
             attributor,
             dns,
@@ -145,6 +148,11 @@ impl Engine {
 
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// The IP reassembly table (datagrams in flight, counters).
+    pub fn defrag(&self) -> &Defrag {
+        &self.defrag
     }
 
     /// Everything learned rather than configured, for the report and the log.
@@ -208,13 +216,65 @@ impl Engine {
     pub fn process(&mut self, raw: &RawPacket<'_>, sink: &mut dyn Sink) {
         self.stats.packets += 1;
         self.tick(raw.ts, sink);
-        let mut packet = match decode::decode(raw.link, raw.data) {
-            Ok(p) => p,
+        let net = match decode::decode_network(raw.link, raw.data) {
+            Ok(n) => n,
             Err(e) => {
-                self.stats.skipped += 1;
-                sink.on_event(&Event::Skipped { reason: e.reason() });
+                self.skip(e.reason(), 1, sink);
                 return;
             }
+        };
+        let reassembled: Vec<u8>;
+        let transport = match net.fragment {
+            None => decode::decode_transport(&net, net.payload, net.payload_len),
+            Some(info) => {
+                let fragment = defrag::Fragment {
+                    src: net.src,
+                    dst: net.dst,
+                    protocol: net.protocol,
+                    is_v6: net.is_v6,
+                    info,
+                    data: net.payload,
+                    wire_len: net.payload_len,
+                };
+                let mut evicted = defrag::Expired::default();
+                let outcome = self.defrag.insert(self.now, &fragment, &mut evicted);
+                if evicted.datagrams > 0 {
+                    sink.on_event(&Event::Evicted { table: "fragments" });
+                    self.skip(defrag::REASON_INCOMPLETE, evicted.fragments, sink);
+                }
+                match outcome {
+                    defrag::Outcome::Held => return,
+                    defrag::Outcome::Duplicate => {
+                        self.skip(defrag::REASON_DUPLICATE, 1, sink);
+                        return;
+                    }
+                    defrag::Outcome::Dropped { reason, fragments } => {
+                        self.skip(reason, fragments, sink);
+                        return;
+                    }
+                    defrag::Outcome::Complete { protocol, payload } => {
+                        reassembled = payload;
+                        let len = u32::try_from(reassembled.len()).unwrap_or(u32::MAX);
+                        let whole = decode::Network { protocol, ..net };
+                        decode::decode_transport(&whole, &reassembled, len)
+                    }
+                }
+            }
+        };
+        let transport = match transport {
+            Ok(t) => t,
+            Err(e) => {
+                self.skip(e.reason(), 1, sink);
+                return;
+            }
+        };
+        let mut packet = decode::Packet {
+            packet_type: net.packet_type,
+            ifindex: net.ifindex,
+            src: net.src,
+            dst: net.dst,
+            ip_len: net.ip_len,
+            transport,
         };
         if raw.packet_type.is_some() {
             packet.packet_type = raw.packet_type;
@@ -275,6 +335,14 @@ impl Engine {
         }
     }
 
+    /// Counts `count` frames skipped for `reason`.
+    fn skip(&mut self, reason: &'static str, count: u64, sink: &mut dyn Sink) {
+        for _ in 0..count {
+            self.stats.skipped += 1;
+            sink.on_event(&Event::Skipped { reason });
+        }
+    }
+
     /// Advances packet time without a packet (live capture when traffic
     /// stops), firing every timeout that is due.
     pub fn advance(&mut self, now: Timestamp, sink: &mut dyn Sink) {
@@ -285,6 +353,8 @@ impl Engine {
     pub fn finish(&mut self, sink: &mut dyn Sink) {
         let now = self.now;
         self.sweep(now, sink);
+        let incomplete = self.defrag.flush();
+        self.skip(defrag::REASON_INCOMPLETE, incomplete.fragments, sink);
         self.dns.flush(&mut self.dns_events);
         self.drain_dns(sink);
         let connect_timeout = self.cfg.timeouts.tcp_connect;
@@ -319,6 +389,8 @@ impl Engine {
     }
 
     fn sweep(&mut self, now: Timestamp, sink: &mut dyn Sink) {
+        let expired = self.defrag.expire(now);
+        self.skip(defrag::REASON_INCOMPLETE, expired.fragments, sink);
         self.dns.advance(now, &mut self.dns_events);
         self.drain_dns(sink);
         let t = self.cfg.timeouts.clone();

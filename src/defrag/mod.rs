@@ -1,0 +1,332 @@
+//! Bounded IP reassembly (IPv4 RFC 791, IPv6 RFC 8200 §4.5).
+//!
+//! DNS responses larger than the path MTU arrive as IP fragments; only the
+//! first carries the UDP header. The engine hands every fragment here (its
+//! data, byte offset, more-fragments flag) and decodes the transport layer of
+//! a datagram once all of it has arrived.
+//!
+//! A datagram is keyed by (source, destination, identification, protocol for
+//! IPv4). Its data is copied into one buffer at the fragment's offset; a list
+//! of received ranges tells when it is complete: the last fragment (more = 0)
+//! fixes the length, and the ranges must cover it without holes.
+//!
+//! Hostile input is dropped and counted, never buffered without bound:
+//! - at most `max_datagrams` in flight; a new one evicts the oldest;
+//! - at most [`MAX_DATAGRAM`] bytes and [`MAX_FRAGMENTS`] fragments each;
+//! - overlapping fragments drop the datagram (RFC 5722 for IPv6; for IPv4
+//!   an overlap is the classic evasion trick, and real stacks never send
+//!   one), an exact duplicate is ignored;
+//! - a datagram not complete `timeout_secs` (packet time) after its first
+//!   fragment is dropped;
+//! - a fragment cut by the snap length cannot be reassembled: dropped.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::decode::FragmentInfo;
+use crate::Timestamp;
+
+/// Largest reassembled payload: the IPv4 total length is 16 bits, and an
+/// IPv6 payload without a jumbo option is too.
+pub const MAX_DATAGRAM: usize = 65_535;
+/// Fragments per datagram: a 65 535-byte datagram at a 1280-byte MTU needs
+/// 52; more is someone sending 8-byte fragments to make the overlap check costly.
+pub const MAX_FRAGMENTS: usize = 128;
+
+/// Skip reason for fragments of a datagram that never completed (timeout,
+/// eviction, end of input).
+pub const REASON_INCOMPLETE: &str = "fragment";
+/// Skip reason for fragments of a datagram dropped for overlapping data.
+pub const REASON_OVERLAP: &str = "fragment_overlap";
+/// Skip reason for an exact copy of a fragment already held.
+pub const REASON_DUPLICATE: &str = "fragment_duplicate";
+/// Skip reason for fragments of a datagram dropped as malformed: too large,
+/// too many pieces, inconsistent end, cut by the snap length.
+pub const REASON_MALFORMED: &str = "fragment_malformed";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    src: IpAddr,
+    dst: IpAddr,
+    id: u32,
+    /// IPv4 protocol; 0 for IPv6, where the key is (src, dst, id) only.
+    protocol: u8,
+}
+
+#[derive(Debug)]
+struct Datagram {
+    first_seen: Timestamp,
+    data: Vec<u8>,
+    /// Received byte ranges `[start, end)`, unordered.
+    ranges: Vec<(u32, u32)>,
+    /// Payload length, once the last fragment arrived.
+    total: Option<u32>,
+    /// Protocol from the fragment at offset 0 (IPv6: its next header).
+    protocol: Option<u8>,
+}
+
+impl Datagram {
+    fn complete(&self) -> Option<u32> {
+        let total = self.total?;
+        let mut ranges = self.ranges.clone();
+        ranges.sort_unstable();
+        let mut covered = 0u32;
+        for (start, end) in ranges {
+            if start > covered {
+                return None;
+            }
+            covered = covered.max(end);
+        }
+        (covered >= total).then_some(total)
+    }
+}
+
+/// One fragment, as the engine hands it over.
+#[derive(Clone, Copy, Debug)]
+pub struct Fragment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// IPv4 protocol, or the IPv6 fragment header's next header.
+    pub protocol: u8,
+    pub is_v6: bool,
+    pub info: FragmentInfo,
+    /// Captured data.
+    pub data: &'a [u8],
+    /// Data length according to the IP header.
+    pub wire_len: u32,
+}
+
+/// What became of a fragment.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Held until the rest arrives.
+    Held,
+    /// The datagram is complete: its payload and upper-layer protocol.
+    Complete { protocol: u8, payload: Vec<u8> },
+    /// An exact copy of a fragment already held (retransmission, capture
+    /// on two interfaces).
+    Duplicate,
+    /// The fragment and every one held for its datagram were dropped;
+    /// `fragments` of them (this one included), for this skip reason.
+    Dropped {
+        reason: &'static str,
+        fragments: u64,
+    },
+}
+
+/// Datagrams that left the table without completing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub datagrams: u64,
+    pub fragments: u64,
+}
+
+/// Counters; cumulative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DefragStats {
+    pub reassembled: u64,
+    pub duplicates: u64,
+    pub overlaps: u64,
+    pub malformed: u64,
+    pub timed_out: u64,
+    pub evicted: u64,
+}
+
+/// The reassembly table.
+#[derive(Debug)]
+pub struct Defrag {
+    map: HashMap<Key, Datagram>,
+    max_datagrams: usize,
+    timeout_secs: f64,
+    stats: DefragStats,
+}
+
+impl Defrag {
+    pub fn new(max_datagrams: usize, timeout_secs: f64) -> Defrag {
+        Defrag {
+            map: HashMap::new(),
+            max_datagrams: max_datagrams.max(1),
+            timeout_secs,
+            stats: DefragStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> DefragStats {
+        self.stats
+    }
+
+    /// Datagrams in flight.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Buffered bytes across all datagrams in flight.
+    pub fn buffered_bytes(&self) -> usize {
+        self.map.values().map(|d| d.data.capacity()).sum()
+    }
+
+    /// Adds one fragment at packet time `now`. `evicted` receives the
+    /// datagram pushed out to make room, if any.
+    pub fn insert(
+        &mut self,
+        now: Timestamp,
+        frag: &Fragment<'_>,
+        evicted: &mut Expired,
+    ) -> Outcome {
+        let key = Key {
+            src: frag.src,
+            dst: frag.dst,
+            id: frag.info.id,
+            protocol: if frag.is_v6 { 0 } else { frag.protocol },
+        };
+        let start = frag.info.offset;
+        let len = frag.wire_len;
+        let end = start.saturating_add(len);
+        let malformed = frag.data.len() as u64 != u64::from(len)
+            || end as usize > MAX_DATAGRAM
+            || (frag.info.more && (len == 0 || len % 8 != 0));
+        if malformed {
+            return self.drop_datagram(&key, REASON_MALFORMED);
+        }
+        if !self.map.contains_key(&key) {
+            if self.map.len() >= self.max_datagrams {
+                *evicted = self.evict_oldest();
+            }
+            self.map.insert(
+                key,
+                Datagram {
+                    first_seen: now,
+                    data: Vec::new(),
+                    ranges: Vec::new(),
+                    total: None,
+                    protocol: None,
+                },
+            );
+        }
+        let Some(dg) = self.map.get_mut(&key) else {
+            return Outcome::Held;
+        };
+        // An exact repeat of a held fragment changes nothing.
+        if dg.ranges.contains(&(start, end))
+            && dg.data.get(start as usize..end as usize) == Some(frag.data)
+            && (frag.info.more || dg.total == Some(end))
+        {
+            self.stats.duplicates += 1;
+            return Outcome::Duplicate;
+        }
+        if dg.ranges.iter().any(|&(s, e)| start < e && s < end) {
+            return self.drop_datagram(&key, REASON_OVERLAP);
+        }
+        let inconsistent = match (frag.info.more, dg.total) {
+            // A second "last" fragment, or one ending before data already held.
+            (false, Some(_)) => true,
+            (false, None) => dg.ranges.iter().any(|&(_, e)| e > end),
+            (true, Some(total)) => end > total,
+            (true, None) => false,
+        };
+        if inconsistent || dg.ranges.len() >= MAX_FRAGMENTS {
+            return self.drop_datagram(&key, REASON_MALFORMED);
+        }
+        if !frag.info.more {
+            dg.total = Some(end);
+        }
+        if start == 0 {
+            dg.protocol = Some(frag.protocol);
+        }
+        if dg.data.len() < end as usize {
+            dg.data.resize(end as usize, 0);
+        }
+        if let Some(slot) = dg.data.get_mut(start as usize..end as usize) {
+            slot.copy_from_slice(frag.data);
+        }
+        dg.ranges.push((start, end));
+        let Some(total) = dg.complete() else {
+            return Outcome::Held;
+        };
+        let protocol = dg.protocol;
+        let Some(mut dg) = self.map.remove(&key) else {
+            return Outcome::Held;
+        };
+        match protocol {
+            Some(protocol) => {
+                self.stats.reassembled += 1;
+                dg.data.truncate(total as usize);
+                Outcome::Complete {
+                    protocol,
+                    payload: dg.data,
+                }
+            }
+            None => {
+                self.stats.malformed += 1;
+                Outcome::Dropped {
+                    reason: REASON_MALFORMED,
+                    fragments: dg.ranges.len() as u64,
+                }
+            }
+        }
+    }
+
+    /// Drops datagrams older than the timeout at `now`.
+    pub fn expire(&mut self, now: Timestamp) -> Expired {
+        let timeout = self.timeout_secs;
+        let mut out = Expired::default();
+        self.map.retain(|_, d| {
+            let keep = now.secs_since(d.first_seen) < timeout;
+            if !keep {
+                out.datagrams += 1;
+                out.fragments += d.ranges.len() as u64;
+            }
+            keep
+        });
+        self.stats.timed_out += out.datagrams;
+        out
+    }
+
+    /// End of input: every datagram still in flight is incomplete.
+    pub fn flush(&mut self) -> Expired {
+        let out = Expired {
+            datagrams: self.map.len() as u64,
+            fragments: self.map.values().map(|d| d.ranges.len() as u64).sum(),
+        };
+        self.map.clear();
+        out
+    }
+
+    fn drop_datagram(&mut self, key: &Key, reason: &'static str) -> Outcome {
+        let held = self.map.remove(key).map_or(0, |d| d.ranges.len() as u64);
+        if reason == REASON_OVERLAP {
+            self.stats.overlaps += 1;
+        } else {
+            self.stats.malformed += 1;
+        }
+        Outcome::Dropped {
+            reason,
+            fragments: held + 1,
+        }
+    }
+
+    fn evict_oldest(&mut self) -> Expired {
+        let oldest = self
+            .map
+            .iter()
+            .min_by_key(|(_, d)| d.first_seen)
+            .map(|(k, _)| *k);
+        match oldest.and_then(|k| self.map.remove(&k)) {
+            Some(d) => {
+                self.stats.evicted += 1;
+                Expired {
+                    datagrams: 1,
+                    fragments: d.ranges.len() as u64,
+                }
+            }
+            None => Expired::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
