@@ -290,3 +290,30 @@ fn bad_inputs_fail_with_one_line_naming_the_file() {
     assert_eq!(out.status.code(), Some(2), "clap rejects a bad CIDR");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn dns_names_can_be_hashed_or_dropped_from_metrics() {
+    let mut flags = SEED_FLAGS.to_vec();
+    flags.extend(["--dns-names", "drop"]);
+    let dropped = analyze("prometheus", &flags, &["seed-any.pcap"]);
+    assert!(!dropped.contains("demo-app\""), "a name leaked: {dropped}");
+    assert_eq!(value(&dropped, "podpath_connections_total{path=\"dns\",target=\"cluster_ip\",protocol=\"tcp\",dns_name=\"~redacted\""), 2.0);
+
+    let mut flags = SEED_FLAGS.to_vec();
+    flags.extend(["--dns-names", "hash", "--dns-name-salt", "s3cret"]);
+    let hashed = analyze("prometheus", &flags, &["seed-any.pcap"]);
+    let names: std::collections::BTreeSet<&str> = hashed
+        .lines()
+        .filter(|l| l.starts_with("podpath_connections_total{path=\"dns\""))
+        .filter_map(|l| l.split("dns_name=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(names.len(), 2, "two distinct pseudonyms: {names:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("h:") && n.len() == 14),
+        "{names:?}"
+    );
+    // Stable: the same salt gives the same pseudonyms.
+    assert_eq!(hashed, analyze("prometheus", &flags, &["seed-any.pcap"]));
+    // Service names are the cluster's, not the app's lookups: kept.
+    assert!(hashed.contains("service=\"demo-app\""));
+}

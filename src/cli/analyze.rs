@@ -67,7 +67,8 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
     let limits = cfg.limits.clone();
     let metrics = Arc::new(Metrics::new());
     let mut metrics_sink =
-        MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series);
+        MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series)
+            .with_names(cfg.names, &cfg.name_salt);
     let mut report = Report::new(limits.max_records);
     let mut engine = Engine::new(cfg);
     let mut first: Option<Timestamp> = None;

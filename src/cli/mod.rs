@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
-use crate::config::PodConfig;
+use crate::config::{NamePolicy, PodConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,6 +36,14 @@ pub enum Command {
     Run(run::RunArgs),
     /// Add the podpath sidecar to every pod template of Kubernetes YAML (idempotent).
     Inject(inject::InjectArgs),
+}
+
+#[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
+pub enum NamesArg {
+    #[default]
+    Keep,
+    Hash,
+    Drop,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -99,6 +107,23 @@ pub struct PodArgs {
         value_delimiter = ','
     )]
     pub exclude_ports: Vec<u16>,
+    /// How DNS names and TLS SNI appear in metrics and logs: as written, a
+    /// stable salted pseudonym (`h:…`), or dropped (`~redacted`).
+    #[arg(
+        long = "dns-names",
+        env = "PODPATH_DNS_NAMES",
+        value_enum,
+        default_value = "keep"
+    )]
+    pub dns_names: NamesArg,
+    /// Salt for `--dns-names hash` (keep it secret and stable across restarts).
+    #[arg(
+        long = "dns-name-salt",
+        env = "PODPATH_DNS_NAME_SALT",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub dns_name_salt: String,
     /// Maximum tracked flows (memory bound).
     #[arg(long, env = "PODPATH_MAX_FLOWS", default_value_t = 65_536)]
     pub max_flows: usize,
@@ -131,6 +156,12 @@ impl PodArgs {
                 .collect(),
             ndots: self.ndots,
             exclude_ports: self.exclude_ports.clone(),
+            names: match self.dns_names {
+                NamesArg::Keep => NamePolicy::Keep,
+                NamesArg::Hash => NamePolicy::Hash,
+                NamesArg::Drop => NamePolicy::Drop,
+            },
+            name_salt: self.dns_name_salt.clone(),
             ..PodConfig::default()
         };
         if let Some(path) = &self.resolv_conf {

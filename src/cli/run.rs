@@ -133,7 +133,8 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     }
 
     let limits = cfg.limits.clone();
-    let mut sink = MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series);
+    let mut sink = MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series)
+        .with_names(cfg.names, &cfg.name_salt);
     let described = PodArgs::describe(&cfg);
     let mut engine = Engine::new(cfg);
     if let Some(addr) = kube_api {

@@ -7,6 +7,39 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+/// What exported metrics and logs may say about the names the pod looks up
+/// (DNS names and TLS SNI), for environments where names are sensitive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NamePolicy {
+    /// Names as the app wrote them.
+    #[default]
+    Keep,
+    /// A stable pseudonym `h:<12 hex>` of the salted name: series stay
+    /// distinct and comparable over time, the name is not shown. Not a
+    /// cryptographic commitment: with the salt, a dictionary reverses it.
+    Hash,
+    /// Every name becomes `~redacted`.
+    Drop,
+}
+
+impl NamePolicy {
+    /// The value to export for `name`.
+    pub fn apply<'a>(self, name: &'a str, salt: &str) -> std::borrow::Cow<'a, str> {
+        use std::hash::{Hash, Hasher};
+        match self {
+            NamePolicy::Keep => std::borrow::Cow::Borrowed(name),
+            NamePolicy::Drop => std::borrow::Cow::Borrowed("~redacted"),
+            NamePolicy::Hash => {
+                // SipHash-1-3 with fixed keys: stable for a given build of podpath.
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                salt.hash(&mut h);
+                name.hash(&mut h);
+                std::borrow::Cow::Owned(format!("h:{:012x}", h.finish() & 0xffff_ffff_ffff))
+            }
+        }
+    }
+}
+
 /// Caps on every table and label set whose size is driven by traffic.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -95,6 +128,10 @@ pub struct PodConfig {
     /// Local TCP ports whose traffic is podpath's own (its metrics port):
     /// never counted as the app's.
     pub exclude_ports: Vec<u16>,
+    /// How DNS names and SNI appear in metrics and logs.
+    pub names: NamePolicy,
+    /// Salt for [`NamePolicy::Hash`].
+    pub name_salt: String,
     pub limits: Limits,
     pub timeouts: Timeouts,
 }
@@ -110,6 +147,8 @@ impl Default for PodConfig {
             search: Vec::new(),
             ndots: 5,
             exclude_ports: Vec::new(),
+            names: NamePolicy::Keep,
+            name_salt: String::new(),
             limits: Limits::default(),
             timeouts: Timeouts::default(),
         }

@@ -572,7 +572,7 @@ impl Engine {
                     sink.on_event(&Event::Rewritten { conn });
                     if let (Some(evidence), Some(name)) = (detected, a.dns_name.as_deref()) {
                         tracing::warn!(
-                            dns_name = name,
+                            dns_name = %self.cfg.names.apply(name, &self.cfg.name_salt),
                             port = dst.port(),
                             evidence,
                             "destination rewriting detected: lookups answering a ClusterIP are followed by connections to pod IPs (socket load balancing or a mesh sidecar); such connections are attributed to the looked-up name"

@@ -24,6 +24,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::attribution::Attribution;
+use crate::config::NamePolicy;
 use crate::dns::DnsEvent;
 use crate::engine::{AppProtocol, Event, Sink, SniCheck, TlsView};
 
@@ -483,6 +484,8 @@ pub struct Caps {
     series: HashMap<&'static str, HashSet<u64>>,
     empty: Label,
     overflow: Label,
+    names: NamePolicy,
+    salt: String,
 }
 
 impl Caps {
@@ -494,7 +497,16 @@ impl Caps {
             series: HashMap::new(),
             empty: Label::from_static(""),
             overflow: Label::from_static(OVERFLOW),
+            names: NamePolicy::Keep,
+            salt: String::new(),
         }
+    }
+
+    /// Applies `policy` to every `dns_name` and `sni` label.
+    pub fn with_names(mut self, policy: NamePolicy, salt: &str) -> Caps {
+        self.names = policy;
+        self.salt = salt.to_string();
+        self
     }
 
     /// The label value to use for `value`: itself while under the cap (or
@@ -509,6 +521,13 @@ impl Caps {
         if value.is_empty() {
             return self.empty.clone();
         }
+        let redacted;
+        let value = if matches!(label, "dns_name" | "sni") && self.names != NamePolicy::Keep {
+            redacted = self.names.apply(value, &self.salt);
+            &*redacted
+        } else {
+            value
+        };
         let cap = self.caps.entry((metric, label)).or_insert_with(|| Cap {
             values: HashSet::new(),
         });
@@ -557,6 +576,12 @@ impl MetricsSink {
             metrics,
             caps: Caps::new(max_label_values, max_series),
         }
+    }
+
+    /// How `dns_name` and `sni` label values are exported.
+    pub fn with_names(mut self, policy: NamePolicy, salt: &str) -> Self {
+        self.caps = self.caps.with_names(policy, salt);
+        self
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
