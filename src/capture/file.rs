@@ -53,9 +53,9 @@ struct FileReader {
 
 impl FileReader {
     fn open(path: &str) -> Result<FileReader, CaptureError> {
-        let file = File::open(path).map_err(|source| CaptureError::Io {
+        let file = File::open(path).map_err(|error| CaptureError::Io {
             path: path.to_string(),
-            source,
+            error,
         })?;
         FileReader::from_reader(path, BufReader::new(file))
     }

@@ -49,12 +49,10 @@ pub struct InterfaceStats {
 /// are not errors: they are skipped and counted by the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The I/O error is part of the message (not a `source`), so that a
+    /// report prints it once.
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{path}: not a pcap or pcapng file ({detail})")]
     NotACapture { path: String, detail: String },
     #[error("{path}: {detail}")]

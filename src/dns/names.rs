@@ -161,13 +161,20 @@ impl NameTable {
         self.answered.extend(set.addrs.iter().copied());
         let set = Arc::new(set);
         if !self.latest.contains_key(&key) && self.latest.len() >= self.capacity {
-            let oldest = self
-                .latest
-                .iter()
-                .min_by_key(|(_, s)| s.at)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                self.latest.remove(&k);
+            // Drop the oldest 1/16 at once: a flood of new names pays this
+            // O(n) scan once per capacity/16 answers, not on every one.
+            let batch = (self.capacity / 16).max(1);
+            let mut ages: Vec<Timestamp> = self.latest.values().map(|s| s.at).collect();
+            let index = batch.min(ages.len()).saturating_sub(1);
+            if let Some((_, &mut cutoff, _)) =
+                (!ages.is_empty()).then(|| ages.select_nth_unstable(index))
+            {
+                let mut removed = 0;
+                self.latest.retain(|_, s| {
+                    let drop = removed < batch && s.at <= cutoff;
+                    removed += drop as usize;
+                    !drop
+                });
             }
         }
         self.latest.insert(key, set.clone());
