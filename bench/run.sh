@@ -62,7 +62,6 @@ wait "$TCPDUMP_PID" || true
 TCPDUMP_PID=
 stop_load
 offline_packets=$(awk '/packets captured/ { print $1 }' "$OFFLINE.log")
-offline_load=$(load_summary "$WORK" | tr '\n' ';')
 blog "offline: $offline_packets packets, $(du -h "$OFFLINE" | cut -f1)"
 
 blog "offline: hyperfine, $ROUNDS rounds"
@@ -121,7 +120,8 @@ blog "memory: floods"
 [[ -s $WORK/flows.pcap ]] || python3 "$BENCH_DIR/gen_flood.py" flows "$FLOOD_FLOWS" "$WORK/flows.pcap"
 [[ -s $WORK/names.pcap ]] || python3 "$BENCH_DIR/gen_flood.py" names "$FLOOD_NAMES" "$WORK/names.pcap"
 mem() { # mem NAME CMD... -> "maxrss_kib wall_s"
-    /usr/bin/time -f '%M %e' -o "$WORK/time.txt" "$@" >"$WORK/$1.out" 2>&1 || true
+    local name=$1; shift
+    /usr/bin/time -f '%M %e' -o "$WORK/time.txt" "$@" >"$WORK/$name.out" 2>&1 || true
     cat "$WORK/time.txt"
 }
 read -r flows_engine_kib _ < <(mem flows-engine "$ENGINE_RSS" "$WORK/flows.pcap")
@@ -136,7 +136,8 @@ criterion=""
 if [[ $BENCH_CRITERION == 1 ]]; then
     blog "criterion"
     (cd "$REPO" && cargo bench --bench hot_paths -- --noplot) >"$WORK/criterion.txt" 2>&1 || true
-    criterion=$(awk '/time:/ { sub(/^ +/, ""); print prev " " $0 } { prev = $1 }' "$WORK/criterion.txt")
+    # A long benchmark name sits on its own line above its `time:` line.
+    criterion=$(awk '/time:/ { line = $0; sub(/^ +/, "", line); print ($1 == "time:" ? prev " " : "") line } { prev = $1 }' "$WORK/criterion.txt")
 fi
 
 # ------------------------------------------------------------ report
@@ -171,7 +172,7 @@ md=$RESULTS/$STAMP.md
     printf '| peak RSS, %s distinct DNS names (engine) | %s MiB | analyze: %s MiB | | <= 64 MiB | %s |\n' \
         "$FLOOD_NAMES" "$(mib "$names_engine_kib")" "$(mib "$names_analyze_kib")" "$(yes_no "$names_engine_kib <= 65536")"
     echo
-    echo "Offline load while recording: ${offline_load%;}"
+    echo "The offline capture was recorded under the same load as the live run, stopped at $OFFLINE_PACKETS packets."
     echo
     echo "Live load: ${live_load%;}; podpath saw $live_pkts packets ($pps/s), tcpdump wrote $tcpdump_pkts; podpath RSS at the end $(mib "$steady_rss") MiB."
     echo
