@@ -137,13 +137,15 @@ if [[ $BENCH_CRITERION == 1 ]]; then
     blog "criterion"
     (cd "$REPO" && cargo bench --bench hot_paths -- --noplot) >"$WORK/criterion.txt" 2>&1 || true
     # A long benchmark name sits on its own line above its `time:` line.
-    criterion=$(awk '/time:/ { line = $0; sub(/^ +/, "", line); print ($1 == "time:" ? prev " " : "") line } { prev = $1 }' "$WORK/criterion.txt")
+    criterion=$(awk '/time:/ { line = $0; sub(/^ +/, "", line); if ($1 != "change:") print ($1 == "time:" ? prev " " : "") line } { prev = $1 }' "$WORK/criterion.txt")
 fi
 
 # ------------------------------------------------------------ report
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-yes_no() { if awk -v c="$1" 'BEGIN { exit !(c) }'; then echo yes; else echo NO; fi; }
+yes_no() { # yes_no A OP B
+    if awk -v a="$1" -v b="$3" "BEGIN { exit !(a $2 b) }"; then echo yes; else echo NO; fi
+}
 r_tcpdump=$(ratio "$t_podpath" "$t_tcpdump")
 r_tshark=$(ratio "$t_tshark" "$t_podpath")
 r_cpu=$(ratio "$p_cpu" "$t_cpu")
@@ -153,24 +155,24 @@ md=$RESULTS/$STAMP.md
     echo "# Benchmark run $STAMP"
     echo
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
-    echo "podpath $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'), $(tcpdump --version 2>&1 | head -1), $(tshark --version 2>/dev/null | head -1), $(hyperfine --version)."
+    echo "podpath $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'), $(tcpdump --version 2>&1 | head -1), $(tshark --version 2>/dev/null | head -1 | sed 's/\.$//'), $(hyperfine --version)."
     echo
     echo "| metric | podpath | peer | ratio | goal | met? |"
     echo "| --- | --- | --- | --- | --- | --- |"
     printf '| offline, median of %s (%s packets) | %.3f s | tcpdump -r -w /dev/null %.3f s | %sx tcpdump | <= 1.5x | %s |\n' \
-        "$ROUNDS" "$offline_packets" "$t_podpath" "$t_tcpdump" "$r_tcpdump" "$(yes_no "$r_tcpdump <= 1.5")"
+        "$ROUNDS" "$offline_packets" "$t_podpath" "$t_tcpdump" "$r_tcpdump" "$(yes_no "$r_tcpdump" "<=" 1.5)"
     printf '| offline vs tshark | %.3f s | tshark -z dns,tree %.3f s | %sx faster | >= 20x | %s |\n' \
-        "$t_podpath" "$t_tshark" "$r_tshark" "$(yes_no "$r_tshark >= 20")"
+        "$t_podpath" "$t_tshark" "$r_tshark" "$(yes_no "$r_tshark" ">=" 20)"
     printf '| live CPU, %s s at %s packets/s | %s s | tcpdump -i any -w %s s | %sx | <= 1x | %s |\n' \
-        "$live_secs" "$pps" "$p_cpu" "$t_cpu" "$r_cpu" "$(yes_no "$r_cpu <= 1")"
-    printf '| live drops | %s | tcpdump kernel drops %s | | 0 | %s |\n' "$live_drops" "$tcpdump_kdrops" "$(yes_no "$live_drops == 0")"
+        "$live_secs" "$pps" "$p_cpu" "$t_cpu" "$r_cpu" "$(yes_no "$r_cpu" "<=" 1)"
+    printf '| live drops | %s | tcpdump kernel drops %s | | 0 | %s |\n' "$live_drops" "$tcpdump_kdrops" "$(yes_no "$live_drops" "==" 0)"
     printf '| outbound TCP connections | %s | %s distinct SYNs in tcpdump file | | exact | %s |\n' \
-        "$live_conns" "$tcpdump_conns" "$(yes_no "$live_conns == $tcpdump_conns")"
-    printf '| peak RSS at steady load (VmHWM) | %s MiB | | | <= 32 MiB | %s |\n' "$(mib "$steady_hwm")" "$(yes_no "$steady_hwm <= 32768")"
+        "$live_conns" "$tcpdump_conns" "$(yes_no "$live_conns" "==" "$tcpdump_conns")"
+    printf '| peak RSS at steady load (VmHWM) | %s MiB | | | <= 32 MiB | %s |\n' "$(mib "$steady_hwm")" "$(yes_no "$steady_hwm" "<=" 32768)"
     printf '| peak RSS, %s distinct flows (engine) | %s MiB | analyze: %s MiB | | <= 64 MiB | %s |\n' \
-        "$FLOOD_FLOWS" "$(mib "$flows_engine_kib")" "$(mib "$flows_analyze_kib")" "$(yes_no "$flows_engine_kib <= 65536")"
+        "$FLOOD_FLOWS" "$(mib "$flows_engine_kib")" "$(mib "$flows_analyze_kib")" "$(yes_no "$flows_engine_kib" "<=" 65536)"
     printf '| peak RSS, %s distinct DNS names (engine) | %s MiB | analyze: %s MiB | | <= 64 MiB | %s |\n' \
-        "$FLOOD_NAMES" "$(mib "$names_engine_kib")" "$(mib "$names_analyze_kib")" "$(yes_no "$names_engine_kib <= 65536")"
+        "$FLOOD_NAMES" "$(mib "$names_engine_kib")" "$(mib "$names_analyze_kib")" "$(yes_no "$names_engine_kib" "<=" 65536)"
     echo
     echo "The offline capture was recorded under the same load as the live run, stopped at $OFFLINE_PACKETS packets."
     echo
