@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # podpath lab: a one-node "Kubernetes" built from network namespaces.
 #
-# Everything lives in namespaces named pp-*; the root namespace's interfaces,
+# Everything lives in namespaces named pp-* (prefix: $LAB_PREFIX, default pp-); the root namespace's interfaces,
 # routes, nftables and sysctls are never touched. See lab/README.md.
 #
 #   lab.sh up               build the lab (tears down leftovers first)
@@ -14,8 +14,14 @@
 #                           (default: tests/captures next to this script's repo)
 set -euo pipefail
 
-RUN_DIR=${LAB_RUN_DIR:-/run/podpath-lab}
-NODE=pp-node
+# Prefix of every namespace, /etc/netns/<ns> directory and the run directory,
+# so several labs (CI, benchmarks) can run side by side. The default lab keeps
+# its historical run directory.
+P=${LAB_PREFIX:-pp-}
+[[ $P =~ ^[a-z][a-z0-9-]*$ ]] || { echo "lab.sh: LAB_PREFIX must match [a-z][a-z0-9-]*" >&2; exit 1; }
+if [[ $P == pp- ]]; then DEFAULT_RUN_DIR=/run/podpath-lab; else DEFAULT_RUN_DIR=/run/${P}lab; fi
+RUN_DIR=${LAB_RUN_DIR:-$DEFAULT_RUN_DIR}
+NODE=${P}node
 # Pause between walkthrough steps, seconds.
 STEP_PAUSE=${LAB_STEP_PAUSE:-0.3}
 
@@ -83,9 +89,9 @@ pod_record() { # pod_record NAME -> the PODS/EXTERNAL record
 }
 
 ns_of() { # ns_of POD -> netns name
-    local name=${1#pp-}
+    local name=${1#"$P"}
     pod_record "$name" >/dev/null || die "unknown pod '$1' (pods: $(pod_names))"
-    echo "pp-$name"
+    echo "$P$name"
 }
 
 pod_names() {
@@ -108,7 +114,7 @@ sysctl_ns() { # sysctl_ns NETNS key=value...
 
 lab_namespaces() { # every namespace this lab creates, node last
     local rec
-    for rec in "${PODS[@]}" "$EXTERNAL"; do echo "pp-$(field "$rec" 0)"; done
+    for rec in "${PODS[@]}" "$EXTERNAL"; do echo "$P$(field "$rec" 0)"; done
     echo "$NODE"
 }
 
@@ -150,7 +156,7 @@ lab_down() {
 # Files kubelet puts in every pod; `ip netns exec` bind-mounts each file of
 # /etc/netns/<ns>/ over /etc/<file>.
 write_pod_etc() { # write_pod_etc NAME K8S_NS DOMAIN IPV4
-    local name=$1 kns=$2 domain=$3 ip4=$4 dir=/etc/netns/pp-$1
+    local name=$1 kns=$2 domain=$3 ip4=$4 dir=/etc/netns/$P$1
     mkdir -p "$dir"
     if [[ $kns != - && $name != coredns ]]; then
         cat >"$dir/resolv.conf" <<EOF
@@ -187,7 +193,7 @@ make_pod() { # make_pod RECORD
     local rec=$1 name kns domain ip4 ip6 veth mac ns
     name=$(field "$rec" 0); kns=$(field "$rec" 1); domain=$(field "$rec" 2)
     ip4=$(field "$rec" 3); ip6=$(field "$rec" 4); veth=$(field "$rec" 5); mac=$(field "$rec" 6)
-    ns=pp-$name
+    ns=$P$name
     ip netns add "$ns"
     ip -n "$ns" link set lo up
     # Quiet IPv6: no DAD, no router solicitations, no SLAAC, so the captures
@@ -252,7 +258,7 @@ http {
     }
 }
 EOF
-    in_ns "pp-$name" nginx -e "$dir/error.log" -c "$dir/nginx.conf" -p "$dir"
+    in_ns "$P$name" nginx -e "$dir/error.log" -c "$dir/nginx.conf" -p "$dir"
 }
 
 # dnsmasq plays CoreDNS: authoritative for the cluster domains (unknown names
@@ -283,7 +289,7 @@ start_dns() {
             args+=(--host-record="$fqdn,$cip")
         fi
     done
-    in_ns pp-coredns dnsmasq "${args[@]}"
+    in_ns "${P}coredns" dnsmasq "${args[@]}"
 }
 
 write_nft() {
@@ -338,10 +344,10 @@ lab_up() {
     for rec in "${PODS[@]}" "$EXTERNAL"; do
         [[ $(field "$rec" 7) == nginx ]] && start_nginx "$(field "$rec" 0)"
     done
-    wait_listen pp-coredns 53 udp
-    wait_listen pp-coredns 53 tcp
+    wait_listen "${P}coredns" 53 udp
+    wait_listen "${P}coredns" 53 tcp
     for rec in "${PODS[@]}" "$EXTERNAL"; do
-        [[ $(field "$rec" 7) == nginx ]] && wait_listen "pp-$(field "$rec" 0)" 80 tcp
+        [[ $(field "$rec" 7) == nginx ]] && wait_listen "$P$(field "$rec" 0)" 80 tcp
     done
     log "up: $(pod_names) behind $NODE; run dir $RUN_DIR"
 }
@@ -366,7 +372,7 @@ pause() { sleep "$STEP_PAUSE"; }
 # and timed-out connections are part of it).
 curl_in() { # curl_in POD CURL-ARGS...
     local pod=$1 out rc; shift
-    out=$(in_ns "pp-$pod" env ${CURL_ENV:+"$CURL_ENV"} curl -s -o /dev/null -w '%{http_code} ' "$@") && rc=0 || rc=$?
+    out=$(in_ns "$P$pod" env ${CURL_ENV:+"$CURL_ENV"} curl -s -o /dev/null -w '%{http_code} ' "$@") && rc=0 || rc=$?
     log "[$pod] ${CURL_ENV:+$CURL_ENV }curl $* -> http ${out% } exit $rc"
 }
 
@@ -409,7 +415,7 @@ lab_rich() {
     curl_in checkout --connect-timeout 2 http://$BLACKHOLE_IP/; pause
     # 12. UDP that is not DNS: one statsd datagram to cart (nothing listens;
     #     cart answers with ICMP port unreachable).
-    in_ns pp-checkout bash -c 'printf "checkout.orders:1|c" >/dev/udp/10.244.2.10/8125' || true
+    in_ns "${P}checkout" bash -c 'printf "checkout.orders:1|c" >/dev/udp/10.244.2.10/8125' || true
     log "[checkout] udp 10.244.2.10:8125 statsd datagram"; pause
     # 13. Inbound: cart calls checkout through its ClusterIP.
     curl_in cart http://10.96.200.20/
@@ -454,14 +460,14 @@ lab_record() {
     # Link-up MLD reports and similar settle before recording starts.
     sleep 3
     local seed_files=("$out/seed-any.pcap" "$out/seed-any-sll1.pcap" "$out/seed-eth0.pcap")
-    start_tcpdump pp-demo-app-2 "${seed_files[0]}" -i any -y LINUX_SLL2
-    start_tcpdump pp-demo-app-2 "${seed_files[1]}" -i any -y LINUX_SLL
-    start_tcpdump pp-demo-app-2 "${seed_files[2]}" -i eth0
+    start_tcpdump "${P}demo-app-2" "${seed_files[0]}" -i any -y LINUX_SLL2
+    start_tcpdump "${P}demo-app-2" "${seed_files[1]}" -i any -y LINUX_SLL
+    start_tcpdump "${P}demo-app-2" "${seed_files[2]}" -i eth0
     wait_tcpdumps_ready "${seed_files[@]}"
     lab_seed
     stop_tcpdumps
     local rich_files=("$out/rich-any.pcap")
-    start_tcpdump pp-checkout "${rich_files[0]}" -i any -y LINUX_SLL2
+    start_tcpdump "${P}checkout" "${rich_files[0]}" -i any -y LINUX_SLL2
     wait_tcpdumps_ready "${rich_files[@]}"
     lab_rich
     stop_tcpdumps

@@ -125,7 +125,7 @@ pub struct PodArgs {
     )]
     pub dns_name_salt: String,
     /// Maximum tracked flows (memory bound).
-    #[arg(long, env = "PODPATH_MAX_FLOWS", default_value_t = 65_536)]
+    #[arg(long, env = "PODPATH_MAX_FLOWS", default_value_t = crate::config::Limits::default().max_flows)]
     pub max_flows: usize,
     /// Maximum distinct values per traffic-derived label before folding into `~other`.
     #[arg(long, env = "PODPATH_MAX_LABEL_VALUES", default_value_t = 100)]

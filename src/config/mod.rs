@@ -66,7 +66,10 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_flows: 65_536,
+            // 7/8 of 2^16: the map then fits 65 536 buckets exactly (hashbrown
+            // keeps buckets at most 7/8 full); 65 536 flows would need 131 072
+            // buckets, twice the memory, and grow through a transient of both.
+            max_flows: 57_344,
             max_label_values: 100,
             max_series: 2_000,
             max_dns_pending: 4_096,

@@ -310,7 +310,8 @@ fn form(name: &str, fqdn: &str, absolute: bool, domain: &str) -> Form {
     }
 }
 
-/// Open lookups, indexed by every candidate name they may still see, with
+/// Open lookups, indexed by every candidate name they may still see (the
+/// current one and later), with
 /// a deadline heap so that neither a query nor `expire` scans them all.
 #[derive(Debug)]
 pub struct Lookups {
@@ -378,13 +379,8 @@ impl Lookups {
 
     fn remove(&mut self, id: u64) -> Option<Open> {
         let open = self.slots.remove(&id)?;
-        for name in &open.candidates {
-            if let Some(ids) = self.by_name.get_mut(name) {
-                ids.retain(|i| *i != id);
-                if ids.is_empty() {
-                    self.by_name.remove(name);
-                }
-            }
+        for name in open.candidates.get(open.cur..).unwrap_or_default() {
+            self.unindex(name, id);
         }
         Some(open)
     }
@@ -393,14 +389,39 @@ impl Lookups {
     /// continues (moved to that candidate), if any.
     fn continued_by(&mut self, client: IpAddr, qname: &str, qtype: QType) -> Option<u64> {
         let ids = self.by_name.get(qname)?;
+        let mut hit = None;
         for id in ids {
             if let Some(o) = self.slots.get_mut(id) {
+                let before = o.cur;
                 if o.client == client && o.continues(qname, qtype) {
-                    return Some(*id);
+                    hit = Some((*id, before, o.cur));
+                    break;
                 }
             }
         }
-        None
+        let (id, before, after) = hit?;
+        // A lookup never goes back to a candidate it moved past: drop it
+        // from those names' lists, which keeps them short.
+        if after > before {
+            let passed: Vec<Arc<str>> = self
+                .slots
+                .get(&id)
+                .map(|o| o.candidates.get(before..after).unwrap_or_default().to_vec())
+                .unwrap_or_default();
+            for name in &passed {
+                self.unindex(name, id);
+            }
+        }
+        Some(id)
+    }
+
+    fn unindex(&mut self, name: &Arc<str>, id: u64) {
+        if let Some(ids) = self.by_name.get_mut(name) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.by_name.remove(name);
+            }
+        }
     }
 
     /// A new query on the wire. Returns true when an open lookup had to be
@@ -425,9 +446,13 @@ impl Lookups {
         let candidates = candidates(name, absolute, search);
         // The same client starting the same name again means an earlier
         // lookup of it that is only lingering is over: report it now rather
-        // than keep one lingering lookup per repetition.
+        // than keep one lingering lookup per repetition. That is a lookup
+        // resting at this query's name, or one of the same written name
+        // resting at any candidate (all of them are listed under the last
+        // candidate, which no lookup moves past).
         if let Some(first) = candidates.get(cur) {
-            let quiet: Vec<u64> = self
+            let last = candidates.last().unwrap_or(first);
+            let mut quiet: Vec<u64> = self
                 .by_name
                 .get(first)
                 .into_iter()
@@ -439,6 +464,23 @@ impl Lookups {
                     })
                 })
                 .collect();
+            quiet.extend(
+                self.by_name
+                    .get(last)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(|id| {
+                        self.slots.get(id).is_some_and(|o| {
+                            o.client == client
+                                && !o.outstanding()
+                                && o.absolute == absolute
+                                && &*o.name == name
+                        })
+                    }),
+            );
+            quiet.sort_unstable();
+            quiet.dedup();
             for id in quiet {
                 if let Some(o) = self.remove(id) {
                     out.push(o.finish(search));
@@ -476,7 +518,8 @@ impl Lookups {
         open.note_query(ts, qtype);
         self.next_id += 1;
         let id = self.next_id;
-        for name in &open.candidates {
+        // Indexed under the candidates it may still see: this one and later.
+        for name in open.candidates.get(open.cur..).unwrap_or_default() {
             self.by_name.entry(name.clone()).or_default().push(id);
         }
         self.slots.insert(id, open);

@@ -317,6 +317,30 @@ fn nxdomain_everywhere_reports_the_last_candidate() {
 }
 
 #[test]
+fn a_name_walked_again_ends_the_lingering_walk_before_it() {
+    let mut s = Sim::new(k8s_config());
+    s.pair(1.0, "nope.default.svc.cluster.local", None);
+    s.pair(1.01, "nope.svc.cluster.local", None);
+    s.pair(1.02, "nope.cluster.local", None);
+    s.pair(1.03, "nope", None);
+    // The same client walks the same name again within the linger time:
+    // the first walk is over and reported now, whole.
+    s.pair(1.2, "nope.default.svc.cluster.local", None);
+    let first: Vec<(u32, u32)> = s.lookups().iter().map(|l| (l.queries, l.wasted)).collect();
+    assert_eq!(first, [(8, 6)]);
+    s.pair(1.21, "nope.svc.cluster.local", None);
+    s.pair(1.22, "nope.cluster.local", None);
+    s.pair(1.23, "nope", None);
+    s.t.advance(secs(5.0), &mut s.events);
+    let all: Vec<(&str, u32, u32)> = s
+        .lookups()
+        .iter()
+        .map(|l| (&*l.name, l.queries, l.wasted))
+        .collect();
+    assert_eq!(all, [("nope", 8, 6), ("nope", 8, 6)]);
+}
+
+#[test]
 fn search_list_is_inferred_from_the_first_cluster_query() {
     let mut s = Sim::new(DnsConfig::default());
     assert!(s.t.inferred().search.is_empty());

@@ -103,18 +103,28 @@ impl Flow {
     }
 }
 
-/// Bounded map of live flows. When full, the least recently seen of a small
-/// sample is evicted (and counted) to make room.
+/// Bounded map of live flows. When full, the least recently seen flow is
+/// evicted (and counted) to make room: one scan of the table picks the
+/// oldest `capacity / 8` flows by `last_seen`, and the following insertions
+/// evict them in that order (skipping any seen again or removed since), so
+/// eviction costs O(1) amortised. (Sampling the first entries of the map
+/// instead degrades to a scan of the whole table per insertion: evictions
+/// empty the front of the map's bucket array and iteration starts there.)
 #[derive(Debug)]
 pub struct FlowTable {
     flows: HashMap<FlowKey, Flow>,
     capacity: usize,
     next_id: u64,
     pub evictions: u64,
+    /// Flows chosen for eviction with their `last_seen` at that scan; the
+    /// oldest last, so `pop` takes it.
+    victims: Vec<(FlowKey, Timestamp)>,
+    /// Reused by the scan that refills `victims`.
+    scratch: Vec<Timestamp>,
 }
 
-/// How many entries to look at when choosing one to evict.
-const EVICTION_SAMPLE: usize = 16;
+/// Largest number of flows one eviction scan picks.
+const MAX_EVICTION_BATCH: usize = 16_384;
 
 impl FlowTable {
     pub fn new(capacity: usize) -> Self {
@@ -123,7 +133,48 @@ impl FlowTable {
             capacity: capacity.max(1),
             next_id: 1,
             evictions: 0,
+            victims: Vec::new(),
+            scratch: Vec::new(),
         }
+    }
+
+    /// Removes the least recently seen flow (approximately: the oldest of
+    /// the last scan's batch that has not been seen since).
+    fn evict_one(&mut self) -> Option<Flow> {
+        for _ in 0..2 {
+            while let Some((key, seen)) = self.victims.pop() {
+                if self.flows.get(&key).is_some_and(|f| f.last_seen <= seen) {
+                    return self.flows.remove(&key);
+                }
+            }
+            self.refill_victims();
+        }
+        // Every chosen flow was seen again in between: take any.
+        let key = *self.flows.keys().next()?;
+        self.flows.remove(&key)
+    }
+
+    fn refill_victims(&mut self) {
+        let batch = (self.capacity / 8).clamp(1, MAX_EVICTION_BATCH);
+        self.scratch.clear();
+        self.scratch
+            .extend(self.flows.values().map(|f| f.last_seen));
+        if self.scratch.is_empty() {
+            return;
+        }
+        let nth = batch.min(self.scratch.len()) - 1;
+        let (_, cutoff, _) = self.scratch.select_nth_unstable(nth);
+        let cutoff = *cutoff;
+        self.victims.clear();
+        self.victims.extend(
+            self.flows
+                .iter()
+                .filter(|(_, f)| f.last_seen <= cutoff)
+                .map(|(k, f)| (*k, f.last_seen))
+                .take(batch),
+        );
+        self.victims
+            .sort_unstable_by_key(|(_, seen)| std::cmp::Reverse(*seen));
     }
 
     pub fn len(&self) -> usize {
@@ -157,14 +208,8 @@ impl FlowTable {
     ) -> (&mut Flow, Option<Flow>) {
         let mut evicted = None;
         if self.flows.len() >= self.capacity && !self.flows.contains_key(&key) {
-            let victim = self
-                .flows
-                .iter()
-                .take(EVICTION_SAMPLE)
-                .min_by_key(|(_, f)| f.last_seen)
-                .map(|(k, _)| *k);
-            if let Some(k) = victim {
-                evicted = self.flows.remove(&k);
+            evicted = self.evict_one();
+            if evicted.is_some() {
                 self.evictions += 1;
             }
         }
@@ -261,6 +306,49 @@ mod tests {
         }
         assert_eq!(t.len(), 100);
         assert_eq!(t.evictions, 900);
+    }
+
+    #[test]
+    fn eviction_takes_the_least_recently_seen_flows() {
+        let mut t = FlowTable::new(128);
+        let server = sa("10.0.0.2:80");
+        let key = |i: u32| {
+            let c = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 1024 + i as u16));
+            (FlowKey::new(Protocol::Tcp, c, server), c)
+        };
+        for i in 0..128u32 {
+            let (k, c) = key(i);
+            t.insert(
+                k,
+                Protocol::Tcp,
+                c,
+                server,
+                true,
+                TcpState::Established,
+                Timestamp(u64::from(i)),
+            );
+        }
+        // Flow 0 is seen again: the oldest is now flow 1, then 2, ...
+        if let Some(f) = t.get_mut(&key(0).0) {
+            f.last_seen = Timestamp(1_000);
+        }
+        for i in 128..132u32 {
+            let (k, c) = key(i);
+            let (_, evicted) = t.insert(
+                k,
+                Protocol::Tcp,
+                c,
+                server,
+                true,
+                TcpState::Established,
+                Timestamp(2_000),
+            );
+            let evicted = evicted.map(|f| f.initiator);
+            assert_eq!(evicted, Some(key(i - 127).1));
+        }
+        assert!(t.get_mut(&key(0).0).is_some());
+        assert_eq!(t.len(), 128);
+        assert_eq!(t.evictions, 4);
     }
 
     #[test]

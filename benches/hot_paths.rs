@@ -1,0 +1,221 @@
+//! Micro-benchmarks of the per-packet paths: `cargo bench --bench hot_paths`.
+//!
+//! - decode of one TCP frame (SLL2, IPv4, TCP with payload);
+//! - `Engine::process` of a segment on an established connection;
+//! - the DNS exchanges of `tests/captures/rich-any.pcap` (queries and
+//!   responses through the transaction and lookup trackers);
+//! - the whole capture through a fresh engine.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use podpath::capture::file::FileSource;
+use podpath::capture::{Next, PacketSource, RawPacket};
+use podpath::config::PodConfig;
+use podpath::decode::build::FrameBuilder;
+use podpath::decode::{self, LinkType, PacketType, TcpFlags, Transport};
+use podpath::engine::{Engine, NullSink};
+use podpath::Timestamp;
+
+static RICH: &[u8] = include_bytes!("../tests/captures/rich-any.pcap");
+
+struct Frame {
+    ts: Timestamp,
+    link: LinkType,
+    data: Vec<u8>,
+    orig_len: u32,
+    packet_type: Option<PacketType>,
+}
+
+impl Frame {
+    fn raw(&self, shift_nanos: u64) -> RawPacket<'_> {
+        RawPacket {
+            ts: Timestamp(self.ts.0 + shift_nanos),
+            link: self.link,
+            data: &self.data,
+            orig_len: self.orig_len,
+            packet_type: self.packet_type,
+            interface: 0,
+        }
+    }
+}
+
+fn rich_frames() -> Vec<Frame> {
+    let mut out = Vec::new();
+    let Ok(mut src) = FileSource::from_bytes("rich-any.pcap", RICH) else {
+        return out;
+    };
+    while let Ok(Next::Packet(p)) = src.next_packet() {
+        out.push(Frame {
+            ts: p.ts,
+            link: p.link,
+            data: p.data.to_vec(),
+            orig_len: p.orig_len,
+            packet_type: p.packet_type,
+        });
+    }
+    out
+}
+
+fn config() -> PodConfig {
+    PodConfig {
+        service_cidrs: vec!["10.96.0.0/12".parse().expect("CIDR")],
+        pod_cidrs: vec!["10.244.0.0/16".parse().expect("CIDR")],
+        ..PodConfig::default()
+    }
+}
+
+fn tcp_frame(
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    FrameBuilder::new(src.into(), dst.into())
+        .link(LinkType::LinuxSll2)
+        .packet_type(if src == [10, 244, 1, 20] { 4 } else { 0 })
+        .tcp(sport, dport)
+        .flags(flags)
+        .seq(seq)
+        .payload(payload)
+        .build()
+}
+
+fn raw(data: &[u8], ts: Timestamp) -> RawPacket<'_> {
+    RawPacket {
+        ts,
+        link: LinkType::LinuxSll2,
+        data,
+        orig_len: data.len() as u32,
+        packet_type: None,
+        interface: 0,
+    }
+}
+
+fn bench_decode(c: &mut Criterion) {
+    let frame = tcp_frame(
+        [10, 244, 1, 20],
+        40000,
+        [10, 96, 100, 10],
+        80,
+        TcpFlags::PSH | TcpFlags::ACK,
+        2,
+        b"GET / HTTP/1.1\r\nHost: demo-app\r\n\r\n",
+    );
+    assert!(matches!(
+        decode::decode(LinkType::LinuxSll2, &frame).map(|p| p.transport),
+        Ok(Transport::Tcp(_))
+    ));
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("tcp_frame", |b| {
+        b.iter(|| decode::decode(LinkType::LinuxSll2, black_box(&frame)).is_ok())
+    });
+    g.finish();
+}
+
+fn bench_established(c: &mut Criterion) {
+    let pod = [10, 244, 1, 20];
+    let server = [10, 96, 100, 10];
+    let mut engine = Engine::new(config());
+    let mut sink = NullSink;
+    let t0 = Timestamp::from_secs_f64(1_700_000_000.0);
+    for (i, f) in [
+        tcp_frame(pod, 40000, server, 80, TcpFlags::SYN, 1, b""),
+        tcp_frame(
+            server,
+            80,
+            pod,
+            40000,
+            TcpFlags::SYN | TcpFlags::ACK,
+            1000,
+            b"",
+        ),
+        tcp_frame(pod, 40000, server, 80, TcpFlags::ACK, 2, b""),
+    ]
+    .iter()
+    .enumerate()
+    {
+        engine.process(&raw(f, Timestamp(t0.0 + i as u64 * 1_000_000)), &mut sink);
+    }
+    let ack = tcp_frame(pod, 40000, server, 80, TcpFlags::ACK, 2, b"");
+    let mut t = t0.0 + 10_000_000;
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("established_segment", |b| {
+        b.iter(|| {
+            // 1 µs apart: the once-a-second sweep is part of the cost.
+            t += 1_000;
+            engine.process(&raw(black_box(&ack), Timestamp(t)), &mut sink);
+        })
+    });
+    g.finish();
+    assert_eq!(engine.flow_count(), 1);
+}
+
+fn bench_dns(c: &mut Criterion) {
+    let frames = rich_frames();
+    let dns: Vec<&Frame> = frames
+        .iter()
+        .filter(
+            |f| match decode::decode(f.link, &f.data).map(|p| p.transport) {
+                Ok(Transport::Udp(u)) => u.src_port == 53 || u.dst_port == 53,
+                _ => false,
+            },
+        )
+        .collect();
+    assert!(
+        dns.len() >= 20,
+        "rich-any.pcap has {} DNS frames",
+        dns.len()
+    );
+    let mut engine = Engine::new(config());
+    let mut sink = NullSink;
+    // Each pass replays the capture's DNS a minute later than the last, so
+    // transactions complete and lookups expire as they would live.
+    let mut shift = 0u64;
+    let mut g = c.benchmark_group("dns");
+    g.throughput(Throughput::Elements(dns.len() as u64));
+    g.bench_function("rich_capture_exchanges", |b| {
+        b.iter(|| {
+            shift += 60_000_000_000;
+            for f in &dns {
+                engine.process(&f.raw(shift), &mut sink);
+            }
+        })
+    });
+    g.finish();
+}
+
+fn bench_capture(c: &mut Criterion) {
+    let frames = rich_frames();
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(frames.len() as u64));
+    g.bench_function("rich_capture_whole", |b| {
+        b.iter_batched(
+            || Engine::new(config()),
+            |mut engine| {
+                let mut sink = NullSink;
+                for f in &frames {
+                    engine.process(&f.raw(0), &mut sink);
+                }
+                engine.finish(&mut sink);
+                engine
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_decode,
+    bench_established,
+    bench_dns,
+    bench_capture
+);
+criterion_main!(benches);
