@@ -28,6 +28,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY crates ./crates
+# Cargo.toml declares the criterion bench; cargo wants its file to exist.
+COPY benches ./benches
 COPY tests/captures/seed-any.pcap ./tests/captures/
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

@@ -52,7 +52,15 @@ COUNTERS_AND_GAUGES = {
     "podpath_capture_up",
     "podpath_build_info",
     "podpath_tls_connections_total",
+    "podpath_tls_sni_confirms_dns_total",
+    "podpath_tls_sni_mismatches_dns_total",
+    "podpath_grpc_requests_total",
+    "podpath_h2_streams_unread_total",
     "podpath_dns_stale_connections_total",
+    "podpath_rewritten_connections_total",
+    "podpath_destination_rewrite_detected",
+    "podpath_udp_port_unreachable_total",
+    "podpath_dns_malformed_total",
 }
 HISTOGRAMS = {
     "podpath_tcp_connect_duration_seconds",

@@ -515,6 +515,36 @@ def dns_dashboard():
         12,
         8,
     )
+    l.row("Stale answers and rewritten destinations")
+    l.add(
+        timeseries(
+            "Connections following stale DNS answers",
+            [
+                target(
+                    f"sum by (namespace, workload, dns_name, reason) (rate(podpath_dns_stale_connections_total{{{SEL}}}[{RI}]))",
+                    "{{workload}} → {{dns_name}} ({{reason}})",
+                )
+            ],
+            unit="cps",
+            description="Connections to an address the latest answer for the name no longer holds "
+            "(not_in_latest_answer) or resolved longer ago than its TTL (past_ttl): clients caching "
+            "DNS past the TTL. Runbook: docs/alerts.md#podpathstaledns.",
+        ),
+        16,
+        8,
+    )
+    l.add(
+        stat(
+            "Destination rewriting detected",
+            [target(f"max(podpath_destination_rewrite_detected{{{SEL}}})", "rewritten")],
+            description="1 when lookups answering a ClusterIP are repeatedly followed by connections "
+            "to pod IPs (socket-level load balancing or a mesh sidecar): such connections are "
+            "attributed to the looked-up name (podpath_rewritten_connections_total).",
+            thresholds=[{"color": "green", "value": None}, {"color": "orange", "value": 1}],
+        ),
+        8,
+        8,
+    )
     return dashboard(
         "podpath-dns",
         "podpath / DNS",
@@ -676,6 +706,52 @@ def tcp_http_dashboard():
                 for q, ref in ((0.5, "A"), (0.99, "B"))
             ],
             unit="s",
+        ),
+        12,
+        8,
+    )
+    l.row("TLS, HTTP/2 and gRPC")
+    l.add(
+        table(
+            "TLS connections by SNI (time range)",
+            [
+                target(
+                    "sum by (namespace, workload, path, sni, alpn) "
+                    f"(increase(podpath_tls_connections_total{{{SEL}}}[$__range])) > 0",
+                    "Connections",
+                    instant=True,
+                    table=True,
+                )
+            ],
+            {
+                "namespace": "Caller namespace",
+                "workload": "Caller",
+                "path": "Path",
+                "sni": "SNI",
+                "alpn": "ALPN",
+            },
+            description="TLS ClientHellos by server name (~none: no SNI; ~unknown: the hello was cut "
+            "before the SNI) and first ALPN protocol offered.",
+        ),
+        12,
+        8,
+    )
+    l.add(
+        timeseries(
+            "Requests by protocol",
+            [
+                target(
+                    f"sum by (protocol) (rate(podpath_http_requests_total{{{SEL}}}[{RI}]))",
+                    "{{protocol}}",
+                ),
+                target(
+                    f"sum by (grpc_status) (rate(podpath_grpc_requests_total{{{SEL}}}[{RI}]))",
+                    "grpc-status {{grpc_status}}",
+                    ref="B",
+                ),
+            ],
+            unit="reqps",
+            description="Outbound requests by protocol (http1, h2, grpc) and gRPC calls by grpc-status.",
         ),
         12,
         8,
