@@ -137,7 +137,7 @@ if [[ $BENCH_CRITERION == 1 ]]; then
     blog "criterion"
     (cd "$REPO" && cargo bench --bench hot_paths -- --noplot) >"$WORK/criterion.txt" 2>&1 || true
     # A long benchmark name sits on its own line above its `time:` line.
-    criterion=$(awk '/time:/ { line = $0; sub(/^ +/, "", line); if ($1 != "change:") print ($1 == "time:" ? prev " " : "") line } { prev = $1 }' "$WORK/criterion.txt")
+    criterion=$(awk '/time:/ { line = $0; sub(/^ +/, "", line); if (prev != "change:") print ($1 == "time:" ? prev " " : "") line } { prev = $1 }' "$WORK/criterion.txt")
 fi
 
 # ------------------------------------------------------------ report
