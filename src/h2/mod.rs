@@ -117,18 +117,7 @@ struct Fields {
 }
 
 fn method_of(v: &[u8]) -> Method {
-    match v {
-        b"GET" => Method::Get,
-        b"HEAD" => Method::Head,
-        b"POST" => Method::Post,
-        b"PUT" => Method::Put,
-        b"DELETE" => Method::Delete,
-        b"OPTIONS" => Method::Options,
-        b"PATCH" => Method::Patch,
-        b"CONNECT" => Method::Connect,
-        b"TRACE" => Method::Trace,
-        _ => Method::Other,
-    }
+    Method::from_token(v).unwrap_or(Method::Other)
 }
 
 fn small_number(v: &[u8]) -> Option<u32> {

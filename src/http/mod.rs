@@ -54,8 +54,9 @@ impl Method {
         }
     }
 
-    /// Recognises the request-line token; `None` if `token` is not one.
-    fn from_token(token: &[u8]) -> Option<Method> {
+    /// Recognises a method token (HTTP/1 request line, HTTP/2 `:method`);
+    /// `None` if `token` is not one.
+    pub(crate) fn from_token(token: &[u8]) -> Option<Method> {
         Some(match token {
             b"GET" => Method::Get,
             b"HEAD" => Method::Head,
