@@ -593,10 +593,8 @@ impl Engine {
                 local: dst,
             });
         }
-        if let Some(mut old) = evicted {
-            self.stats.flow_evictions += 1;
-            sink.on_event(&Event::Evicted { table: "flows" });
-            emit_bytes(&mut old, sink);
+        if let Some(old) = evicted {
+            evicted_flow(&mut self.stats, old, sink);
         }
         key
     }
@@ -674,10 +672,8 @@ impl Engine {
             flow.attribution = attribution;
             flow.http = Some(Box::new(Http1::new(max_pending)));
             update_tcp(flow, src, seg, now, max_pending, &self.dns, sink);
-            if let Some(mut old) = evicted {
-                self.stats.flow_evictions += 1;
-                sink.on_event(&Event::Evicted { table: "flows" });
-                emit_bytes(&mut old, sink);
+            if let Some(old) = evicted {
+                evicted_flow(&mut self.stats, old, sink);
             }
         }
     }
@@ -729,6 +725,13 @@ pub(crate) fn view<'a>(flow: &Flow, attribution: &'a Attribution) -> ConnectionV
         dst: flow.responder,
         attribution,
     }
+}
+
+/// A flow pushed out of the full table: counted, and its bytes exported.
+fn evicted_flow(stats: &mut EngineStats, mut old: Flow, sink: &mut dyn Sink) {
+    stats.flow_evictions += 1;
+    sink.on_event(&Event::Evicted { table: "flows" });
+    emit_bytes(&mut old, sink);
 }
 
 fn emit_failed(flow: &Flow, reason: FailReason, sink: &mut dyn Sink) {
