@@ -18,11 +18,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use podpath::capture::live::{LiveConfig, LiveSource};
+use podpath::capture::live::{CaptureMode, LiveConfig, LiveSource};
 use podpath::capture::{Next, PacketSource};
 use podpath::decode::PacketType;
 
 const ROLE: &str = "PODPATH_NETNS_ROLE";
+/// `ring` or `recvmsg`: every namespace test body runs once with each.
+const MODE: &str = "PODPATH_TEST_CAPTURE_MODE";
+const MODES: [&str; 2] = ["ring", "recvmsg"];
 const PEER_NS: &str = "PODPATH_NETNS_PEER";
 const A: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
 const B: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 2);
@@ -39,6 +42,23 @@ fn role() -> Role {
         Ok("inner") => Role::Inner,
         Ok("peer") => Role::Peer,
         _ => Role::Outer,
+    }
+}
+
+/// The capture mode this run of a test body uses (never `Auto`, so that a
+/// refused ring fails the test instead of falling back).
+fn mode() -> CaptureMode {
+    match std::env::var(MODE).as_deref() {
+        Ok("recvmsg") => CaptureMode::Recvmsg,
+        _ => CaptureMode::Ring,
+    }
+}
+
+/// The default configuration in this run's capture mode.
+fn base() -> LiveConfig {
+    LiveConfig {
+        mode: mode(),
+        ..LiveConfig::default()
     }
 }
 
@@ -104,13 +124,17 @@ impl Lab {
         lab
     }
 
-    /// Runs `test` inside namespace A and asserts that it ran and passed.
+    /// Runs `test` inside namespace A, once per capture mode, and asserts
+    /// that it ran and passed.
     fn run_inner(&self, test: &str) {
-        let out = this_test_in(&["ip", "netns", "exec", &self.ns], test, "inner")
-            .env(PEER_NS, &self.peer)
-            .output()
-            .expect("spawn inner test");
-        assert_ran(test, &out);
+        for mode in MODES {
+            let out = this_test_in(&["ip", "netns", "exec", &self.ns], test, "inner")
+                .env(PEER_NS, &self.peer)
+                .env(MODE, mode)
+                .output()
+                .expect("spawn inner test");
+            assert_ran(&format!("{test} ({mode})"), &out);
+        }
     }
 }
 
@@ -246,7 +270,7 @@ fn kernel_timestamps_on() -> LiveSource {
     let mut probe = LiveSource::open(&LiveConfig {
         interfaces: vec!["lo".to_string()],
         poll_interval: Duration::from_millis(10),
-        ..LiveConfig::default()
+        ..base()
     })
     .expect("open lo");
     let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -318,7 +342,7 @@ fn loopback_inner() {
     const N: usize = 25;
     let config = LiveConfig {
         interfaces: vec!["lo".to_string()],
-        ..LiveConfig::default()
+        ..base()
     };
     let _timestamps = kernel_timestamps_on();
     let mut source = LiveSource::open(&config).expect("open lo");
@@ -438,7 +462,8 @@ fn spawn_peer(test: &str) -> Child {
 
 fn veth_inner(test: &str) {
     let _timestamps = kernel_timestamps_on();
-    let mut source = LiveSource::open(&LiveConfig::default()).expect("open");
+    let mut source = LiveSource::open(&base()).expect("open");
+    assert_eq!(source.mode(), mode());
     let names: Vec<String> = source.interface_names().map(String::from).collect();
     assert_eq!(names, ["lo", "va"], "default: every interface that is up");
     let va = 1u16;
@@ -548,7 +573,8 @@ fn frames_from_several_interfaces_come_in_time_order() {
 /// alternating between the two queues.
 fn order_inner() {
     let _timestamps = kernel_timestamps_on();
-    let mut source = LiveSource::open(&LiveConfig::default()).expect("open");
+    let mut source = LiveSource::open(&base()).expect("open");
+    assert_eq!(source.mode(), mode());
     let names: Vec<String> = source.interface_names().map(String::from).collect();
     assert_eq!(names, ["lo", "va"]);
     let tx = UdpSocket::bind("0.0.0.0:0").expect("bind");
@@ -634,7 +660,7 @@ fn ipv6_inner() {
     let _timestamps = kernel_timestamps_on();
     let config = LiveConfig {
         interfaces: vec!["va".to_string()],
-        ..LiveConfig::default()
+        ..base()
     };
     let mut source = LiveSource::open(&config).expect("open va");
     let b: std::net::Ipv6Addr = "fd00:250::2".parse().expect("addr");
@@ -697,11 +723,13 @@ fn kernel_drops_are_counted_when_the_buffer_overflows() {
 
 fn drops_inner() {
     const N: u64 = 2000;
-    // The kernel raises a tiny receive buffer to its minimum (a few frames).
+    // The kernel raises a tiny receive buffer to its minimum (a few frames);
+    // the smallest ring is 4 blocks of 4 KiB (~90 of these frames).
     let config = LiveConfig {
         interfaces: vec!["lo".to_string()],
         rcvbuf: Some(1),
-        ..LiveConfig::default()
+        ring_size: 1,
+        ..base()
     };
     let _timestamps = kernel_timestamps_on();
     let mut source = LiveSource::open(&config).expect("open lo");
@@ -745,7 +773,7 @@ fn ip_fragments_of_dns_arrive_whole() {
 fn fragments_inner(test: &str) {
     let config = LiveConfig {
         interfaces: vec!["va".to_string()],
-        ..LiveConfig::default()
+        ..base()
     };
     let _timestamps = kernel_timestamps_on();
     let mut source = LiveSource::open(&config).expect("open va");
@@ -805,11 +833,15 @@ fn capture_runs_as_non_root_with_only_cap_net_raw() {
                 "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                 "--inh-caps=-all,+net_raw", "--ambient-caps=-all,+net_raw",
                 "--bounding-set=-all,+net_raw", "--"];
-            let out = WorldExecutable::new(TEST)
-                .command(&prefix, TEST, "inner")
-                .output()
-                .expect("spawn");
-            assert_ran(TEST, &out);
+            let exe = WorldExecutable::new(TEST);
+            for mode in MODES {
+                let out = exe
+                    .command(&prefix, TEST, "inner")
+                    .env(MODE, mode)
+                    .output()
+                    .expect("spawn");
+                assert_ran(&format!("{TEST} ({mode})"), &out);
+            }
         }
         Role::Peer => {}
         Role::Inner => {
@@ -824,7 +856,7 @@ fn capture_runs_as_non_root_with_only_cap_net_raw() {
             );
             let mut source = LiveSource::open(&LiveConfig {
                 interfaces: vec!["lo".to_string()],
-                ..LiveConfig::default()
+                ..base()
             })
             .expect("CAP_NET_RAW is enough to capture");
             let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -875,7 +907,7 @@ fn capture_without_cap_net_raw_names_the_capability() {
         Role::Inner => {
             let err = LiveSource::open(&LiveConfig {
                 interfaces: vec!["lo".to_string()],
-                ..LiveConfig::default()
+                ..base()
             })
             .err()
             .map(|e| e.to_string())

@@ -3,11 +3,22 @@
 //! One filtered AF_PACKET socket per interface (see `podpath_afpacket`: the
 //! classic BPF program keeps DNS whole, TCP to headers plus the first
 //! payload bytes, UDP to headers, ICMP errors, and drops the outgoing copy of
-//! loopback packets), all read by the calling thread: `poll()` over every
-//! socket with a short timeout, then one `recvmsg()` per frame, merged
-//! across interfaces in kernel timestamp order. When nothing arrives within
-//! the timeout the source yields `Next::Idle` with the wall clock, which is
-//! the same CLOCK_REALTIME the kernel stamps packets with, so the engine's
+//! loopback packets), all read by the calling thread and merged across
+//! interfaces in kernel timestamp order. Two ways to read (`CaptureMode`):
+//!
+//! - `ring` (the default, through `auto`): a TPACKET_V3 ring mapped into the
+//!   process, no system call per frame; `poll()` only once every block
+//!   handed over has been read. The kernel hands a block over when it is full
+//!   or after its retire timer (8 ms), so a frame may become visible up to
+//!   that late. With several interfaces a frame is therefore yielded only
+//!   once it is older than a hold time (`RING_HOLD`) or every other
+//!   interface has a later frame: frames still come out in time order.
+//! - `recvmsg`: one `recvmsg()` per frame, `poll()` when every socket is
+//!   empty; a frame is visible as soon as it is queued, so nothing is held.
+//!
+//! When nothing arrives within the poll interval the source yields
+//! `Next::Idle` with the wall clock (less the hold time in ring mode), the
+//! same CLOCK_REALTIME the kernel stamps packets with, so the engine's
 //! timeouts still fire when traffic stops.
 //!
 //! Frames are Ethernet (on `lo` with a zeroed header); the direction comes
@@ -26,7 +37,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pnet_datalink::NetworkInterface;
-use podpath_afpacket::{capture_filter, FilterSpec, Options, Poller, Socket};
+use podpath_afpacket::{
+    capture_filter, FilterSpec, Options, Poller, Ring, RingFrame, RingOptions, Socket,
+};
 
 use super::{CaptureError, InterfaceStats, Next, PacketSource, RawPacket};
 use crate::decode::{LinkType, PacketType};
@@ -43,16 +56,42 @@ pub const READ_BUFFER: usize = 256 * 1024;
 /// ~0.5 % of frames, 8 MiB up to 1 %, 16 MiB none. Memory is only held while
 /// the reader lags.
 pub const DEFAULT_RCVBUF: usize = 16 << 20;
+/// Default TPACKET_V3 ring per interface. The mapping stays resident (it
+/// counts in RSS). A frame costs its snap length plus ~80 bytes of headers in
+/// the ring, so at 50 000 frames/s of ~400 bytes 4 MiB holds ~200 ms of
+/// traffic while the reader is descheduled.
+pub const DEFAULT_RING_SIZE: usize = 4 << 20;
+/// How long the kernel keeps a block that is not full before handing it over.
+pub const RING_RETIRE_MS: u32 = 8;
+/// With several interfaces, how old a ring frame must be before it is
+/// yielded while another interface shows nothing later: the retire timer,
+/// twice over for timer slack, plus 16 ms for a late softirq.
+pub const RING_HOLD: Duration = Duration::from_millis(2 * RING_RETIRE_MS as u64 + 16);
 /// Default poll timeout: the longest an idle source waits before yielding
 /// `Idle`, and the longest a stop request waits to be seen.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How frames are read from the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CaptureMode {
+    /// The ring; `recvmsg` if the kernel refuses the ring (logged).
+    Auto,
+    /// A TPACKET_V3 ring mapped into the process.
+    Ring,
+    /// One `recvmsg()` per frame.
+    Recvmsg,
+}
 
 /// What to capture and how.
 #[derive(Clone, Debug)]
 pub struct LiveConfig {
     /// Interface names; empty means every interface that is up.
     pub interfaces: Vec<String>,
-    /// Socket receive buffer in bytes; `None` keeps the kernel default.
+    pub mode: CaptureMode,
+    /// Ring bytes per interface (ring mode).
+    pub ring_size: usize,
+    /// Socket receive buffer in bytes (recvmsg mode); `None` keeps the
+    /// kernel default.
     pub rcvbuf: Option<usize>,
     /// TCP payload bytes kept past the headers (HTTP/1 heads, TLS ClientHello).
     pub tcp_payload: u32,
@@ -66,6 +105,8 @@ impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
             interfaces: Vec::new(),
+            mode: CaptureMode::Auto,
+            ring_size: DEFAULT_RING_SIZE,
             rcvbuf: Some(DEFAULT_RCVBUF),
             tcp_payload: podpath_afpacket::filter::DEFAULT_TCP_PAYLOAD,
             poll_interval: DEFAULT_POLL_INTERVAL,
@@ -74,15 +115,22 @@ impl Default for LiveConfig {
     }
 }
 
+enum Reader {
+    /// Holds the head frame's bytes in `buf`.
+    Recv {
+        socket: Socket,
+        buf: Vec<u8>,
+    },
+    Ring(Ring),
+}
+
 struct Capture {
     name: String,
-    socket: Socket,
-    /// Holds the head frame's bytes.
-    buf: Vec<u8>,
-    /// The frame read ahead from this socket, not yet yielded.
+    reader: Reader,
+    /// The frame read ahead from this interface, not yet yielded.
     head: Option<Head>,
-    /// Wall-clock time at which the socket was last found empty; frames
-    /// stamped before it were all read.
+    /// Time up to which this interface is known to have no frame besides
+    /// the head: every frame stamped before it was read.
     empty_as_of: Timestamp,
     /// Cumulative PACKET_STATISTICS (the kernel resets them on each read).
     received: u64,
@@ -95,36 +143,87 @@ struct Head {
     len: usize,
     orig_len: u32,
     pkttype: u8,
+    /// Where the bytes are, for a ring.
+    ring: Option<RingFrame>,
 }
 
 impl Capture {
-    /// Reads one frame into the head; `false` if the socket was empty.
-    fn refill(&mut self) -> Result<bool, CaptureError> {
-        match self.socket.recv(&mut self.buf) {
-            Ok(Some(r)) => {
-                let ts =
-                    r.ts.map(|d| Timestamp::from_secs_nanos(d.as_secs(), d.subsec_nanos()))
-                        .unwrap_or_else(wall_clock);
-                self.head = Some(Head {
-                    ts,
-                    len: r.len,
-                    orig_len: r.orig_len,
-                    pkttype: r.pkttype,
-                });
-                Ok(true)
-            }
-            Ok(None) => {
-                self.empty_as_of = wall_clock();
-                Ok(false)
-            }
-            // The interface went down; the socket stays bound and resumes
-            // when it comes back up.
-            Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
-                tracing::warn!(interface = %self.name, "interface went down");
-                self.empty_as_of = wall_clock();
-                Ok(false)
-            }
-            Err(e) => Err(CaptureError::Live(format!("{}: recvmsg: {e}", self.name))),
+    /// Reads one frame into the head; `false` if none was visible. `hold`
+    /// is how late a frame may become visible (ring mode).
+    fn refill(&mut self, hold: Duration) -> Result<bool, CaptureError> {
+        match &mut self.reader {
+            Reader::Ring(ring) => match ring.peek() {
+                Some(f) => {
+                    self.head = Some(Head {
+                        ts: Timestamp::from_secs_nanos(f.ts.as_secs(), f.ts.subsec_nanos()),
+                        len: f.len,
+                        orig_len: f.orig_len,
+                        pkttype: f.pkttype,
+                        ring: Some(f),
+                    });
+                    Ok(true)
+                }
+                None => {
+                    self.empty_as_of = earlier(wall_clock(), hold);
+                    Ok(false)
+                }
+            },
+            Reader::Recv { socket, buf } => match socket.recv(buf) {
+                Ok(Some(r)) => {
+                    let ts =
+                        r.ts.map(|d| Timestamp::from_secs_nanos(d.as_secs(), d.subsec_nanos()))
+                            .unwrap_or_else(wall_clock);
+                    self.head = Some(Head {
+                        ts,
+                        len: r.len,
+                        orig_len: r.orig_len,
+                        pkttype: r.pkttype,
+                        ring: None,
+                    });
+                    Ok(true)
+                }
+                Ok(None) => {
+                    self.empty_as_of = wall_clock();
+                    Ok(false)
+                }
+                // The interface went down; the socket stays bound and resumes
+                // when it comes back up.
+                Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                    tracing::warn!(interface = %self.name, "interface went down");
+                    self.empty_as_of = wall_clock();
+                    Ok(false)
+                }
+                Err(e) => Err(CaptureError::Live(format!("{}: recvmsg: {e}", self.name))),
+            },
+        }
+    }
+
+    /// Done with the frame last yielded from this interface.
+    fn consumed(&mut self) {
+        if let Reader::Ring(ring) = &mut self.reader {
+            ring.advance();
+        }
+    }
+
+    fn data(&self, head: &Head) -> &[u8] {
+        match (&self.reader, &head.ring) {
+            (Reader::Ring(ring), Some(f)) => ring.data(f),
+            (Reader::Recv { buf, .. }, _) => buf.get(..head.len).unwrap_or(&[]),
+            (Reader::Ring(_), None) => &[],
+        }
+    }
+
+    fn fd(&self) -> &dyn std::os::fd::AsRawFd {
+        match &self.reader {
+            Reader::Ring(ring) => ring,
+            Reader::Recv { socket, .. } => socket,
+        }
+    }
+
+    fn stats(&self) -> io::Result<podpath_afpacket::Stats> {
+        match &self.reader {
+            Reader::Ring(ring) => ring.stats(),
+            Reader::Recv { socket, .. } => socket.stats(),
         }
     }
 }
@@ -134,6 +233,12 @@ pub struct LiveSource {
     captures: Vec<Capture>,
     poller: Poller,
     poll_interval: Duration,
+    /// How late a frame may become visible after its timestamp (zero for
+    /// recvmsg, or with one interface, where there is nothing to merge).
+    hold: Duration,
+    /// The interface whose head was yielded last: consumed on the next call.
+    yielded: Option<usize>,
+    mode: CaptureMode,
     stop: Arc<AtomicBool>,
 }
 
@@ -142,53 +247,72 @@ impl LiveSource {
     /// opened: the caller asked for all of them.
     pub fn open(config: &LiveConfig) -> Result<LiveSource, CaptureError> {
         let chosen = select_interfaces(pnet_datalink::interfaces(), &config.interfaces)?;
-        let options = Options {
-            rcvbuf: config.rcvbuf,
-        };
         let mut captures = Vec::with_capacity(chosen.len());
+        let mut mode = config.mode;
         for iface in chosen {
             let spec = FilterSpec {
                 loopback: iface.is_loopback(),
                 tcp_payload: config.tcp_payload,
             };
-            let socket = Socket::open(iface.index, &capture_filter(&spec), &options)
-                .map_err(|e| CaptureError::Live(format!("{}: {e}", iface.name)))?;
-            let granted = socket.rcvbuf().unwrap_or(0);
-            tracing::debug!(
-                interface = %iface.name,
-                ifindex = iface.index,
-                rcvbuf = granted,
-                "capture socket open"
-            );
-            // The kernel reports twice what it granted; less than twice the
-            // request means SO_RCVBUFFORCE was refused (no CAP_NET_ADMIN)
-            // and net.core.rmem_max capped the buffer.
-            if let Some(wanted) = config.rcvbuf {
-                if granted / 2 < wanted {
-                    tracing::warn!(
-                        interface = %iface.name,
-                        requested = wanted,
-                        granted = granted / 2,
-                        "capture buffer capped by net.core.rmem_max (no CAP_NET_ADMIN); \
-                         bursts may be dropped, see podpath_capture_drops_total"
-                    );
+            let filter = capture_filter(&spec);
+            let mut reader = None;
+            if mode != CaptureMode::Recvmsg {
+                let options = RingOptions::with_size(config.ring_size, RING_RETIRE_MS);
+                match Ring::open(iface.index, &filter, &options) {
+                    Ok(ring) => {
+                        tracing::debug!(
+                            interface = %iface.name,
+                            ifindex = iface.index,
+                            ring_bytes = ring.mapped_bytes(),
+                            blocks = options.block_count,
+                            "capture ring open"
+                        );
+                        mode = CaptureMode::Ring;
+                        reader = Some(Reader::Ring(ring));
+                    }
+                    Err(e @ podpath_afpacket::Error::NeedsCapNetRaw { .. }) => {
+                        return Err(CaptureError::Live(format!("{}: {e}", iface.name)))
+                    }
+                    Err(e) if mode == CaptureMode::Auto && captures.is_empty() => {
+                        tracing::warn!(
+                            interface = %iface.name,
+                            error = %e,
+                            "TPACKET_V3 ring refused; capturing with recvmsg (one system call per frame)"
+                        );
+                        mode = CaptureMode::Recvmsg;
+                    }
+                    Err(e) => return Err(CaptureError::Live(format!("{}: {e}", iface.name))),
                 }
             }
+            let reader = match reader {
+                Some(r) => r,
+                None => Reader::Recv {
+                    socket: open_socket(&iface, &filter, config.rcvbuf)?,
+                    buf: vec![0; READ_BUFFER],
+                },
+            };
             captures.push(Capture {
                 name: iface.name,
-                socket,
-                buf: vec![0; READ_BUFFER],
+                reader,
                 head: None,
                 empty_as_of: Timestamp::ZERO,
                 received: 0,
                 dropped: 0,
             });
         }
-        let poller = Poller::new(captures.iter().map(|c| &c.socket));
+        let poller = Poller::new(captures.iter().map(Capture::fd));
+        let hold = if mode == CaptureMode::Ring && captures.len() > 1 {
+            RING_HOLD
+        } else {
+            Duration::ZERO
+        };
         Ok(LiveSource {
             captures,
             poller,
             poll_interval: config.poll_interval,
+            hold,
+            yielded: None,
+            mode,
             stop: Arc::clone(&config.stop),
         })
     }
@@ -198,24 +322,67 @@ impl LiveSource {
         self.captures.iter().map(|c| c.name.as_str())
     }
 
+    /// How frames are read: `Ring` or `Recvmsg` (never `Auto`).
+    pub fn mode(&self) -> CaptureMode {
+        self.mode
+    }
+
     /// The flag that ends the capture when set.
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
     }
 }
 
+/// A recvmsg socket on `iface`, with the buffer check logged.
+fn open_socket(
+    iface: &NetworkInterface,
+    filter: &[podpath_afpacket::Instruction],
+    rcvbuf: Option<usize>,
+) -> Result<Socket, CaptureError> {
+    let socket = Socket::open(iface.index, filter, &Options { rcvbuf })
+        .map_err(|e| CaptureError::Live(format!("{}: {e}", iface.name)))?;
+    let granted = socket.rcvbuf().unwrap_or(0);
+    tracing::debug!(
+        interface = %iface.name,
+        ifindex = iface.index,
+        rcvbuf = granted,
+        "capture socket open"
+    );
+    // The kernel reports twice what it granted; less than twice the
+    // request means SO_RCVBUFFORCE was refused (no CAP_NET_ADMIN)
+    // and net.core.rmem_max capped the buffer.
+    if let Some(wanted) = rcvbuf {
+        if granted / 2 < wanted {
+            tracing::warn!(
+                interface = %iface.name,
+                requested = wanted,
+                granted = granted / 2,
+                "capture buffer capped by net.core.rmem_max (no CAP_NET_ADMIN); \
+                 bursts may be dropped, see podpath_capture_drops_total"
+            );
+        }
+    }
+    Ok(socket)
+}
+
 impl PacketSource for LiveSource {
     /// Yields frames from all interfaces in kernel timestamp order.
     ///
-    /// Each socket holds at most one frame read ahead (its head). The head
-    /// with the earliest timestamp is yielded only once every other socket
-    /// either has a head or was found empty after that timestamp: a frame
-    /// stamped earlier would have been queued by then. So a DNS answer on
-    /// `lo` is never yielded after a later SYN on `eth0`, however the two
-    /// queues filled. With one busy interface this costs one `recvmsg` per
-    /// frame, plus one finding each other socket empty per frame when the
-    /// reader keeps up.
+    /// Each interface holds at most one frame read ahead (its head). The
+    /// head with the earliest timestamp is yielded only once every other
+    /// interface either has a head or is known to hold nothing stamped
+    /// before it: a recvmsg socket found empty after that timestamp, a ring
+    /// found empty at least the hold time after it. So a DNS answer on `lo`
+    /// is never yielded after a later SYN on `eth0`, however the queues
+    /// filled. With recvmsg and one busy interface this costs one `recvmsg`
+    /// per frame, plus one finding each other socket empty; with the ring,
+    /// reading a frame is a few loads from shared memory.
     fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
+        if let Some(i) = self.yielded.take() {
+            if let Some(c) = self.captures.get_mut(i) {
+                c.consumed();
+            }
+        }
         let (i, head) = loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(Next::End);
@@ -230,35 +397,64 @@ impl PacketSource for LiveSource {
             let mut refilled = false;
             for c in &mut self.captures {
                 if c.head.is_none() && c.empty_as_of < before {
-                    refilled |= c.refill()?;
+                    refilled |= c.refill(self.hold)?;
                 }
             }
             if refilled {
                 continue;
             }
-            if let Some((_, i)) = earliest {
-                if let Some(head) = self.captures.get_mut(i).and_then(|c| c.head.take()) {
-                    break (i, head);
+            if let Some((ts, i)) = earliest {
+                // A ring that showed nothing may still have an earlier frame
+                // in a block the kernel has not handed over: wait until the
+                // head is older than the hold time, polling only the rings
+                // without a head (a held block would wake the poll at once).
+                let waiting = !self.hold.is_zero()
+                    && self
+                        .captures
+                        .iter()
+                        .any(|c| c.head.is_none() && c.empty_as_of < ts);
+                if !waiting {
+                    if let Some(head) = self.captures.get_mut(i).and_then(|c| c.head.take()) {
+                        break (i, head);
+                    }
+                    continue;
+                }
+                let ready_at = ts.0.saturating_add(self.hold.as_nanos() as u64);
+                let wait = Duration::from_nanos(ready_at.saturating_sub(wall_clock().0))
+                    .min(self.poll_interval)
+                    .max(Duration::from_millis(1));
+                for (j, c) in self.captures.iter().enumerate() {
+                    self.poller.set_enabled(j, c.head.is_none());
+                }
+                self.poller.wait(wait).map_err(live("poll"))?;
+                for c in &mut self.captures {
+                    if c.head.is_none() {
+                        c.empty_as_of = Timestamp::ZERO;
+                    }
                 }
                 continue;
             }
-            // Every socket was just found empty.
+            // Every interface was just found empty.
+            for j in 0..self.captures.len() {
+                self.poller.set_enabled(j, true);
+            }
             if self.poller.wait(self.poll_interval).map_err(live("poll"))? == 0 {
-                return Ok(Next::Idle { now: wall_clock() });
+                return Ok(Next::Idle {
+                    now: earlier(wall_clock(), self.hold),
+                });
             }
             for c in &mut self.captures {
                 c.empty_as_of = Timestamp::ZERO;
             }
         };
-        let data = self
-            .captures
-            .get(i)
-            .and_then(|c| c.buf.get(..head.len))
-            .unwrap_or(&[]);
+        self.yielded = Some(i);
+        let Some(c) = self.captures.get(i) else {
+            return Ok(Next::End);
+        };
         Ok(Next::Packet(RawPacket {
             ts: head.ts,
             link: LinkType::Ethernet,
-            data,
+            data: c.data(&head),
             orig_len: head.orig_len,
             packet_type: Some(PacketType::from_raw(u16::from(head.pkttype))),
             // `open` keeps the list within u16 (see select_interfaces).
@@ -268,13 +464,13 @@ impl PacketSource for LiveSource {
 
     /// Cumulative kernel counters per interface. `received` is
     /// PACKET_STATISTICS `tp_packets`: frames that passed the filter,
-    /// including the `dropped` ones the receive buffer had no room for (the
-    /// libpcap convention).
+    /// including the `dropped` ones the receive buffer (or ring) had no room
+    /// for (the libpcap convention).
     fn stats(&mut self) -> Vec<InterfaceStats> {
         self.captures
             .iter_mut()
             .map(|c| {
-                match c.socket.stats() {
+                match c.stats() {
                     Ok(st) => {
                         c.received = c.received.saturating_add(u64::from(st.packets));
                         c.dropped = c.dropped.saturating_add(u64::from(st.drops));
@@ -289,6 +485,11 @@ impl PacketSource for LiveSource {
             })
             .collect()
     }
+}
+
+/// `ts` less `d`, at zero at the least.
+fn earlier(ts: Timestamp, d: Duration) -> Timestamp {
+    Timestamp(ts.0.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
 }
 
 fn live(op: &'static str) -> impl Fn(io::Error) -> CaptureError {

@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
 use super::{server, PodArgs};
-use crate::capture::live::{LiveConfig, LiveSource};
+use crate::capture::live::{CaptureMode, LiveConfig, LiveSource};
 use crate::capture::{Next, PacketSource};
 use crate::engine::Engine;
 use crate::metrics::{InterfaceLabels, Metrics, MetricsSink};
@@ -46,7 +46,13 @@ pub struct RunArgs {
     /// Log filter (tracing-subscriber EnvFilter syntax).
     #[arg(long, env = "PODPATH_LOG", default_value = "info")]
     pub log: String,
-    /// Capture socket receive buffer in bytes (absorbs bursts).
+    /// How frames are read: a TPACKET_V3 ring mapped into the process (no system call per frame), one recvmsg() per frame, or auto (the ring, recvmsg if the kernel refuses it).
+    #[arg(long, env = "PODPATH_CAPTURE_MODE", value_enum, default_value = "auto")]
+    pub capture_mode: CaptureMode,
+    /// Ring bytes per interface (ring mode; resident, counts in RSS).
+    #[arg(long, env = "PODPATH_RING_SIZE", default_value_t = crate::capture::live::DEFAULT_RING_SIZE)]
+    pub ring_size: usize,
+    /// Capture socket receive buffer in bytes (recvmsg mode; absorbs bursts).
     #[arg(long, env = "PODPATH_RCVBUF", default_value_t = crate::capture::live::DEFAULT_RCVBUF)]
     pub rcvbuf: usize,
     /// TCP payload bytes kept per segment past the headers (HTTP heads, TLS ClientHello).
@@ -113,6 +119,8 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     let stop = Arc::new(AtomicBool::new(false));
     let live = LiveConfig {
         interfaces: args.interfaces.clone(),
+        mode: args.capture_mode,
+        ring_size: args.ring_size,
         rcvbuf: Some(args.rcvbuf),
         tcp_payload: args.tcp_payload,
         stop: stop.clone(),
@@ -143,6 +151,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     let missing = missing_facts(engine.config());
     tracing::info!(
         interfaces = %interfaces.join(","),
+        capture_mode = ?source.mode(),
         listen = %args.listen,
         detected = %detected.join("; "),
         config = %described.join("; "),

@@ -18,15 +18,19 @@
 //!
 //! [`Socket::recv`] uses `recvmsg(MSG_TRUNC | MSG_DONTWAIT)` and returns the
 //! direction (`sll_pkttype`), interface, timestamp and original length with
-//! the bytes. [`Socket::stats`] reads `PACKET_STATISTICS`. [`Poller`] waits on
+//! the bytes: one system call per frame. [`Ring`] is the other way in: a
+//! TPACKET_V3 ring mapped into the process (same filter, same metadata), read
+//! without a system call per frame. [`Socket::stats`] reads `PACKET_STATISTICS`. [`Poller`] waits on
 //! several sockets at once.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(rust_2018_idioms)]
 
 pub mod filter;
+mod ring;
 mod socket;
 
 pub use filter::{capture_filter, FilterSpec, Instruction};
+pub use ring::{Ring, RingFrame, RingOptions};
 pub use socket::{Options, Poller, Received, Socket, Stats};
 
 /// Frame direction values of `sll_pkttype` (<linux/if_packet.h>).

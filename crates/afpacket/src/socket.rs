@@ -72,10 +72,47 @@ impl Socket {
     /// nothing before the filter is attached; binding with ETH_P_ALL starts
     /// the capture.
     pub fn open(ifindex: u32, filter: &[Instruction], options: &Options) -> Result<Socket, Error> {
-        let ifindex_c = i32::try_from(ifindex).map_err(|_| Error::Os {
-            op: "bind(AF_PACKET)",
-            source: io::Error::from_raw_os_error(libc::ENODEV),
-        })?;
+        let socket = Socket::filtered(filter)?;
+        socket.setsockopt(
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            &1i32,
+            "setsockopt(SO_TIMESTAMPNS)",
+        )?;
+        socket.setsockopt(
+            libc::SOL_PACKET,
+            libc::PACKET_AUXDATA,
+            &1i32,
+            "setsockopt(PACKET_AUXDATA)",
+        )?;
+        if let Some(bytes) = options.rcvbuf {
+            let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
+            // SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it the plain
+            // option still gets up to net.core.rmem_max.
+            if socket
+                .setsockopt(
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    &bytes,
+                    "setsockopt(SO_RCVBUFFORCE)",
+                )
+                .is_err()
+            {
+                socket.setsockopt(
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    &bytes,
+                    "setsockopt(SO_RCVBUF)",
+                )?;
+            }
+        }
+        socket.bind(ifindex)?;
+        Ok(socket)
+    }
+
+    /// A socket with `filter` attached and nothing queued yet: protocol 0
+    /// until [`Socket::bind`].
+    pub(crate) fn filtered(filter: &[Instruction]) -> Result<Socket, Error> {
         // SAFETY: socket(2) takes no pointers; the result is checked below.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -119,40 +156,15 @@ impl Socket {
             &prog,
             "setsockopt(SO_ATTACH_FILTER)",
         )?;
-        socket.setsockopt(
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            &1i32,
-            "setsockopt(SO_TIMESTAMPNS)",
-        )?;
-        socket.setsockopt(
-            libc::SOL_PACKET,
-            libc::PACKET_AUXDATA,
-            &1i32,
-            "setsockopt(PACKET_AUXDATA)",
-        )?;
-        if let Some(bytes) = options.rcvbuf {
-            let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
-            // SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it the plain
-            // option still gets up to net.core.rmem_max.
-            if socket
-                .setsockopt(
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVBUFFORCE,
-                    &bytes,
-                    "setsockopt(SO_RCVBUFFORCE)",
-                )
-                .is_err()
-            {
-                socket.setsockopt(
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVBUF,
-                    &bytes,
-                    "setsockopt(SO_RCVBUF)",
-                )?;
-            }
-        }
+        Ok(socket)
+    }
 
+    /// Binds to interface `ifindex` with ETH_P_ALL, which starts the capture.
+    pub(crate) fn bind(&self, ifindex: u32) -> Result<(), Error> {
+        let ifindex_c = i32::try_from(ifindex).map_err(|_| Error::Os {
+            op: "bind(AF_PACKET)",
+            source: io::Error::from_raw_os_error(libc::ENODEV),
+        })?;
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
@@ -161,7 +173,7 @@ impl Socket {
         // SAFETY: `addr` is a valid sockaddr_ll and the length passed is its size.
         let rc = unsafe {
             libc::bind(
-                socket.fd.as_raw_fd(),
+                self.fd.as_raw_fd(),
                 (&addr as *const libc::sockaddr_ll).cast::<libc::sockaddr>(),
                 size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
@@ -172,10 +184,10 @@ impl Socket {
                 source: io::Error::last_os_error(),
             });
         }
-        Ok(socket)
+        Ok(())
     }
 
-    fn setsockopt<T>(
+    pub(crate) fn setsockopt<T>(
         &self,
         level: i32,
         name: i32,
@@ -357,7 +369,7 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub fn new<'a>(sockets: impl IntoIterator<Item = &'a Socket>) -> Poller {
+    pub fn new<'a, S: AsRawFd + ?Sized + 'a>(sockets: impl IntoIterator<Item = &'a S>) -> Poller {
         Poller {
             fds: sockets
                 .into_iter()
@@ -388,6 +400,17 @@ impl Poller {
             return Err(err);
         }
         Ok(rc as usize)
+    }
+
+    /// Includes socket `i` (in the order given to `new`) in the next waits,
+    /// or leaves it out (poll(2) skips a negative descriptor): a ring whose
+    /// visible frames are still held would otherwise wake every wait at once.
+    pub fn set_enabled(&mut self, i: usize, enabled: bool) {
+        if let Some(fd) = self.fds.get_mut(i) {
+            let raw = if fd.fd < 0 { !fd.fd } else { fd.fd };
+            fd.fd = if enabled { raw } else { !raw };
+            fd.revents = 0;
+        }
     }
 
     /// Whether socket `i` (in the order given to `new`) had an event in the

@@ -1,0 +1,436 @@
+//! A TPACKET_V3 receive ring: the kernel writes frames straight into memory
+//! shared with the process, packed into blocks, and hands a block over when
+//! it is full or when its retire timer fires. Reading costs no system call
+//! per frame; the process sleeps in `poll` only when every block it owns has
+//! been read and given back. This is what libpcap (so tcpdump) uses.
+//!
+//! Layout (<linux/if_packet.h>): the mapping is `block_count` blocks of
+//! `block_size` bytes. Each block starts with a `tpacket_block_desc` whose
+//! `block_status` says who owns it (`TP_STATUS_KERNEL` or
+//! `TP_STATUS_USER`), how many frames it holds and where the first one is.
+//! Each frame is a `tpacket3_hdr` (timestamp, captured and original length,
+//! offset of the frame data, offset of the next frame), then a `sockaddr_ll`
+//! (direction in `sll_pkttype`), then the frame bytes. Blocks are handed over
+//! in order, so the reader walks them round-robin.
+//!
+//! Everything the kernel writes is checked against the block's bounds before
+//! a slice is made of it: a corrupt header ends the block (counted in
+//! [`Ring::bad_blocks`]) instead of reading out of bounds.
+
+use std::ffi::c_void;
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use crate::filter::Instruction;
+use crate::socket::{Socket, Stats};
+use crate::Error;
+
+/// `TPACKET_V3` in `enum tpacket_versions`.
+const TPACKET_V3: i32 = 2;
+
+/// Size of the ring and how long the kernel keeps a block that is not full.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RingOptions {
+    /// Bytes per block: a power of two, at least one page. A frame larger
+    /// than a block (less its header) is cut to fit, its original length
+    /// still reported.
+    pub block_size: u32,
+    /// Blocks in the ring; `block_size * block_count` bytes are mapped and
+    /// stay resident (they count in the process's RSS).
+    pub block_count: u32,
+    /// Milliseconds after which the kernel hands over a block that holds
+    /// frames but is not full (`tp_retire_blk_tov`): the longest a frame
+    /// waits before the reader can see it, timer slack aside.
+    pub retire_ms: u32,
+}
+
+impl Default for RingOptions {
+    /// 4 MiB: 32 blocks of 128 KiB, retired after 8 ms.
+    fn default() -> Self {
+        RingOptions {
+            block_size: 128 << 10,
+            block_count: 32,
+            retire_ms: 8,
+        }
+    }
+}
+
+impl RingOptions {
+    /// `bytes` of ring in blocks of up to 128 KiB (at least 4 blocks, each a
+    /// power of two of at least 4 KiB), retired after `retire_ms`.
+    pub fn with_size(bytes: usize, retire_ms: u32) -> RingOptions {
+        let bytes = bytes.clamp(16 << 10, 1 << 30);
+        let mut block_size: usize = 128 << 10;
+        while block_size > 4096 && bytes / block_size < 4 {
+            block_size /= 2;
+        }
+        RingOptions {
+            block_size: block_size as u32,
+            block_count: (bytes / block_size).max(1) as u32,
+            retire_ms,
+        }
+    }
+
+    /// Total bytes mapped.
+    pub fn bytes(&self) -> usize {
+        self.block_size as usize * self.block_count as usize
+    }
+}
+
+/// One frame in the ring; its bytes stay valid until [`Ring::advance`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingFrame {
+    /// Offset of the frame bytes from the start of the mapping.
+    start: usize,
+    /// Bytes captured (after the filter's snap length cut).
+    pub len: usize,
+    /// Length of the frame on the wire (`tp_len`).
+    pub orig_len: u32,
+    /// `sll_pkttype`.
+    pub pkttype: u8,
+    /// Kernel timestamp (CLOCK_REALTIME) since the Unix epoch.
+    pub ts: Duration,
+    /// Offset of the next frame from this one's header (0: last).
+    next: u32,
+}
+
+/// Where the reader is in the block it owns.
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    /// Offset of the current frame's header within the block.
+    offset: usize,
+    /// Frames left in the block, the current one included.
+    remaining: u32,
+}
+
+/// A socket with a TPACKET_V3 receive ring mapped.
+#[derive(Debug)]
+pub struct Ring {
+    socket: Socket,
+    map: NonNull<u8>,
+    block_size: usize,
+    block_count: usize,
+    /// The block the reader is on (owned by us while `cursor` is set).
+    block: usize,
+    cursor: Option<Cursor>,
+    /// The current frame, parsed, until `advance`.
+    head: Option<RingFrame>,
+    bad_blocks: u64,
+}
+
+// SAFETY: the mapping is owned by this value alone (no other handle to it
+// exists in the process) and is only read through `&self`/`&mut self`; the
+// kernel side synchronises through the block status word.
+unsafe impl Send for Ring {}
+
+const BLOCK_DESC: usize = size_of::<libc::tpacket_block_desc>();
+const FRAME_HDR: usize = size_of::<libc::tpacket3_hdr>();
+/// `TPACKET_ALIGN(sizeof(struct tpacket3_hdr))`: where the `sockaddr_ll` is.
+const SLL_OFFSET: usize = (FRAME_HDR + 15) & !15;
+/// Offset of `sll_pkttype` in `sockaddr_ll`.
+const SLL_PKTTYPE: usize = 10;
+
+impl Ring {
+    /// Opens a socket on `ifindex` with `filter`, maps a TPACKET_V3 ring of
+    /// `options`, then binds (which starts the capture).
+    pub fn open(
+        ifindex: u32,
+        filter: &[Instruction],
+        options: &RingOptions,
+    ) -> Result<Ring, Error> {
+        let bs = options.block_size;
+        if bs < 4096 || !bs.is_power_of_two() || options.block_count == 0 {
+            return Err(Error::Os {
+                op: "PACKET_RX_RING: block size must be a power of two >= 4096, blocks >= 1",
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
+        let socket = Socket::filtered(filter)?;
+        socket.setsockopt(
+            libc::SOL_PACKET,
+            libc::PACKET_VERSION,
+            &TPACKET_V3,
+            "setsockopt(PACKET_VERSION, TPACKET_V3)",
+        )?;
+        // Frames are variable-sized in V3; the frame size only has to divide
+        // the block and satisfy the kernel's arithmetic checks.
+        let frame_size: u32 = 2048;
+        let req = libc::tpacket_req3 {
+            tp_block_size: bs,
+            tp_block_nr: options.block_count,
+            tp_frame_size: frame_size,
+            tp_frame_nr: (bs / frame_size) * options.block_count,
+            tp_retire_blk_tov: options.retire_ms.max(1),
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        socket.setsockopt(
+            libc::SOL_PACKET,
+            libc::PACKET_RX_RING,
+            &req,
+            "setsockopt(PACKET_RX_RING)",
+        )?;
+        let len = options.bytes();
+        // SAFETY: a fresh shared mapping of the ring the kernel just
+        // allocated for this descriptor; no address hint, the length is the
+        // ring's size; the result is checked against MAP_FAILED.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                socket.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(Error::Os {
+                op: "mmap(PACKET_RX_RING)",
+                source: io::Error::last_os_error(),
+            });
+        }
+        let map = NonNull::new(ptr.cast::<u8>()).ok_or(Error::Os {
+            op: "mmap(PACKET_RX_RING)",
+            source: io::Error::from_raw_os_error(libc::ENOMEM),
+        })?;
+        let ring = Ring {
+            socket,
+            map,
+            block_size: bs as usize,
+            block_count: options.block_count as usize,
+            block: 0,
+            cursor: None,
+            head: None,
+            bad_blocks: 0,
+        };
+        ring.socket.bind(ifindex)?;
+        Ok(ring)
+    }
+
+    /// The status word of block `i`, shared with the kernel.
+    fn status(&self, i: usize) -> &AtomicU32 {
+        // SAFETY: `i < block_count`, so the block descriptor lies within the
+        // mapping; the status word is the first u32 of `tpacket_hdr_v1`,
+        // 4-aligned (blocks are page-aligned), and the kernel accesses it
+        // only as a whole word, so viewing it as an atomic is sound.
+        unsafe {
+            &*self
+                .map
+                .as_ptr()
+                .add(i * self.block_size + 8)
+                .cast::<AtomicU32>()
+        }
+    }
+
+    /// Reads a u32 the kernel wrote at `offset` from the mapping start.
+    /// Only called on blocks the reader owns (status USER, acquired), which
+    /// the kernel does not write until they are given back.
+    fn read_u32(&self, offset: usize) -> u32 {
+        debug_assert!(offset + 4 <= self.block_size * self.block_count);
+        // SAFETY: callers keep `offset + 4` within the mapping (checked
+        // against the block bounds); the block is owned by the reader, so
+        // nothing writes it concurrently.
+        unsafe { self.map.as_ptr().add(offset).cast::<u32>().read_unaligned() }
+    }
+
+    fn read_u16(&self, offset: usize) -> u16 {
+        debug_assert!(offset + 2 <= self.block_size * self.block_count);
+        // SAFETY: as `read_u32`.
+        unsafe { self.map.as_ptr().add(offset).cast::<u16>().read_unaligned() }
+    }
+
+    fn read_u8(&self, offset: usize) -> u8 {
+        debug_assert!(offset < self.block_size * self.block_count);
+        // SAFETY: as `read_u32`.
+        unsafe { self.map.as_ptr().add(offset).read() }
+    }
+
+    /// Gives the current block back to the kernel and moves to the next.
+    fn release(&mut self) {
+        self.status(self.block)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.cursor = None;
+        self.head = None;
+        self.block = (self.block + 1) % self.block_count;
+    }
+
+    /// The next frame, without consuming it; `None` when the kernel has
+    /// handed over nothing more. Call [`Ring::advance`] once done with it.
+    pub fn peek(&mut self) -> Option<RingFrame> {
+        // At most one pass over the ring: empty or corrupt blocks are given
+        // back and skipped.
+        for _ in 0..=self.block_count {
+            if let Some(head) = self.head {
+                return Some(head);
+            }
+            match self.cursor {
+                Some(c) if c.remaining > 0 => match self.parse(c.offset) {
+                    Some(frame) => {
+                        self.head = Some(frame);
+                        return Some(frame);
+                    }
+                    None => {
+                        self.bad_blocks += 1;
+                        self.release();
+                    }
+                },
+                Some(_) => self.release(),
+                None => {
+                    if self.status(self.block).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+                        return None;
+                    }
+                    let base = self.block * self.block_size;
+                    // tpacket_hdr_v1: block_status, num_pkts, offset_to_first_pkt.
+                    let num_pkts = self.read_u32(base + 12);
+                    let first = self.read_u32(base + 16) as usize;
+                    self.cursor = Some(Cursor {
+                        offset: first,
+                        remaining: num_pkts,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Parses the frame header at `offset` within the current block, or
+    /// `None` if anything in it points outside the block.
+    fn parse(&self, offset: usize) -> Option<RingFrame> {
+        let bs = self.block_size;
+        if offset < BLOCK_DESC || offset.checked_add(SLL_OFFSET + SLL_PKTTYPE + 1)? > bs {
+            return None;
+        }
+        let at = self.block * bs + offset;
+        // tpacket3_hdr: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len,
+        // tp_status, tp_mac (u16), tp_net (u16).
+        let next = self.read_u32(at);
+        let sec = self.read_u32(at + 4);
+        let nsec = self.read_u32(at + 8);
+        let snaplen = self.read_u32(at + 12) as usize;
+        let orig_len = self.read_u32(at + 16);
+        let mac = usize::from(self.read_u16(at + 24));
+        let pkttype = self.read_u8(at + SLL_OFFSET + SLL_PKTTYPE);
+        let end = offset.checked_add(mac)?.checked_add(snaplen)?;
+        if mac < SLL_OFFSET || end > bs || nsec >= 1_000_000_000 {
+            return None;
+        }
+        Some(RingFrame {
+            start: at + mac,
+            len: snaplen,
+            orig_len: orig_len.max(snaplen as u32),
+            pkttype,
+            ts: Duration::new(u64::from(sec), nsec),
+            next,
+        })
+    }
+
+    /// The bytes of `frame`, which must be the one [`Ring::peek`] returned
+    /// last (before any [`Ring::advance`]).
+    pub fn data(&self, frame: &RingFrame) -> &[u8] {
+        if self.head.as_ref() != Some(frame) {
+            return &[];
+        }
+        // SAFETY: `parse` checked `start + len` against the bounds of the
+        // current block, which the reader owns until `advance` releases it
+        // (`advance` takes `&mut self`, so the slice cannot outlive that).
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(frame.start), frame.len) }
+    }
+
+    /// Consumes the frame [`Ring::peek`] returned; gives the block back
+    /// when it was the last one.
+    pub fn advance(&mut self) {
+        let (Some(head), Some(c)) = (self.head.take(), self.cursor.as_mut()) else {
+            return;
+        };
+        c.remaining = c.remaining.saturating_sub(1);
+        if c.remaining == 0 || head.next == 0 {
+            if c.remaining != 0 {
+                self.bad_blocks += 1;
+            }
+            self.release();
+        } else {
+            c.offset = c.offset.saturating_add(head.next as usize);
+        }
+    }
+
+    /// Blocks found corrupt (a header pointing out of the block) and skipped.
+    pub fn bad_blocks(&self) -> u64 {
+        self.bad_blocks
+    }
+
+    /// PACKET_STATISTICS since the previous read: frames that passed the
+    /// filter (including dropped ones) and frames dropped because every
+    /// block was still held by the reader.
+    pub fn stats(&self) -> io::Result<Stats> {
+        self.socket.stats()
+    }
+
+    /// Bytes mapped.
+    pub fn mapped_bytes(&self) -> usize {
+        self.block_size * self.block_count
+    }
+}
+
+impl AsRawFd for Ring {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `open`, with its length; no slice of
+        // it can outlive `self`.
+        unsafe {
+            libc::munmap(
+                self.map.as_ptr().cast::<c_void>(),
+                self.block_size * self.block_count,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_sizes_are_powers_of_two_blocks() {
+        let r = RingOptions::with_size(4 << 20, 8);
+        assert_eq!((r.block_size, r.block_count), (128 << 10, 32));
+        let r = RingOptions::with_size(16 << 10, 8);
+        assert_eq!((r.block_size, r.block_count), (4096, 4));
+        let r = RingOptions::with_size(100 << 10, 8);
+        assert_eq!((r.block_size, r.block_count), (16 << 10, 6));
+        let r = RingOptions::with_size(1, 8);
+        assert_eq!(r.bytes(), 16 << 10);
+    }
+
+    #[test]
+    fn header_layout_matches_the_kernel() {
+        assert_eq!(FRAME_HDR, 48);
+        assert_eq!(SLL_OFFSET, 48);
+        assert_eq!(BLOCK_DESC, 48);
+        assert_eq!(
+            std::mem::offset_of!(libc::sockaddr_ll, sll_pkttype),
+            SLL_PKTTYPE
+        );
+        assert_eq!(std::mem::offset_of!(libc::tpacket3_hdr, tp_mac), 24);
+        assert_eq!(std::mem::offset_of!(libc::tpacket3_hdr, tp_len), 16);
+    }
+
+    #[test]
+    fn bad_options_are_refused_before_any_socket() {
+        let o = RingOptions {
+            block_size: 5000,
+            block_count: 4,
+            retire_ms: 8,
+        };
+        assert!(Ring::open(1, &[], &o).is_err());
+    }
+}
