@@ -17,6 +17,8 @@ POD_IP=10.244.1.20
 METRICS_ADDR=127.0.0.1:9809
 PODPATH=${PODPATH:-${CARGO_TARGET_DIR:-$REPO/target}/release/podpath}
 PODPATH_FLAGS=(--service-cidr 10.96.0.0/12 --pod-cidr 10.244.0.0/16)
+# Flags only `podpath run` takes (the capture mode).
+PODPATH_RUN_FLAGS=()
 
 # The load (README of bench/ and BENCHMARKS.md describe it). Two wrk
 # processes on keep-alive connections (one through the DNS name, one through
@@ -117,7 +119,7 @@ load_summary() { # load_summary DIR : one line per generator
 # podpath run in the pod; sets PODPATH_PID (ip netns exec and env exec, so $! is
 # podpath itself; a shell function here would put a subshell in between).
 start_podpath() { # start_podpath LOGFILE
-    ip netns exec "$POD_NS" env POD_IP="$POD_IP" POD_NAMESPACE=default "$PODPATH" run "${PODPATH_FLAGS[@]}" \
+    ip netns exec "$POD_NS" env POD_IP="$POD_IP" POD_NAMESPACE=default "$PODPATH" run "${PODPATH_FLAGS[@]}" "${PODPATH_RUN_FLAGS[@]}" \
         --listen "$METRICS_ADDR" --log warn >"$1" 2>&1 &
     PODPATH_PID=$!
     local _
@@ -167,4 +169,43 @@ status_kib() { # status_kib PID FIELD (VmRSS, VmHWM)
 # the pod (or on loopback), podpath's metrics port excluded.
 count_syns() { # count_syns FILE
     python3 "$BENCH_DIR/count_syns.py" --src "$POD_IP" --exclude-port "${METRICS_ADDR##*:}" "$1"
+}
+
+# `podpath run` and `tcpdump -i any -w` side by side in the pod for
+# LIVE_SECONDS of the load, in capture MODE; results in L[MODE,*]. Needs WORK
+# and the lab up.
+declare -A L
+live_measure() { # live_measure MODE
+    local mode=$1 m0 m1 p_cpu0 p_cpu1 t_cpu0 t_cpu1 t0 t1 live
+    sleep 3
+    blog "live ($mode): ${LIVE_SECONDS}s, podpath run and tcpdump side by side"
+    live=$WORK/live-$mode.pcap
+    rm -f "$live"
+    PODPATH_RUN_FLAGS=(--capture-mode "$mode")
+    start_podpath "$WORK/podpath-$mode.log"
+    start_tcpdump "$live"
+    m0=$(scrape)
+    p_cpu0=$(cpu_seconds "$PODPATH_PID"); t_cpu0=$(cpu_seconds "$TCPDUMP_PID")
+    t0=$(date +%s.%N)
+    start_load "$LIVE_SECONDS" "$WORK"
+    wait_load
+    sleep 3
+    p_cpu1=$(cpu_seconds "$PODPATH_PID"); t_cpu1=$(cpu_seconds "$TCPDUMP_PID")
+    t1=$(date +%s.%N)
+    m1=$(scrape)
+    L[$mode,load]=$(load_summary "$WORK" | tr '\n' ';')
+    L[$mode,hwm]=$(status_kib "$PODPATH_PID" VmHWM)
+    L[$mode,rss]=$(status_kib "$PODPATH_PID" VmRSS)
+    stop_pid "$TCPDUMP_PID"; TCPDUMP_PID=
+    stop_pid "$PODPATH_PID"; PODPATH_PID=
+    L[$mode,pkts]=$(($(metric_sum "$m1" podpath_capture_packets_total) - $(metric_sum "$m0" podpath_capture_packets_total)))
+    L[$mode,drops]=$(metric_sum "$m1" podpath_capture_drops_total)
+    L[$mode,conns]=$(($(metric_sum "$m1" podpath_connections_total 'protocol="tcp"') - $(metric_sum "$m0" podpath_connections_total 'protocol="tcp"')))
+    L[$mode,tconns]=$(count_syns "$live")
+    L[$mode,tpkts]=$(awk '/packets captured/ { print $1 }' "$live.log")
+    L[$mode,tkdrops]=$(awk '/dropped by kernel/ { print $1 }' "$live.log")
+    L[$mode,secs]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+    L[$mode,cpu]=$(awk -v a="$p_cpu0" -v b="$p_cpu1" 'BEGIN { printf "%.2f", b - a }')
+    L[$mode,tcpu]=$(awk -v a="$t_cpu0" -v b="$t_cpu1" 'BEGIN { printf "%.2f", b - a }')
+    rm -f "$live"
 }

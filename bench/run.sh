@@ -8,9 +8,10 @@
 #    `tcpdump -r FILE -w /dev/null` and `tshark -n -r FILE -q -z dns,tree`
 #    in turn with hyperfine (BENCH_ROUNDS rounds, default 7);
 # 4. live: `podpath run` and `tcpdump -i any -w FILE` side by side in the pod
-#    for LIVE_SECONDS (30) of the same load: CPU seconds of both, podpath's
-#    drops, its outbound TCP connections against the SYNs in tcpdump's file,
-#    podpath's peak RSS;
+#    for LIVE_SECONDS (30) of the same load, once per capture mode in
+#    LIVE_MODES ("ring recvmsg"): CPU seconds of both, podpath's drops, its
+#    outbound TCP connections against the SYNs in tcpdump's file, podpath's
+#    peak RSS;
 # 5. memory: generated floods (1M distinct flows, 100k distinct DNS names)
 #    through the engine (engine_rss) and through `podpath analyze`;
 # 6. criterion micro-benchmarks (BENCH_CRITERION=0 skips them);
@@ -22,6 +23,7 @@ source "$(dirname "$0")/lib.sh"
 ROUNDS=${BENCH_ROUNDS:-7}
 OFFLINE_PACKETS=${OFFLINE_PACKETS:-200000}
 LIVE_SECONDS=${LIVE_SECONDS:-30}
+LIVE_MODES=${LIVE_MODES:-ring recvmsg}
 FLOOD_FLOWS=${FLOOD_FLOWS:-1000000}
 FLOOD_NAMES=${FLOOD_NAMES:-100000}
 BENCH_CRITERION=${BENCH_CRITERION:-1}
@@ -83,36 +85,11 @@ if command -v perf >/dev/null; then
 fi
 
 # ------------------------------------------------------------ live
-sleep 3
-blog "live: ${LIVE_SECONDS}s, podpath run and tcpdump side by side"
-LIVE=$WORK/live.pcap
-rm -f "$LIVE"
-start_podpath "$WORK/podpath.log"
-start_tcpdump "$LIVE"
-m0=$(scrape)
-p_cpu0=$(cpu_seconds "$PODPATH_PID"); t_cpu0=$(cpu_seconds "$TCPDUMP_PID")
-t0=$(date +%s.%N)
-start_load "$LIVE_SECONDS" "$WORK"
-wait_load
-sleep 3
-p_cpu1=$(cpu_seconds "$PODPATH_PID"); t_cpu1=$(cpu_seconds "$TCPDUMP_PID")
-t1=$(date +%s.%N)
-m1=$(scrape)
-live_load=$(load_summary "$WORK" | tr '\n' ';')
-steady_hwm=$(status_kib "$PODPATH_PID" VmHWM)
-steady_rss=$(status_kib "$PODPATH_PID" VmRSS)
-stop_pid "$TCPDUMP_PID"; TCPDUMP_PID=
-stop_pid "$PODPATH_PID"; PODPATH_PID=
-live_pkts=$(($(metric_sum "$m1" podpath_capture_packets_total) - $(metric_sum "$m0" podpath_capture_packets_total)))
-live_drops=$(metric_sum "$m1" podpath_capture_drops_total)
-live_conns=$(($(metric_sum "$m1" podpath_connections_total 'protocol="tcp"') - $(metric_sum "$m0" podpath_connections_total 'protocol="tcp"')))
-tcpdump_conns=$(count_syns "$LIVE")
-tcpdump_pkts=$(awk '/packets captured/ { print $1 }' "$LIVE.log")
-tcpdump_kdrops=$(awk '/dropped by kernel/ { print $1 }' "$LIVE.log")
-live_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-p_cpu=$(awk -v a="$p_cpu0" -v b="$p_cpu1" 'BEGIN { printf "%.2f", b - a }')
-t_cpu=$(awk -v a="$t_cpu0" -v b="$t_cpu1" 'BEGIN { printf "%.2f", b - a }')
-rm -f "$LIVE"
+# One run per capture mode (LIVE_MODES), each with its own tcpdump beside it.
+for mode in $LIVE_MODES; do
+    live_measure "$mode"
+done
+PODPATH_RUN_FLAGS=()
 "$LAB" down
 
 # ------------------------------------------------------------ memory
@@ -148,8 +125,7 @@ yes_no() { # yes_no A OP B
 }
 r_tcpdump=$(ratio "$t_podpath" "$t_tcpdump")
 r_tshark=$(ratio "$t_tshark" "$t_podpath")
-r_cpu=$(ratio "$p_cpu" "$t_cpu")
-pps=$(awk -v n="$live_pkts" -v s="$live_secs" 'BEGIN { printf "%.0f", n / s }')
+pps() { awk -v n="${L[$1,pkts]}" -v s="${L[$1,secs]}" 'BEGIN { printf "%.0f", n / s }'; }
 md=$RESULTS/$STAMP.md
 {
     echo "# Benchmark run $STAMP"
@@ -163,12 +139,15 @@ md=$RESULTS/$STAMP.md
         "$ROUNDS" "$offline_packets" "$t_podpath" "$t_tcpdump" "$r_tcpdump" "$(yes_no "$r_tcpdump" "<=" 1.5)"
     printf '| offline vs tshark | %.3f s | tshark -z dns,tree %.3f s | %sx faster | >= 20x | %s |\n' \
         "$t_podpath" "$t_tshark" "$r_tshark" "$(yes_no "$r_tshark" ">=" 20)"
-    printf '| live CPU, %s s at %s packets/s | %s s | tcpdump -i any -w %s s | %sx | <= 1x | %s |\n' \
-        "$live_secs" "$pps" "$p_cpu" "$t_cpu" "$r_cpu" "$(yes_no "$r_cpu" "<=" 1)"
-    printf '| live drops | %s | tcpdump kernel drops %s | | 0 | %s |\n' "$live_drops" "$tcpdump_kdrops" "$(yes_no "$live_drops" "==" 0)"
-    printf '| outbound TCP connections | %s | %s distinct SYNs in tcpdump file | | exact | %s |\n' \
-        "$live_conns" "$tcpdump_conns" "$(yes_no "$live_conns" "==" "$tcpdump_conns")"
-    printf '| peak RSS at steady load (VmHWM) | %s MiB | | | <= 32 MiB | %s |\n' "$(mib "$steady_hwm")" "$(yes_no "$steady_hwm" "<=" 32768)"
+    for mode in $LIVE_MODES; do
+        r_cpu=$(ratio "${L[$mode,cpu]}" "${L[$mode,tcpu]}")
+        printf '| live CPU (%s), %s s at %s packets/s | %s s | tcpdump -i any -w %s s | %sx | <= 1x | %s |\n' \
+            "$mode" "${L[$mode,secs]}" "$(pps "$mode")" "${L[$mode,cpu]}" "${L[$mode,tcpu]}" "$r_cpu" "$(yes_no "$r_cpu" "<=" 1)"
+        printf '| live drops (%s) | %s | tcpdump kernel drops %s | | 0 | %s |\n' "$mode" "${L[$mode,drops]}" "${L[$mode,tkdrops]}" "$(yes_no "${L[$mode,drops]}" "==" 0)"
+        printf '| outbound TCP connections (%s) | %s | %s distinct SYNs in tcpdump file | | exact | %s |\n' \
+            "$mode" "${L[$mode,conns]}" "${L[$mode,tconns]}" "$(yes_no "${L[$mode,conns]}" "==" "${L[$mode,tconns]}")"
+        printf '| peak RSS at steady load (%s, VmHWM) | %s MiB | | | <= 32 MiB | %s |\n' "$mode" "$(mib "${L[$mode,hwm]}")" "$(yes_no "${L[$mode,hwm]}" "<=" 32768)"
+    done
     printf '| peak RSS, %s distinct flows (engine) | %s MiB | analyze: %s MiB | | <= 64 MiB | %s |\n' \
         "$FLOOD_FLOWS" "$(mib "$flows_engine_kib")" "$(mib "$flows_analyze_kib")" "$(yes_no "$flows_engine_kib" "<=" 65536)"
     printf '| peak RSS, %s distinct DNS names (engine) | %s MiB | analyze: %s MiB | | <= 64 MiB | %s |\n' \
@@ -176,7 +155,10 @@ md=$RESULTS/$STAMP.md
     echo
     echo "The offline capture was recorded under the same load as the live run, stopped at $OFFLINE_PACKETS packets."
     echo
-    echo "Live load: ${live_load%;}; podpath saw $live_pkts packets ($pps/s), tcpdump wrote $tcpdump_pkts; podpath RSS at the end $(mib "$steady_rss") MiB."
+    for mode in $LIVE_MODES; do
+        echo "Live load ($mode): ${L[$mode,load]%;}; podpath saw ${L[$mode,pkts]} packets ($(pps "$mode")/s), tcpdump wrote ${L[$mode,tpkts]}; podpath RSS at the end $(mib "${L[$mode,rss]}") MiB."
+        echo
+    done
     echo
     echo "Floods (engine_rss): flows: $flows_engine_line; names: $names_engine_line"
     echo

@@ -14,6 +14,9 @@ source "$(dirname "$0")/lib.sh"
 
 SOAK_SECONDS=${SOAK_SECONDS:-1800}
 SOAK_INTERVAL=${SOAK_INTERVAL:-30}
+# ring (default) or recvmsg
+SOAK_CAPTURE_MODE=${SOAK_CAPTURE_MODE:-ring}
+PODPATH_RUN_FLAGS=(--capture-mode "$SOAK_CAPTURE_MODE")
 STAMP=$(date -u +%Y-%m-%dT%H%MZ)
 RESULTS=${RESULTS:-$REPO/bench/results}
 WORK=${BENCH_WORK:-/tmp/podpath-soak-$LAB_PREFIX}
@@ -81,6 +84,7 @@ md=$RESULTS/soak-$STAMP.md
     echo "# Soak $STAMP"
     echo
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
+    echo "- podpath $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'), capture mode $SOAK_CAPTURE_MODE"
     echo "- duration: ${SOAK_SECONDS}s in \`$POD_NS\`, sampled every ${SOAK_INTERVAL}s ($(basename "$tsv"))"
     echo "- load: $(load_summary "$WORK" | tr '\n' ';' | sed 's/;$//')"
     echo "- RSS: $summary"
