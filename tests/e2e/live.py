@@ -81,8 +81,9 @@ def value(text, prefix):
                if l.startswith(prefix))
 
 
-def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect):
-    print(f"\n--- scenario {name}: podpath run in {pod}", flush=True)
+def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mode="ring"):
+    """`mode`: the capture mode asked of `podpath run` (ring, the default, or recvmsg)."""
+    print(f"\n--- scenario {name}: podpath run in {pod}, capture mode {mode}", flush=True)
     pcap = f"/tmp/podpath-e2e-{name}.pcap"
     flags = CIDRS + ["--cluster-domain", domain] + extra_flags
     tcpdump = subprocess.Popen(in_ns(f"pp-{pod}", "tcpdump", "-Z", "root", "-s", "0", "-U",
@@ -90,7 +91,8 @@ def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect):
                                stderr=subprocess.PIPE, text=True)
     env = dict(os.environ, POD_NAMESPACE=k8s_ns, POD_NAME=pod, POD_IP=pod_ip)
     log = open(f"/tmp/podpath-e2e-{name}.log", "w")
-    proc = subprocess.Popen(in_ns(f"pp-{pod}", BIN, "run", "--listen", f"0.0.0.0:{PORT}", *flags),
+    proc = subprocess.Popen(in_ns(f"pp-{pod}", BIN, "run", "--listen", f"0.0.0.0:{PORT}",
+                                  "--capture-mode", mode, *flags),
                             env=env, stdout=log, stderr=log)
     deadline = time.time() + 10
     ready = 0
@@ -121,6 +123,10 @@ def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect):
         rc = None
     elapsed = time.monotonic() - t0
     check(rc == 0 and elapsed < 1.0, f"{name}: SIGTERM -> exit {rc} after {elapsed:.2f} s (want 0 within 1 s)")
+    log.close()
+    started = open(log.name).read()
+    check(f"capture_mode={mode.capitalize()}" in started,
+          f"{name}: the log says it captured in {mode} mode")
 
     offline = subprocess.run([BIN, "analyze", "--format", "prometheus", "--exclude-port", str(PORT),
                               "--pod-ip", pod_ip, "--namespace", k8s_ns, *flags, pcap],
@@ -206,6 +212,15 @@ def main():
             ('podpath_http_requests_total{path="dns"', 2),
             ("podpath_inbound_connections_total", 0),
         ])
+        # The same walkthrough through the fallback path: one recvmsg per frame.
+        scenario("seed-recvmsg", "demo-app-2", "10.244.1.20", "default", "cluster.local", "seed", [], [
+            ('podpath_connections_total{path="loopback"', 1),
+            ('podpath_connections_total{path="pod_ip"', 1),
+            ('podpath_connections_total{path="cluster_ip"', 1),
+            ('podpath_connections_total{path="dns"', 2),
+            ("podpath_dns_queries_total", 6),
+            ('podpath_http_requests_total{path="dns"', 2),
+        ], mode="recvmsg")
         scenario("rich", "checkout", "10.244.2.20", "shop", "corp.internal", "rich", [], [
             ('podpath_tcp_connect_failures_total{path="pod_ip",reason="refused"}', 1),
             ('podpath_tcp_connect_failures_total{path="pod_ip",reason="timeout"}', 1),

@@ -84,7 +84,7 @@ impl RingOptions {
 /// One frame in the ring; its bytes stay valid until [`Ring::advance`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RingFrame {
-    /// Offset of the frame bytes from the start of the mapping.
+    /// Offset of the frame bytes in its block.
     start: usize,
     /// Bytes captured (after the filter's snap length cut).
     pub len: usize,
@@ -227,27 +227,16 @@ impl Ring {
         }
     }
 
-    /// Reads a u32 the kernel wrote at `offset` from the mapping start.
-    /// Only called on blocks the reader owns (status USER, acquired), which
-    /// the kernel does not write until they are given back.
-    fn read_u32(&self, offset: usize) -> u32 {
-        debug_assert!(offset + 4 <= self.block_size * self.block_count);
-        // SAFETY: callers keep `offset + 4` within the mapping (checked
-        // against the block bounds); the block is owned by the reader, so
-        // nothing writes it concurrently.
-        unsafe { self.map.as_ptr().add(offset).cast::<u32>().read_unaligned() }
-    }
-
-    fn read_u16(&self, offset: usize) -> u16 {
-        debug_assert!(offset + 2 <= self.block_size * self.block_count);
-        // SAFETY: as `read_u32`.
-        unsafe { self.map.as_ptr().add(offset).cast::<u16>().read_unaligned() }
-    }
-
-    fn read_u8(&self, offset: usize) -> u8 {
-        debug_assert!(offset < self.block_size * self.block_count);
-        // SAFETY: as `read_u32`.
-        unsafe { self.map.as_ptr().add(offset).read() }
+    /// The bytes of block `i`. Only called for a block the reader owns
+    /// (status USER, read with Acquire), which the kernel does not write
+    /// until it is given back.
+    fn block_bytes(&self, i: usize) -> &[u8] {
+        // SAFETY: `i < block_count`, so the block lies within the mapping;
+        // the reader owns it (see above), and the slice borrows `self`, so
+        // it cannot outlive `release`, which takes `&mut self`.
+        unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().add(i * self.block_size), self.block_size)
+        }
     }
 
     /// Gives the current block back to the kernel and moves to the next.
@@ -269,64 +258,29 @@ impl Ring {
                 return Some(head);
             }
             match self.cursor {
-                Some(c) if c.remaining > 0 => match self.parse(c.offset) {
-                    Some(frame) => {
-                        self.head = Some(frame);
-                        return Some(frame);
+                Some(c) if c.remaining > 0 => {
+                    match frame_at(self.block_bytes(self.block), c.offset) {
+                        Some(frame) => {
+                            self.head = Some(frame);
+                            return Some(frame);
+                        }
+                        None => {
+                            self.bad_blocks += 1;
+                            self.release();
+                        }
                     }
-                    None => {
-                        self.bad_blocks += 1;
-                        self.release();
-                    }
-                },
+                }
                 Some(_) => self.release(),
                 None => {
                     if self.status(self.block).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
                         return None;
                     }
-                    let base = self.block * self.block_size;
-                    // tpacket_hdr_v1: block_status, num_pkts, offset_to_first_pkt.
-                    let num_pkts = self.read_u32(base + 12);
-                    let first = self.read_u32(base + 16) as usize;
-                    self.cursor = Some(Cursor {
-                        offset: first,
-                        remaining: num_pkts,
-                    });
+                    let (remaining, offset) = block_header(self.block_bytes(self.block));
+                    self.cursor = Some(Cursor { offset, remaining });
                 }
             }
         }
         None
-    }
-
-    /// Parses the frame header at `offset` within the current block, or
-    /// `None` if anything in it points outside the block.
-    fn parse(&self, offset: usize) -> Option<RingFrame> {
-        let bs = self.block_size;
-        if offset < BLOCK_DESC || offset.checked_add(SLL_OFFSET + SLL_PKTTYPE + 1)? > bs {
-            return None;
-        }
-        let at = self.block * bs + offset;
-        // tpacket3_hdr: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len,
-        // tp_status, tp_mac (u16), tp_net (u16).
-        let next = self.read_u32(at);
-        let sec = self.read_u32(at + 4);
-        let nsec = self.read_u32(at + 8);
-        let snaplen = self.read_u32(at + 12) as usize;
-        let orig_len = self.read_u32(at + 16);
-        let mac = usize::from(self.read_u16(at + 24));
-        let pkttype = self.read_u8(at + SLL_OFFSET + SLL_PKTTYPE);
-        let end = offset.checked_add(mac)?.checked_add(snaplen)?;
-        if mac < SLL_OFFSET || end > bs || nsec >= 1_000_000_000 {
-            return None;
-        }
-        Some(RingFrame {
-            start: at + mac,
-            len: snaplen,
-            orig_len: orig_len.max(snaplen as u32),
-            pkttype,
-            ts: Duration::new(u64::from(sec), nsec),
-            next,
-        })
     }
 
     /// The bytes of `frame`, which must be the one [`Ring::peek`] returned
@@ -335,10 +289,9 @@ impl Ring {
         if self.head.as_ref() != Some(frame) {
             return &[];
         }
-        // SAFETY: `parse` checked `start + len` against the bounds of the
-        // current block, which the reader owns until `advance` releases it
-        // (`advance` takes `&mut self`, so the slice cannot outlive that).
-        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(frame.start), frame.len) }
+        self.block_bytes(self.block)
+            .get(frame.start..frame.start + frame.len)
+            .unwrap_or(&[])
     }
 
     /// Consumes the frame [`Ring::peek`] returned; gives the block back
@@ -374,6 +327,60 @@ impl Ring {
     pub fn mapped_bytes(&self) -> usize {
         self.block_size * self.block_count
     }
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    let bytes = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_ne_bytes(bytes.try_into().ok()?))
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    let bytes = b.get(at..at.checked_add(2)?)?;
+    Some(u16::from_ne_bytes(bytes.try_into().ok()?))
+}
+
+/// Frames in a block and the offset of the first (`tpacket_hdr_v1`:
+/// `block_status`, `num_pkts`, `offset_to_first_pkt` at 8, 12, 16); no
+/// frames if the header does not fit.
+fn block_header(block: &[u8]) -> (u32, usize) {
+    match (u32_at(block, 12), u32_at(block, 16)) {
+        (Some(n), Some(first)) => (n, first as usize),
+        _ => (0, 0),
+    }
+}
+
+/// Parses the `tpacket3_hdr` at `offset` in `block`: `None` if anything in
+/// it points outside the block. Pure: the ring calls it on a block it owns,
+/// the tests on made-up ones.
+fn frame_at(block: &[u8], offset: usize) -> Option<RingFrame> {
+    if offset < BLOCK_DESC {
+        return None;
+    }
+    // tpacket3_hdr: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len,
+    // tp_status, tp_mac (u16), tp_net (u16); then the sockaddr_ll.
+    let next = u32_at(block, offset)?;
+    let sec = u32_at(block, offset + 4)?;
+    let nsec = u32_at(block, offset + 8)?;
+    let snaplen = u32_at(block, offset + 12)?;
+    let orig_len = u32_at(block, offset + 16)?;
+    let mac = usize::from(u16_at(block, offset + 24)?);
+    let pkttype = *block.get(offset + SLL_OFFSET + SLL_PKTTYPE)?;
+    let start = offset.checked_add(mac)?;
+    let len = snaplen as usize;
+    if mac < SLL_OFFSET + SLL_PKTTYPE + 1
+        || start.checked_add(len)? > block.len()
+        || nsec >= 1_000_000_000
+    {
+        return None;
+    }
+    Some(RingFrame {
+        start,
+        len,
+        orig_len: orig_len.max(snaplen),
+        pkttype,
+        ts: Duration::new(u64::from(sec), nsec),
+        next,
+    })
 }
 
 impl AsRawFd for Ring {
@@ -422,6 +429,126 @@ mod tests {
         );
         assert_eq!(std::mem::offset_of!(libc::tpacket3_hdr, tp_mac), 24);
         assert_eq!(std::mem::offset_of!(libc::tpacket3_hdr, tp_len), 16);
+    }
+
+    /// A block as the kernel lays it out: the descriptor, then each frame
+    /// as header, sockaddr_ll, padding to `mac`, bytes.
+    fn block(frames: &[(&[u8], u32, u8)]) -> Vec<u8> {
+        let mut b = vec![0u8; 4096];
+        let first = 48usize;
+        b[12..16].copy_from_slice(&(frames.len() as u32).to_ne_bytes());
+        b[16..20].copy_from_slice(&(first as u32).to_ne_bytes());
+        let mut at = first;
+        for (i, (bytes, orig, pkttype)) in frames.iter().enumerate() {
+            let mac = 82usize; // TPACKET_ALIGN(48 + 20) + 2, as the kernel pads
+            let size = (mac + bytes.len() + 15) & !15;
+            let next = if i + 1 == frames.len() {
+                0
+            } else {
+                size as u32
+            };
+            b[at..at + 4].copy_from_slice(&next.to_ne_bytes());
+            b[at + 4..at + 8].copy_from_slice(&1_700_000_000u32.to_ne_bytes());
+            b[at + 8..at + 12].copy_from_slice(&(i as u32 * 1000).to_ne_bytes());
+            b[at + 12..at + 16].copy_from_slice(&(bytes.len() as u32).to_ne_bytes());
+            b[at + 16..at + 20].copy_from_slice(&orig.to_ne_bytes());
+            b[at + 24..at + 26].copy_from_slice(&(mac as u16).to_ne_bytes());
+            b[at + SLL_OFFSET + SLL_PKTTYPE] = *pkttype;
+            b[at + mac..at + mac + bytes.len()].copy_from_slice(bytes);
+            at += size;
+        }
+        b
+    }
+
+    /// Walks a block as `Ring::peek`/`advance` do.
+    fn walk(b: &[u8]) -> Vec<(Vec<u8>, u32, u8, Duration)> {
+        let (mut remaining, mut offset) = block_header(b);
+        let mut out = Vec::new();
+        while remaining > 0 {
+            let Some(f) = frame_at(b, offset) else { break };
+            out.push((
+                b[f.start..f.start + f.len].to_vec(),
+                f.orig_len,
+                f.pkttype,
+                f.ts,
+            ));
+            remaining -= 1;
+            if f.next == 0 {
+                break;
+            }
+            offset = offset.saturating_add(f.next as usize);
+        }
+        out
+    }
+
+    #[test]
+    fn frames_are_read_with_length_direction_and_time() {
+        let b = block(&[(b"first frame", 11, 0), (b"second, cut", 1500, 4)]);
+        let frames = walk(&b);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].0, b"first frame");
+        assert_eq!((frames[0].1, frames[0].2), (11, 0));
+        assert_eq!(frames[1].0, b"second, cut");
+        assert_eq!((frames[1].1, frames[1].2), (1500, 4));
+        assert_eq!(frames[1].3, Duration::new(1_700_000_000, 1000));
+    }
+
+    #[test]
+    fn headers_pointing_out_of_the_block_are_refused() {
+        let good = block(&[(b"x", 1, 0)]);
+        // Frame data running past the block.
+        let mut b = good.clone();
+        b[48 + 12..48 + 16].copy_from_slice(&5000u32.to_ne_bytes());
+        assert_eq!(frame_at(&b, 48), None);
+        // `tp_mac` inside the header.
+        let mut b = good.clone();
+        b[48 + 24..48 + 26].copy_from_slice(&8u16.to_ne_bytes());
+        assert_eq!(frame_at(&b, 48), None);
+        // First frame inside the block descriptor, or past the end.
+        assert_eq!(frame_at(&good, 0), None);
+        assert_eq!(frame_at(&good, 4090), None);
+        assert_eq!(frame_at(&good, usize::MAX), None);
+        // Nanoseconds out of range.
+        let mut b = good;
+        b[48 + 8..48 + 12].copy_from_slice(&1_000_000_000u32.to_ne_bytes());
+        assert_eq!(frame_at(&b, 48), None);
+        // A header too short to hold the descriptor.
+        assert_eq!(block_header(&[0; 10]), (0, 0));
+    }
+
+    /// Any bytes, any offset: a frame is either refused or lies within the
+    /// block (the ring slices it without another check).
+    #[test]
+    fn arbitrary_blocks_never_yield_a_frame_out_of_bounds() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let template = block(&[(b"abc", 3, 0), (b"defgh", 5, 4), (b"ij", 2, 0)]);
+        for _ in 0..20_000 {
+            let mut b = template.clone();
+            for _ in 0..(next() % 8) {
+                let at = (next() % b.len() as u64) as usize;
+                b[at] = next() as u8;
+            }
+            // Also aim at the header fields themselves.
+            let field = [48 + 12, 48 + 24, 48, 12, 16][(next() % 5) as usize];
+            b[field] = next() as u8;
+            let (n, first) = block_header(&b);
+            let mut offset = first;
+            for _ in 0..n.min(64) {
+                let Some(f) = frame_at(&b, offset) else { break };
+                assert!(f.start + f.len <= b.len());
+                assert!(f.orig_len as usize >= f.len);
+                if f.next == 0 {
+                    break;
+                }
+                offset = offset.saturating_add(f.next as usize);
+            }
+        }
     }
 
     #[test]
