@@ -24,8 +24,10 @@ WORK=${BENCH_WORK:-/tmp/podpath-soak-$LAB_PREFIX}
 [[ -x $PODPATH ]] || { echo "soak: build first: cargo build --release ($PODPATH)" >&2; exit 1; }
 mkdir -p "$RESULTS" "$WORK"
 rm -f "$WORK"/*.pcap "$WORK"/*.log
-# A private copy: rebuilds during the soak must not change what runs.
+# A private copy: rebuilds during the soak must not change what runs. The
+# version is the tree's at the start (commits during the soak do not count).
 cp "$PODPATH" "$WORK/podpath"
+VERSION=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?')
 PODPATH=$WORK/podpath
 
 cleanup() {
@@ -84,7 +86,7 @@ md=$RESULTS/soak-$STAMP.md
     echo "# Soak $STAMP"
     echo
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
-    echo "- podpath $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?'), capture mode $SOAK_CAPTURE_MODE"
+    echo "- podpath $VERSION (tree at the start), capture mode $SOAK_CAPTURE_MODE"
     echo "- duration: ${SOAK_SECONDS}s in \`$POD_NS\`, sampled every ${SOAK_INTERVAL}s ($(basename "$tsv"))"
     echo "- load: $(load_summary "$WORK" | tr '\n' ';' | sed 's/;$//')"
     echo "- RSS: $summary"
