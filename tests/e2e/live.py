@@ -127,6 +127,7 @@ def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mo
     started = open(log.name).read()
     check(f"capture_mode={mode.capitalize()}" in started,
           f"{name}: the log says it captured in {mode} mode")
+    check("\x1b[" not in started, f"{name}: the log (not a terminal) has no colour codes")
 
     offline = subprocess.run([BIN, "analyze", "--format", "prometheus", "--exclude-port", str(PORT),
                               "--pod-ip", pod_ip, "--namespace", k8s_ns, *flags, pcap],
