@@ -6,7 +6,7 @@
 //! is a 5-tuple until it idles out. The side that sent the SYN (or the first
 //! datagram) is the initiator; outbound means the pod initiated.
 
-use std::collections::HashMap;
+use crate::hash::HashMap;
 use std::net::SocketAddr;
 
 use crate::attribution::Attribution;
@@ -129,7 +129,7 @@ const MAX_EVICTION_BATCH: usize = 16_384;
 impl FlowTable {
     pub fn new(capacity: usize) -> Self {
         FlowTable {
-            flows: HashMap::with_capacity(capacity.min(4096)),
+            flows: HashMap::with_capacity_and_hasher(capacity.min(4096), Default::default()),
             capacity: capacity.max(1),
             next_id: 1,
             evictions: 0,

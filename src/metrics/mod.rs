@@ -11,9 +11,8 @@ mod process;
 
 pub use process::peak_rss_bytes;
 
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -27,6 +26,7 @@ use crate::attribution::Attribution;
 use crate::config::NamePolicy;
 use crate::dns::DnsEvent;
 use crate::engine::{AppProtocol, Event, Sink, SniCheck, TlsView};
+use crate::hash::{HashMap, HashSet};
 
 /// The value traffic-derived labels fold into past their cap.
 pub const OVERFLOW: &str = "~other";
@@ -482,6 +482,8 @@ pub struct Caps {
     max_values: usize,
     max_series: usize,
     series: HashMap<&'static str, HashSet<u64>>,
+    /// Fingerprints label sets for `series` (randomly seeded: see `crate::hash`).
+    fingerprint: crate::hash::RandomState,
     empty: Label,
     overflow: Label,
     names: NamePolicy,
@@ -491,10 +493,11 @@ pub struct Caps {
 impl Caps {
     pub fn new(max_values: usize, max_series: usize) -> Caps {
         Caps {
-            caps: HashMap::new(),
+            caps: HashMap::default(),
             max_values: max_values.max(1),
             max_series: max_series.max(1),
-            series: HashMap::new(),
+            series: HashMap::default(),
+            fingerprint: Default::default(),
             empty: Label::from_static(""),
             overflow: Label::from_static(OVERFLOW),
             names: NamePolicy::Keep,
@@ -529,7 +532,7 @@ impl Caps {
             value
         };
         let cap = self.caps.entry((metric, label)).or_insert_with(|| Cap {
-            values: HashSet::new(),
+            values: HashSet::default(),
         });
         if let Some(v) = cap.values.get(value) {
             return Label(v.clone());
@@ -549,9 +552,7 @@ impl Caps {
     /// Whether `labels` may be a series of `metric`: it already is one, or
     /// the family is under `max_series`. Series are remembered by hash.
     fn admit_series<L: Hash>(&mut self, metric: &'static str, labels: &L) -> bool {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        labels.hash(&mut h);
-        let key = h.finish();
+        let key = self.fingerprint.hash_one(labels);
         let seen = self.series.entry(metric).or_default();
         if seen.contains(&key) {
             return true;

@@ -1,7 +1,7 @@
 //! The `analyze` reports: a table a person reads at a glance, and JSON
 //! records (connections, lookups, requests). Built from engine events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
@@ -12,6 +12,7 @@ use crate::dns::names::Stale;
 use crate::dns::DnsEvent;
 use crate::engine::{AppProtocol, EngineStats, Event, FailReason, Sink, SniCheck};
 use crate::flow::Protocol;
+use crate::hash::HashMap;
 use crate::http::Method;
 use crate::tls::SniStatus;
 
