@@ -266,10 +266,13 @@ pub fn candidates(name: &str, absolute: bool, search: &Search) -> Vec<Arc<str>> 
     if absolute || search.domains.is_empty() {
         return vec![as_written];
     }
-    let suffixed = search
-        .domains
-        .iter()
-        .map(|d| Arc::from(format!("{name}.{d}")));
+    let suffixed = search.domains.iter().map(|d| {
+        let mut fqdn = String::with_capacity(name.len() + 1 + d.len());
+        fqdn.push_str(name);
+        fqdn.push('.');
+        fqdn.push_str(d);
+        Arc::from(fqdn)
+    });
     if dots(name) >= search.ndots as usize {
         std::iter::once(as_written).chain(suffixed).collect()
     } else {
