@@ -1,7 +1,10 @@
 //! Capture files: pcap (both byte orders, micro- and nanosecond, the
 //! "modified" variant) and pcapng (several interfaces, any timestamp
-//! resolution), read with pcap-parser. Several files are merged in timestamp
-//! order, so a capture split by `tcpdump -C` or taken per interface reads as one.
+//! resolution). pcapng is read with pcap-parser; legacy pcap records are
+//! parsed in place from a large buffer (`LegacyReader`, same framing and
+//! errors as pcap-parser) so frames are handed out without a copy. Several
+//! files are merged in timestamp order, so a capture split by `tcpdump -C`
+//! or taken per interface reads as one.
 
 use std::fs::File;
 use std::io::{Cursor, Read};
