@@ -16,6 +16,7 @@ pub mod dns;
 pub mod engine;
 pub mod flow;
 pub mod h2;
+pub mod hash;
 pub mod http;
 pub mod inject;
 pub mod metrics;

@@ -10,12 +10,13 @@
 //! come back from the ClusterIP (conntrack). So the destination of the SYN is
 //! the app's choice.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Serialize;
+
+use crate::hash::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -131,7 +132,7 @@ impl Attributor {
             service_cidrs,
             pod_cidrs,
             pod_cidrs_inferred: false,
-            known: HashMap::new(),
+            known: HashMap::default(),
             max_known,
             inferences: Vec::new(),
         }

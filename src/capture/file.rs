@@ -1,14 +1,20 @@
 //! Capture files: pcap (both byte orders, micro- and nanosecond, the
 //! "modified" variant) and pcapng (several interfaces, any timestamp
-//! resolution), read with pcap-parser. Several files are merged in timestamp
-//! order, so a capture split by `tcpdump -C` or taken per interface reads as one.
+//! resolution). pcapng is read with pcap-parser; legacy pcap records are
+//! parsed in place from a large buffer (`LegacyReader`, same framing and
+//! errors as pcap-parser) so frames are handed out without a copy. Several
+//! files are merged in timestamp order, so a capture split by `tcpdump -C`
+//! or taken per interface reads as one.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{Cursor, Read};
+use std::ops::Range;
 
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
-use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
+use pcap_parser::{
+    create_reader, parse_pcap_header, parse_sectionheaderblock, PcapBlockOwned, PcapError,
+};
 
 use super::{CaptureError, Next, PacketSource, RawPacket};
 use crate::decode::LinkType;
@@ -35,12 +41,25 @@ struct Held {
     ts: Timestamp,
     iface: usize,
     orig_len: u32,
+    /// pcapng: the frame, copied out of pcap-parser's buffer.
     data: Vec<u8>,
+    /// Legacy pcap: where the frame is in the reader's buffer (which stays
+    /// put until the frame has been handed out and the reader is filled again).
+    in_buffer: Option<Range<usize>>,
+}
+
+/// How a file's blocks are read.
+enum Blocks {
+    /// pcapng (and anything that is not legacy pcap) through pcap-parser.
+    Parser(Box<dyn PcapReaderIterator + Send>),
+    /// Legacy pcap, the bulk of captures (`tcpdump -w`): records are parsed
+    /// in place from a large buffer and handed out without a copy.
+    Legacy(LegacyReader),
 }
 
 struct FileReader {
     path: String,
-    reader: Box<dyn PcapReaderIterator + Send>,
+    reader: Blocks,
     interfaces: Vec<Interface>,
     /// Legacy pcap: timestamps in nanoseconds rather than microseconds.
     nanos: bool,
@@ -57,22 +76,41 @@ impl FileReader {
             path: path.to_string(),
             error,
         })?;
-        FileReader::from_reader(path, BufReader::new(file))
+        FileReader::from_reader(path, file)
     }
 
     fn from_reader<R: Read + Send + 'static>(
         path: &str,
-        input: R,
+        mut input: R,
     ) -> Result<FileReader, CaptureError> {
-        let reader =
-            create_reader(INITIAL_BUFFER, input).map_err(|e| CaptureError::NotACapture {
+        // What pcap-parser's `create_reader` reads first (one read into a
+        // buffer of this size) decides the format; a legacy header goes to
+        // `LegacyReader`, anything else to pcap-parser as before.
+        let mut first = vec![0u8; INITIAL_BUFFER];
+        let n = input
+            .read(&mut first)
+            .map_err(|_| CaptureError::NotACapture {
                 path: path.to_string(),
-                detail: match e {
-                    PcapError::Eof => "empty file".to_string(),
-                    PcapError::HeaderNotRecognized => "unrecognised file header".to_string(),
-                    other => other.to_string(),
-                },
+                detail: PcapError::<&[u8]>::ReadError.to_string(),
             })?;
+        first.truncate(n);
+        let legacy =
+            n > 0 && parse_sectionheaderblock(&first).is_err() && parse_pcap_header(&first).is_ok();
+        let reader = if legacy {
+            Blocks::Legacy(LegacyReader::new(first, Box::new(input)))
+        } else {
+            let input = Cursor::new(first).chain(input);
+            Blocks::Parser(create_reader(INITIAL_BUFFER, input).map_err(|e| {
+                CaptureError::NotACapture {
+                    path: path.to_string(),
+                    detail: match e {
+                        PcapError::Eof => "empty file".to_string(),
+                        PcapError::HeaderNotRecognized => "unrecognised file header".to_string(),
+                        other => other.to_string(),
+                    },
+                }
+            })?)
+        };
         Ok(FileReader {
             path: path.to_string(),
             reader,
@@ -87,8 +125,51 @@ impl FileReader {
 
     /// Reads blocks until a packet is held, or the file ends.
     fn fill(&mut self) -> Result<(), CaptureError> {
+        if self.held.is_some() || self.exhausted {
+            return Ok(());
+        }
+        let reader = match &mut self.reader {
+            Blocks::Legacy(legacy) => {
+                return match legacy.next_record() {
+                    Ok(Some(record)) => {
+                        if let Some(header) = legacy.header.take() {
+                            self.nanos = header.is_nanosecond_precision();
+                            let raw = header.network.0 as u32;
+                            self.interfaces = vec![Interface {
+                                link: LinkType::from_linktype(raw),
+                                raw_link: raw,
+                                resolution: 0,
+                                offset: 0,
+                            }];
+                        }
+                        let frac = if self.nanos {
+                            record.ts_frac
+                        } else {
+                            record.ts_frac.saturating_mul(1000)
+                        };
+                        self.held = Some(Held {
+                            ts: Timestamp::from_secs_nanos(record.ts_sec as u64, frac),
+                            iface: 0,
+                            orig_len: record.orig_len,
+                            data: Vec::new(),
+                            in_buffer: Some(record.data),
+                        });
+                        Ok(())
+                    }
+                    Ok(None) => {
+                        self.exhausted = true;
+                        Ok(())
+                    }
+                    Err(detail) => Err(CaptureError::Corrupt {
+                        path: self.path.clone(),
+                        detail,
+                    }),
+                };
+            }
+            Blocks::Parser(reader) => reader,
+        };
         while self.held.is_none() && !self.exhausted {
-            match self.reader.next() {
+            match reader.next() {
                 Ok((offset, block)) => {
                     let mut held = None;
                     match block {
@@ -117,6 +198,7 @@ impl FileReader {
                                 iface: 0,
                                 orig_len: frame.origlen,
                                 data,
+                                in_buffer: None,
                             });
                         }
                         PcapBlockOwned::NG(Block::SectionHeader(_)) => {
@@ -155,6 +237,7 @@ impl FileReader {
                                 iface,
                                 orig_len: epb.origlen,
                                 data,
+                                in_buffer: None,
                             });
                         }
                         PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
@@ -168,30 +251,31 @@ impl FileReader {
                                 iface: 0,
                                 orig_len: spb.origlen,
                                 data,
+                                in_buffer: None,
                             });
                         }
                         PcapBlockOwned::NG(_) => {}
                     }
-                    self.reader.consume(offset);
+                    reader.consume(offset);
                     self.held = held;
                 }
                 Err(PcapError::Eof) => self.exhausted = true,
                 Err(PcapError::Incomplete(_)) => {
-                    if self.reader.reader_exhausted() {
+                    if reader.reader_exhausted() {
                         // Bytes remain that do not make a whole block.
-                        self.truncated_tail = !self.reader.data().is_empty();
+                        self.truncated_tail = !reader.data().is_empty();
                         self.exhausted = true;
                         continue;
                     }
-                    let before = self.reader.data().len();
-                    self.reader.refill().map_err(|e| CaptureError::Corrupt {
+                    let before = reader.data().len();
+                    reader.refill().map_err(|e| CaptureError::Corrupt {
                         path: self.path.clone(),
                         detail: e.to_string(),
                     })?;
-                    if self.reader.data().len() == before && !self.reader.reader_exhausted() {
+                    if reader.data().len() == before && !reader.reader_exhausted() {
                         // Buffer full and the block still incomplete: grow it.
                         let size = (before * 2).min(MAX_BUFFER);
-                        if size <= before || !self.reader.grow(size) {
+                        if size <= before || !reader.grow(size) {
                             return Err(CaptureError::Corrupt {
                                 path: self.path.clone(),
                                 detail: format!("block larger than {MAX_BUFFER} bytes"),
@@ -208,6 +292,115 @@ impl FileReader {
             }
         }
         Ok(())
+    }
+}
+
+/// One record of a legacy pcap file, its bytes in the reader's buffer.
+struct Record {
+    ts_sec: u32,
+    ts_frac: u32,
+    orig_len: u32,
+    data: Range<usize>,
+}
+
+/// Legacy pcap records read in place, with pcap-parser's framing and
+/// errors: 16-byte record headers in the file's byte order (24, little
+/// endian, in the "modified" format), a file that ends inside a record is
+/// `Unexpected end of file`, and a record that cannot fit the buffer is
+/// `Buffer is too small`.
+struct LegacyReader {
+    input: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[start..end]`; everything before `start` may be
+    /// dropped at the next refill (the record handed out last lies there).
+    start: usize,
+    end: usize,
+    input_done: bool,
+    big_endian: bool,
+    record_header: usize,
+    /// The file header, until the first record is read.
+    header: Option<pcap_parser::PcapHeader>,
+}
+
+impl LegacyReader {
+    /// `first` holds the file's first bytes, which start with a legacy header.
+    fn new(mut first: Vec<u8>, input: Box<dyn Read + Send>) -> LegacyReader {
+        let header = parse_pcap_header(&first).ok().map(|(_, h)| h);
+        let (big_endian, record_header, start) = match &header {
+            Some(h) if h.is_modified_format() => (false, 24, h.size()),
+            Some(h) => (h.is_bigendian(), 16, h.size()),
+            None => (false, 16, 0),
+        };
+        let end = first.len();
+        first.resize(INITIAL_BUFFER, 0);
+        LegacyReader {
+            input,
+            buf: first,
+            start,
+            end,
+            input_done: false,
+            big_endian,
+            record_header,
+            header,
+        }
+    }
+
+    fn bytes(&self, range: Range<usize>) -> &[u8] {
+        self.buf.get(range).unwrap_or_default()
+    }
+
+    fn u32_at(&self, at: usize) -> u32 {
+        let b = match self.buf.get(at..at + 4) {
+            Some(&[a, b, c, d]) => [a, b, c, d],
+            _ => [0; 4],
+        };
+        if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    /// The next record, `None` at the end of the file. Errors are
+    /// pcap-parser's messages for the same conditions.
+    fn next_record(&mut self) -> Result<Option<Record>, String> {
+        loop {
+            let available = self.end - self.start;
+            let h = self.record_header;
+            let mut needed = h;
+            if available >= h {
+                let caplen = self.u32_at(self.start + 8) as usize;
+                needed = h.saturating_add(caplen);
+                if available >= needed {
+                    let at = self.start;
+                    self.start += needed;
+                    return Ok(Some(Record {
+                        ts_sec: self.u32_at(at),
+                        ts_frac: self.u32_at(at + 4),
+                        orig_len: self.u32_at(at + 12),
+                        data: at + h..at + needed,
+                    }));
+                }
+            } else if available == 0 && self.input_done {
+                return Ok(None);
+            }
+            if self.input_done {
+                return Err(PcapError::<&[u8]>::UnexpectedEof.to_string());
+            }
+            if needed >= self.buf.len() {
+                return Err(PcapError::<&[u8]>::BufferTooSmall.to_string());
+            }
+            // Keep the unread bytes, drop the rest, read more behind them.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            let n = self
+                .input
+                .read(&mut self.buf[self.end..])
+                .map_err(|_| PcapError::<&[u8]>::ReadError.to_string())?;
+            self.input_done = n == 0;
+            self.end += n;
+        }
     }
 }
 
@@ -331,10 +524,14 @@ impl PacketSource for FileSource {
             };
             let interface = u16::try_from(held.iface).unwrap_or(u16::MAX);
             let held = self.current.insert(held);
+            let data = match (&held.in_buffer, &self.files[index].reader) {
+                (Some(range), Blocks::Legacy(legacy)) => legacy.bytes(range.clone()),
+                _ => &held.data[..],
+            };
             return Ok(Next::Packet(RawPacket {
                 ts: held.ts,
                 link,
-                data: &held.data,
+                data,
                 orig_len: held.orig_len,
                 packet_type: None,
                 interface,

@@ -20,10 +20,10 @@
 //!   fragment is dropped;
 //! - a fragment cut by the snap length cannot be reassembled: dropped.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::decode::FragmentInfo;
+use crate::hash::HashMap;
 use crate::Timestamp;
 
 /// Largest reassembled payload: the IPv4 total length is 16 bits, and an
@@ -144,7 +144,7 @@ pub struct Defrag {
 impl Defrag {
     pub fn new(max_datagrams: usize, timeout_secs: f64) -> Defrag {
         Defrag {
-            map: HashMap::new(),
+            map: HashMap::default(),
             max_datagrams: max_datagrams.max(1),
             timeout_secs,
             stats: DefragStats::default(),

@@ -41,13 +41,14 @@
 //! answers the first suffix with a CNAME, and the lookup ends there.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::names::service_of;
 use super::transaction::{Outcome, Transaction};
 use super::wire::{QType, Rcode};
+use crate::hash::HashMap;
 use crate::Timestamp;
 
 /// Addresses kept per lookup.
@@ -265,10 +266,13 @@ pub fn candidates(name: &str, absolute: bool, search: &Search) -> Vec<Arc<str>> 
     if absolute || search.domains.is_empty() {
         return vec![as_written];
     }
-    let suffixed = search
-        .domains
-        .iter()
-        .map(|d| Arc::from(format!("{name}.{d}")));
+    let suffixed = search.domains.iter().map(|d| {
+        let mut fqdn = String::with_capacity(name.len() + 1 + d.len());
+        fqdn.push_str(name);
+        fqdn.push('.');
+        fqdn.push_str(d);
+        Arc::from(fqdn)
+    });
     if dots(name) >= search.ndots as usize {
         std::iter::once(as_written).chain(suffixed).collect()
     } else {
@@ -333,8 +337,8 @@ impl Lookups {
     pub fn new(max_open: usize, linger_secs: f64, max_wait_secs: f64) -> Self {
         let sane = |v: f64, d: f64| if v.is_finite() && v >= 0.0 { v } else { d };
         Lookups {
-            slots: HashMap::new(),
-            by_name: HashMap::new(),
+            slots: HashMap::default(),
+            by_name: HashMap::default(),
             due: BinaryHeap::new(),
             next_id: 0,
             max_open: max_open.max(1),

@@ -7,11 +7,12 @@
 //! entries: when full, expired entries go first, then the entry closest to
 //! expiry; evictions are counted.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::wire::{Answer, AnswerData};
+use crate::hash::{HashMap, HashSet};
 use crate::Timestamp;
 
 /// CNAME hops followed from the question name.
@@ -133,7 +134,7 @@ pub struct NameTable {
 impl NameTable {
     pub fn new(capacity: usize, grace_secs: f64) -> Self {
         NameTable {
-            map: HashMap::new(),
+            map: HashMap::default(),
             capacity: capacity.max(1),
             grace_secs: if grace_secs.is_finite() {
                 grace_secs.max(0.0)
@@ -142,9 +143,9 @@ impl NameTable {
             },
             evicted: 0,
             last_sweep: Timestamp::ZERO,
-            latest: HashMap::new(),
+            latest: HashMap::default(),
             recent: VecDeque::new(),
-            answered: HashSet::new(),
+            answered: HashSet::default(),
         }
     }
 

@@ -22,11 +22,11 @@
 //! Memory: at most `max_streams` directions, each with a buffer of at most
 //! `MAX_BUFFER` bytes and `MAX_HELD_BYTES` of held segments.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::wire;
 use crate::decode::TcpSegment;
+use crate::hash::HashMap;
 use crate::Timestamp;
 
 /// One partial message (≤ 65 537 bytes) plus one arriving segment fit.
@@ -96,7 +96,7 @@ pub struct SegmentOutcome {
 impl Streams {
     pub fn new(max_streams: usize) -> Self {
         Streams {
-            map: HashMap::new(),
+            map: HashMap::default(),
             max_streams: max_streams.max(1),
             stats: StreamStats::default(),
         }

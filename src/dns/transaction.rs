@@ -13,11 +13,12 @@
 //! queries are not tracked (counted as `overflow`) and their responses are
 //! counted as unmatched.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::wire::{DnsMessage, QType, Rcode};
+use crate::hash::HashMap;
 use crate::Timestamp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -124,7 +125,7 @@ pub struct Transactions {
 impl Transactions {
     pub fn new(timeout_secs: f64, max_pending: usize) -> Self {
         Transactions {
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             deadlines: VecDeque::new(),
             timeout_secs: if timeout_secs.is_finite() && timeout_secs > 0.0 {
                 timeout_secs

@@ -432,10 +432,108 @@ fn read_name(msg: &[u8], at: usize) -> Option<String> {
 
 /// As `read_name`, with the position after the name's bytes in place.
 fn read_name_end(msg: &[u8], at: usize) -> Option<(String, usize)> {
+    match read_plain_name(msg, at) {
+        PlainName::Read(name, end) => Some((name, end)),
+        PlainName::Invalid => None,
+        PlainName::NotPlain => read_name_hickory(msg, at),
+    }
+}
+
+/// hickory-proto's decoding, for names with a label `name_to_string` escapes.
+fn read_name_hickory(msg: &[u8], at: usize) -> Option<(String, usize)> {
     let mut decoder = BinDecoder::new(msg);
     decoder.read_slice(at).ok()?;
     let name = Name::read(&mut decoder).ok()?;
     Some((name_to_string(&name), decoder.index()))
+}
+
+/// Label bytes `name_to_string` copies as they are: letters, digits, `-`, `_`.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    t
+};
+
+enum PlainName {
+    /// The name as `name_to_string` writes it, and the position after it in place.
+    Read(String, usize),
+    /// hickory-proto would reject it.
+    Invalid,
+    /// A label has a byte other than a letter, digit, `-` or `_`: decode it
+    /// with hickory-proto, which escapes such bytes.
+    NotPlain,
+}
+
+/// The common case of `read_name_hickory` without building a `Name`: the
+/// same checks as hickory-proto 0.26's `Name::read` (labels of at most 63
+/// bytes, reserved label types rejected, a pointer only to before the
+/// start of the labels that hold it, at most 255 bytes encoded), writing
+/// plain labels lowercase straight into the string. Anything else is
+/// `NotPlain` and goes through hickory-proto (`tests::plain_names_decode_as_hickory_does`).
+fn read_plain_name(msg: &[u8], at: usize) -> PlainName {
+    let mut out: Vec<u8> = Vec::with_capacity(64);
+    let mut pos = at;
+    // Start of the run of labels being read, and the bound the first pointer set.
+    let mut run_start = at;
+    let mut bound: Option<usize> = None;
+    let mut end = None;
+    // Encoded length so far, root label included.
+    let mut encoded = 1usize;
+    loop {
+        if bound.is_some_and(|b| pos >= b) {
+            return PlainName::Invalid;
+        }
+        let Some(&len) = msg.get(pos) else {
+            return PlainName::Invalid;
+        };
+        match len & 0xc0 {
+            0x00 if len == 0 => {
+                let end = end.unwrap_or(pos + 1);
+                out.make_ascii_lowercase();
+                return match String::from_utf8(out) {
+                    Ok(name) => PlainName::Read(name, end),
+                    Err(_) => PlainName::NotPlain,
+                };
+            }
+            0x00 => {
+                let len = len as usize;
+                let Some(label) = msg.get(pos + 1..pos + 1 + len) else {
+                    return PlainName::Invalid;
+                };
+                encoded += len + 1;
+                if encoded > 255 {
+                    return PlainName::Invalid;
+                }
+                if !label.iter().all(|&b| PLAIN[b as usize]) {
+                    return PlainName::NotPlain;
+                }
+                if !out.is_empty() {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(label);
+                pos += 1 + len;
+            }
+            0xc0 => {
+                let Some(&low) = msg.get(pos + 1) else {
+                    return PlainName::Invalid;
+                };
+                let target = (((len & 0x3f) as usize) << 8) | low as usize;
+                if target >= run_start {
+                    return PlainName::Invalid;
+                }
+                end.get_or_insert(pos + 2);
+                bound = Some(run_start);
+                run_start = target;
+                pos = target;
+            }
+            _ => return PlainName::Invalid,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -511,6 +609,79 @@ pub(crate) mod tests {
         let mut looped = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
         looped.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
         assert!(parse(&looped).is_err());
+    }
+
+    proptest::proptest! {
+        /// The plain-name fast path reads exactly what hickory-proto reads:
+        /// the same names accepted, the same text, the same end position.
+        #[test]
+        fn plain_names_decode_as_hickory_does(
+            msg in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => proptest::prop_oneof![b'a'..=b'z', b'A'..=b'Z', b'0'..=b'9', proptest::strategy::Just(b'-')],
+                    2 => 0u8..=8,
+                    1 => 0xc0u8..=0xc1,
+                    1 => proptest::num::u8::ANY,
+                ],
+                0..300,
+            ),
+            at in 0usize..40,
+        ) {
+            let fast = match read_plain_name(&msg, at) {
+                PlainName::Read(name, end) => Some(Some((name, end))),
+                PlainName::Invalid => Some(None),
+                PlainName::NotPlain => None,
+            };
+            if let Some(fast) = fast {
+                proptest::prop_assert_eq!(fast, read_name_hickory(&msg, at));
+            }
+        }
+    }
+
+    #[test]
+    fn plain_names_match_hickory_on_edge_cases() {
+        let check = |msg: &[u8], at: usize| {
+            let hickory = read_name_hickory(msg, at);
+            match read_plain_name(msg, at) {
+                PlainName::Read(name, end) => assert_eq!(Some((name, end)), hickory),
+                PlainName::Invalid => assert_eq!(None, hickory, "{msg:?} at {at}"),
+                PlainName::NotPlain => {}
+            }
+        };
+        // Longest legal name: 127 one-byte labels (254 bytes encoded with the root), then one more.
+        for labels in [126, 127, 128] {
+            let mut msg = vec![0u8; 12];
+            for _ in 0..labels {
+                msg.extend_from_slice(&[1, b'A']);
+            }
+            msg.push(0);
+            check(&msg, 12);
+        }
+        // 63-byte labels up to the limit.
+        for labels in [3, 4, 5] {
+            let mut msg = vec![0u8; 12];
+            for _ in 0..labels {
+                msg.push(63);
+                msg.extend(std::iter::repeat_n(b'x', 63));
+            }
+            msg.push(0);
+            check(&msg, 12);
+        }
+        // A pointer to a pointer, backwards, and one that lands on itself.
+        let mut msg = vec![0u8; 12];
+        msg.extend_from_slice(&[
+            3, b'f', b'o', b'o', 0, 3, b'b', b'a', b'r', 0xc0, 12, 0xc0, 17, 0xc0, 23,
+        ]);
+        for at in [12, 17, 22, 23, 25, 30] {
+            check(&msg, at);
+        }
+        // Reserved label types, a pointer cut off, the root alone, past the end.
+        for tail in [&[0x40u8][..], &[0x80], &[0xc0], &[0]] {
+            let mut msg = vec![0u8; 12];
+            msg.extend_from_slice(tail);
+            check(&msg, 12);
+            check(&msg, 14);
+        }
     }
 
     #[test]

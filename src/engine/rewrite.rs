@@ -12,12 +12,12 @@
 //! False positives are kept low by only considering pod IPs that no answer
 //! ever held and that the pod never dialed without a fresh lookup before.
 
-use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use crate::attribution::{AddrClass, Attribution, Attributor, Path};
 use crate::dns::DnsTracker;
+use crate::hash::{HashMap, HashSet};
 use crate::Timestamp;
 
 /// A connection at most this long after the answer follows from it.

@@ -289,7 +289,7 @@ fn seed_walkthrough_is_attributed_path_by_path() {
             .report
             .lookups
             .iter()
-            .map(|l| (l.name.as_str(), l.wasted))
+            .map(|l| (&*l.name, l.wasted))
             .collect();
         assert_eq!(lookups, vec![("demo-app", 0), ("demo-app.default", 2)]);
         assert!(r.report.inbound.is_empty());

@@ -6,10 +6,11 @@
 //! is a 5-tuple until it idles out. The side that sent the SYN (or the first
 //! datagram) is the initiator; outbound means the pod initiated.
 
-use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 use crate::attribution::Attribution;
+use crate::hash::HashMap;
 use crate::http::Http1;
 use crate::Timestamp;
 
@@ -30,11 +31,33 @@ impl Protocol {
 }
 
 /// Both endpoints in a canonical order, so either direction finds the flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
     pub protocol: Protocol,
     pub low: SocketAddr,
     pub high: SocketAddr,
+}
+
+/// Hashed per packet: a few wide writes instead of `SocketAddr`'s field by
+/// field ones. Equal keys hash equally (IPv6 flow info and scope, which
+/// `Eq` also compares, are left out of the hash, never out of `Eq`).
+impl Hash for FlowKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        fn endpoint<H: Hasher>(a: &SocketAddr, state: &mut H) {
+            match a {
+                SocketAddr::V4(v4) => {
+                    state.write_u64(u64::from(v4.ip().to_bits()) << 16 | u64::from(v4.port()))
+                }
+                SocketAddr::V6(v6) => {
+                    state.write_u128(v6.ip().to_bits());
+                    state.write_u16(v6.port());
+                }
+            }
+        }
+        state.write_u8(self.protocol as u8);
+        endpoint(&self.low, state);
+        endpoint(&self.high, state);
+    }
 }
 
 impl FlowKey {
@@ -129,7 +152,7 @@ const MAX_EVICTION_BATCH: usize = 16_384;
 impl FlowTable {
     pub fn new(capacity: usize) -> Self {
         FlowTable {
-            flows: HashMap::with_capacity(capacity.min(4096)),
+            flows: HashMap::with_capacity_and_hasher(capacity.min(4096), Default::default()),
             capacity: capacity.max(1),
             next_id: 1,
             evictions: 0,

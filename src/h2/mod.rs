@@ -24,11 +24,10 @@
 
 pub mod frame;
 
-use std::collections::HashMap;
-
 use loona_hpack::Decoder;
 use thiserror::Error;
 
+use crate::hash::HashMap;
 use crate::http::Method;
 use crate::Timestamp;
 use frame::*;
@@ -508,7 +507,7 @@ impl Connection {
         Connection {
             client,
             server,
-            streams: HashMap::new(),
+            streams: HashMap::default(),
             serial: 0,
             frames: Vec::new(),
             stats: H2Stats::default(),
@@ -522,7 +521,7 @@ impl Connection {
         Connection {
             client: Reader::new(false),
             server: Reader::new(false),
-            streams: HashMap::new(),
+            streams: HashMap::default(),
             serial: 0,
             frames: Vec::new(),
             stats: H2Stats::default(),

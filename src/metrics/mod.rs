@@ -11,9 +11,8 @@ mod process;
 
 pub use process::peak_rss_bytes;
 
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -27,23 +26,68 @@ use crate::attribution::Attribution;
 use crate::config::NamePolicy;
 use crate::dns::DnsEvent;
 use crate::engine::{AppProtocol, Event, Sink, SniCheck, TlsView};
+use crate::hash::{HashMap, HashSet};
 
 /// The value traffic-derived labels fold into past their cap.
 pub const OVERFLOW: &str = "~other";
 
-/// A shared, cheaply cloned label value.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Label(Arc<str>);
+/// A cheaply cloned label value: a static string (status codes, `~other`)
+/// or one shared with the caps. Compared, ordered and hashed as its text.
+#[derive(Clone, Debug)]
+pub struct Label(LabelText);
+
+#[derive(Clone, Debug)]
+enum LabelText {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
 
 impl Label {
     fn from_static(s: &'static str) -> Label {
-        Label(Arc::from(s))
+        Label(LabelText::Static(s))
+    }
+
+    fn shared(s: Arc<str>) -> Label {
+        Label(LabelText::Shared(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            LabelText::Static(s) => s,
+            LabelText::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Label) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Label {}
+
+impl PartialOrd for Label {
+    fn partial_cmp(&self, other: &Label) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Label {
+    fn cmp(&self, other: &Label) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for Label {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
     }
 }
 
 impl EncodeLabelValue for Label {
     fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
-        encoder.write_str(&self.0)
+        encoder.write_str(self.as_str())
     }
 }
 
@@ -482,6 +526,8 @@ pub struct Caps {
     max_values: usize,
     max_series: usize,
     series: HashMap<&'static str, HashSet<u64>>,
+    /// Fingerprints label sets for `series` (randomly seeded: see `crate::hash`).
+    fingerprint: crate::hash::RandomState,
     empty: Label,
     overflow: Label,
     names: NamePolicy,
@@ -491,10 +537,11 @@ pub struct Caps {
 impl Caps {
     pub fn new(max_values: usize, max_series: usize) -> Caps {
         Caps {
-            caps: HashMap::new(),
+            caps: HashMap::default(),
             max_values: max_values.max(1),
             max_series: max_series.max(1),
-            series: HashMap::new(),
+            series: HashMap::default(),
+            fingerprint: Default::default(),
             empty: Label::from_static(""),
             overflow: Label::from_static(OVERFLOW),
             names: NamePolicy::Keep,
@@ -529,10 +576,10 @@ impl Caps {
             value
         };
         let cap = self.caps.entry((metric, label)).or_insert_with(|| Cap {
-            values: HashSet::new(),
+            values: HashSet::default(),
         });
         if let Some(v) = cap.values.get(value) {
-            return Label(v.clone());
+            return Label::shared(v.clone());
         }
         if cap.values.len() >= self.max_values {
             metrics
@@ -543,15 +590,13 @@ impl Caps {
         }
         let v: Arc<str> = Arc::from(value);
         cap.values.insert(v.clone());
-        Label(v)
+        Label::shared(v)
     }
 
     /// Whether `labels` may be a series of `metric`: it already is one, or
     /// the family is under `max_series`. Series are remembered by hash.
     fn admit_series<L: Hash>(&mut self, metric: &'static str, labels: &L) -> bool {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        labels.hash(&mut h);
-        let key = h.finish();
+        let key = self.fingerprint.hash_one(labels);
         let seen = self.series.entry(metric).or_default();
         if seen.contains(&key) {
             return true;
@@ -568,6 +613,22 @@ impl Caps {
 pub struct MetricsSink {
     metrics: Arc<Metrics>,
     caps: Caps,
+    handles: Handles,
+}
+
+/// Handles (shared atomics) of series already created, by label set, for
+/// the events that come per request or per query: a repeated label set then
+/// costs one foldhash lookup instead of the caps' series check plus
+/// prometheus-client's SipHash map under its lock, per family. Only label
+/// sets admitted as series (not folded) are held, so each map is bounded
+/// like its family (`max_series`, or statically bounded label values).
+#[derive(Default)]
+struct Handles {
+    http: HashMap<HttpLabels, (Counter, Histogram)>,
+    inbound_http: HashMap<InboundHttpLabels, Counter>,
+    dns_queries: HashMap<DnsQueryLabels, Counter>,
+    /// `podpath_dns_lookups_total`, `…_lookup_queries_total`, `…_lookup_wasted_queries_total`.
+    lookups: HashMap<LookupLabels, [Counter; 3]>,
 }
 
 impl MetricsSink {
@@ -575,6 +636,7 @@ impl MetricsSink {
         MetricsSink {
             metrics,
             caps: Caps::new(max_label_values, max_series),
+            handles: Handles::default(),
         }
     }
 
@@ -620,7 +682,7 @@ impl MetricsSink {
                 &mut labels.namespace,
                 &mut labels.port,
             ] {
-                if !l.0.is_empty() {
+                if !l.as_str().is_empty() {
                     *l = o.clone();
                 }
             }
@@ -722,7 +784,23 @@ impl Sink for MetricsSink {
                         method: h.method.as_str(),
                         code: Label::from_static(code),
                     };
-                    if !self.caps.admit_series(M, &labels) {
+                    let grpc = h.protocol == AppProtocol::Grpc;
+                    if let Some((requests, duration)) = self.handles.http.get(&labels) {
+                        requests.inc();
+                        duration.observe(h.latency_secs);
+                        if grpc {
+                            m.grpc_requests
+                                .get_or_create(&GrpcLabels {
+                                    path,
+                                    service,
+                                    grpc_status: grpc_status_label(h.grpc_status),
+                                })
+                                .inc();
+                        }
+                        return;
+                    }
+                    let admitted = self.caps.admit_series(M, &labels);
+                    if !admitted {
                         labels.service = self.caps.overflow.clone();
                         m.label_overflow
                             .get_or_create(&OverflowLabels {
@@ -731,8 +809,9 @@ impl Sink for MetricsSink {
                             })
                             .inc();
                     }
-                    m.http_requests.get_or_create(&labels).inc();
-                    if h.protocol == AppProtocol::Grpc {
+                    let requests = m.http_requests.get_or_create_owned(&labels);
+                    requests.inc();
+                    if grpc {
                         m.grpc_requests
                             .get_or_create(&GrpcLabels {
                                 path,
@@ -741,21 +820,31 @@ impl Sink for MetricsSink {
                             })
                             .inc();
                     }
-                    m.http_duration
-                        .get_or_create(&HttpDurationLabels {
-                            path,
-                            protocol,
-                            service,
-                        })
-                        .observe(h.latency_secs);
+                    let duration = m.http_duration.get_or_create_owned(&HttpDurationLabels {
+                        path,
+                        protocol,
+                        service,
+                    });
+                    duration.observe(h.latency_secs);
+                    if admitted {
+                        self.handles.http.insert(labels, (requests, duration));
+                    }
                 } else {
-                    m.inbound_http_requests
-                        .get_or_create(&InboundHttpLabels {
-                            protocol: h.protocol.as_str(),
-                            method: h.method.as_str(),
-                            code: Label::from_static(code),
-                        })
-                        .inc();
+                    let labels = InboundHttpLabels {
+                        protocol: h.protocol.as_str(),
+                        method: h.method.as_str(),
+                        code: Label::from_static(code),
+                    };
+                    match self.handles.inbound_http.get(&labels) {
+                        Some(requests) => {
+                            requests.inc();
+                        }
+                        None => {
+                            let requests = m.inbound_http_requests.get_or_create_owned(&labels);
+                            requests.inc();
+                            self.handles.inbound_http.insert(labels, requests);
+                        }
+                    };
                     m.inbound_http_duration.observe(h.latency_secs);
                 }
             }
@@ -859,12 +948,20 @@ impl MetricsSink {
     fn on_dns(&mut self, m: &Metrics, ev: &DnsEvent) {
         match ev {
             DnsEvent::Completed(t) => {
-                m.dns_queries
-                    .get_or_create(&DnsQueryLabels {
-                        qtype: t.qtype.as_str(),
-                        rcode: t.outcome.as_str(),
-                    })
-                    .inc();
+                let labels = DnsQueryLabels {
+                    qtype: t.qtype.as_str(),
+                    rcode: t.outcome.as_str(),
+                };
+                match self.handles.dns_queries.get(&labels) {
+                    Some(queries) => {
+                        queries.inc();
+                    }
+                    None => {
+                        let queries = m.dns_queries.get_or_create_owned(&labels);
+                        queries.inc();
+                        self.handles.dns_queries.insert(labels, queries);
+                    }
+                };
                 if let Some(latency) = t.latency_secs {
                     m.dns_response_duration.observe(latency);
                 }
@@ -874,7 +971,22 @@ impl MetricsSink {
                 let mut name = self.caps.admit(m, M, "dns_name", &l.name);
                 let form = l.form.as_str();
                 let result = l.result.as_str();
-                if !self.caps.admit_series(M, &(&name, form, result)) {
+                let inc = |[lookups, queries, wasted]: &[Counter; 3]| {
+                    lookups.inc();
+                    queries.inc_by(l.queries as u64);
+                    wasted.inc_by(l.wasted as u64);
+                };
+                let key = LookupLabels {
+                    dns_name: name.clone(),
+                    form,
+                    result,
+                };
+                if let Some(handles) = self.handles.lookups.get(&key) {
+                    inc(handles);
+                    return;
+                }
+                let admitted = self.caps.admit_series(M, &(&name, form, result));
+                if !admitted {
                     name = self.caps.overflow.clone();
                     m.label_overflow
                         .get_or_create(&OverflowLabels {
@@ -883,23 +995,23 @@ impl MetricsSink {
                         })
                         .inc();
                 }
-                m.dns_lookups
-                    .get_or_create(&LookupLabels {
-                        dns_name: name.clone(),
-                        form,
-                        result,
-                    })
-                    .inc();
                 let labels = LookupNameLabels {
-                    dns_name: name,
+                    dns_name: name.clone(),
                     form,
                 };
-                m.dns_lookup_queries
-                    .get_or_create(&labels)
-                    .inc_by(l.queries as u64);
-                m.dns_lookup_wasted
-                    .get_or_create(&labels)
-                    .inc_by(l.wasted as u64);
+                let handles = [
+                    m.dns_lookups.get_or_create_owned(&LookupLabels {
+                        dns_name: name,
+                        form,
+                        result,
+                    }),
+                    m.dns_lookup_queries.get_or_create_owned(&labels),
+                    m.dns_lookup_wasted.get_or_create_owned(&labels),
+                ];
+                inc(&handles);
+                if admitted {
+                    self.handles.lookups.insert(key, handles);
+                }
             }
             DnsEvent::Malformed { reason, .. } => {
                 m.dns_malformed

@@ -1,9 +1,10 @@
 //! The `analyze` reports: a table a person reads at a glance, and JSON
 //! records (connections, lookups, requests). Built from engine events.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -12,6 +13,7 @@ use crate::dns::names::Stale;
 use crate::dns::DnsEvent;
 use crate::engine::{AppProtocol, EngineStats, Event, FailReason, Sink, SniCheck};
 use crate::flow::Protocol;
+use crate::hash::HashMap;
 use crate::http::Method;
 use crate::tls::SniStatus;
 
@@ -37,12 +39,21 @@ pub struct ConnectionRecord {
     pub path: Path,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<AddrClass>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dns_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_shared"
+    )]
+    pub dns_name: Option<Arc<str>>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_shared"
+    )]
+    pub service: Option<Arc<str>>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_shared"
+    )]
+    pub namespace: Option<Arc<str>>,
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connect_secs: Option<f64>,
@@ -94,8 +105,11 @@ pub struct HttpRecord {
     pub dst: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Path>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_shared"
+    )]
+    pub service: Option<Arc<str>>,
     pub method: Method,
     pub status: u16,
     pub latency_secs: f64,
@@ -108,13 +122,17 @@ pub struct HttpRecord {
 pub struct LookupRecord {
     pub ts: f64,
     pub client: IpAddr,
-    pub name: String,
+    #[serde(serialize_with = "serialize_str")]
+    pub name: Arc<str>,
     pub form: &'static str,
     pub result: &'static str,
     pub queries: u32,
     pub wasted: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub answered_name: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_shared"
+    )]
+    pub answered_name: Option<Arc<str>>,
     pub addresses: Vec<IpAddr>,
 }
 
@@ -141,6 +159,19 @@ pub struct Report {
     index: HashMap<u64, usize>,
     #[serde(skip)]
     max_records: usize,
+}
+
+/// Names shared with the engine (`Arc<str>`), serialised as strings: the
+/// records keep a reference instead of a copy of each name.
+fn serialize_shared<S: serde::Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_some(&**v),
+        None => s.serialize_none(),
+    }
+}
+
+fn serialize_str<S: serde::Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v)
 }
 
 fn serialize_pairs<S: serde::Serializer>(
@@ -211,9 +242,9 @@ impl Sink for Report {
                     dst: c.dst,
                     path: a.path,
                     target: a.target,
-                    dns_name: a.dns_name.as_deref().map(str::to_string),
-                    service: a.service.as_deref().map(str::to_string),
-                    namespace: a.namespace.as_deref().map(str::to_string),
+                    dns_name: a.dns_name.clone(),
+                    service: a.service.clone(),
+                    namespace: a.namespace.clone(),
                     outcome: Outcome::Unknown,
                     connect_secs: None,
                     stale_dns: None,
@@ -254,10 +285,7 @@ impl Sink for Report {
                         connection_id: h.connection_id,
                         dst: h.dst,
                         path: h.attribution.map(|a| a.path),
-                        service: h
-                            .attribution
-                            .and_then(|a| a.service.as_deref())
-                            .map(str::to_string),
+                        service: h.attribution.and_then(|a| a.service.clone()),
                         method: h.method,
                         status: h.status,
                         latency_secs: h.latency_secs,
@@ -332,12 +360,12 @@ impl Report {
                 self.lookups.push(LookupRecord {
                     ts: l.started.as_secs_f64(),
                     client: l.client,
-                    name: l.name.to_string(),
+                    name: l.name.clone(),
                     form: l.form.as_str(),
                     result: l.result.as_str(),
                     queries: l.queries,
                     wasted: l.wasted,
-                    answered_name: Some(l.fqdn.to_string()),
+                    answered_name: Some(l.fqdn.clone()),
                     addresses: l.addresses.to_vec(),
                 });
             }
@@ -400,18 +428,18 @@ impl Report {
         );
 
         // Connections grouped by path and destination.
-        type ConnKey = (Path, String, &'static str, u16, String, String);
-        let mut groups: BTreeMap<ConnKey, [u64; 4]> = BTreeMap::new();
+        type ConnKey<'r> = (Path, &'static str, &'static str, u16, &'r str, String);
+        let mut groups: BTreeMap<ConnKey<'_>, [u64; 4]> = BTreeMap::new();
         for c in &self.connections {
             let key = (
                 c.path,
-                c.target.map_or("", |t| t.as_str()).to_string(),
+                c.target.map_or("", |t| t.as_str()),
                 c.protocol.as_str(),
                 c.dst.port(),
-                c.dns_name.clone().unwrap_or_default(),
+                c.dns_name.as_deref().unwrap_or(""),
                 match (&c.service, &c.namespace) {
                     (Some(s), Some(n)) => format!("{s}.{n}"),
-                    (Some(s), None) => s.clone(),
+                    (Some(s), None) => s.to_string(),
                     _ => String::new(),
                 },
             );
@@ -439,10 +467,10 @@ impl Report {
         for ((path, target, proto, port, name, svc), g) in &groups {
             rows.push(vec![
                 path.as_str().into(),
-                target.clone(),
+                (*target).into(),
                 (*proto).into(),
                 port.to_string(),
-                name.clone(),
+                (*name).into(),
                 svc.clone(),
                 g[0].to_string(),
                 g[1].to_string(),
@@ -471,9 +499,9 @@ impl Report {
             out,
             "\nDNS lookups (search-list expansion collapsed to the name the app asked for)"
         );
-        let mut lk: BTreeMap<(String, &'static str, &'static str), [u64; 3]> = BTreeMap::new();
+        let mut lk: BTreeMap<(&str, &'static str, &'static str), [u64; 3]> = BTreeMap::new();
         for l in &self.lookups {
-            let g = lk.entry((l.name.clone(), l.form, l.result)).or_default();
+            let g = lk.entry((&l.name, l.form, l.result)).or_default();
             g[0] += 1;
             g[1] += l.queries as u64;
             g[2] += l.wasted as u64;
@@ -490,7 +518,7 @@ impl Report {
         order.sort_by(|a, b| b.1[2].cmp(&a.1[2]).then(a.0.cmp(&b.0)));
         for ((name, form, result), g) in order {
             rows.push(vec![
-                name,
+                name.into(),
                 form.into(),
                 result.into(),
                 g[0].to_string(),
@@ -515,23 +543,25 @@ impl Report {
         let _ = writeln!(out, "  total: {total} ({})", rc.join(", "));
 
         let _ = writeln!(out, "\nHTTP requests");
-        type HttpKey = (
+        type HttpKey<'r> = (
             &'static str,
-            String,
             &'static str,
-            String,
+            &'static str,
+            &'r str,
             &'static str,
             u16,
             String,
         );
-        let mut hg: BTreeMap<HttpKey, (u64, f64)> = BTreeMap::new();
+        // Grouped in a hash map (one lookup per request, no string copies),
+        // then ordered.
+        let mut by_key: HashMap<HttpKey<'_>, (u64, f64)> = HashMap::default();
         for h in &self.http_requests {
-            let g = hg
+            let g = by_key
                 .entry((
                     h.direction,
-                    h.path.map_or("", |p| p.as_str()).to_string(),
+                    h.path.map_or("", |p| p.as_str()),
                     h.protocol.as_str(),
-                    h.service.clone().unwrap_or_default(),
+                    h.service.as_deref().unwrap_or(""),
                     h.method.as_str(),
                     h.status,
                     h.grpc_status.map(|g| g.to_string()).unwrap_or_default(),
@@ -540,6 +570,7 @@ impl Report {
             g.0 += 1;
             g.1 = g.1.max(h.latency_secs);
         }
+        let hg: BTreeMap<HttpKey<'_>, (u64, f64)> = by_key.into_iter().collect();
         let mut rows = vec![vec![
             "DIRECTION".to_string(),
             "PATH".into(),
@@ -554,9 +585,9 @@ impl Report {
         for ((d, p, proto, s, m, c, g), (n, max)) in hg {
             rows.push(vec![
                 d.into(),
-                p,
+                p.into(),
                 proto.into(),
-                s,
+                s.into(),
                 m.into(),
                 c.to_string(),
                 g,
@@ -626,7 +657,7 @@ impl Report {
             let mut sg: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
             for c in stale {
                 let reason = c.stale_dns.map_or("", Stale::as_str);
-                *sg.entry((c.dns_name.clone().unwrap_or_default(), reason))
+                *sg.entry((c.dns_name.as_deref().unwrap_or("").to_string(), reason))
                     .or_default() += 1;
             }
             let mut rows = vec![vec![
