@@ -735,3 +735,54 @@ fn ip_fragments_reassemble_and_floods_of_them_are_bounded() {
     );
     assert!(h.engine.defrag().is_empty());
 }
+
+/// A capture cut inside its last record (tcpdump killed mid-write): every
+/// whole record is analysed, the cut one is counted as skipped and named on
+/// stderr, and the exit status is 0.
+#[test]
+fn capture_file_cut_inside_a_record_keeps_every_whole_record() {
+    let whole = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/captures/seed-any.pcap"
+    ))
+    .unwrap();
+    let run = |bytes: &[u8], name: &str| {
+        let path = std::env::temp_dir().join(format!("podpath-{name}-{}.pcap", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_podpath"))
+            .args(["analyze", "--format", "json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (json, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (full, _) = run(&whole, "whole");
+    let (cut, stderr) = run(&whole[..whole.len() - 10], "cut");
+    let packets = |j: &serde_json::Value| j["stats"]["packets"].as_u64().unwrap();
+    assert_eq!(packets(&cut) + 1, packets(&full));
+    assert_eq!(cut["skipped"]["truncated_record"], 1, "{cut}");
+    assert!(
+        stderr.contains("file ends in the middle of a packet record"),
+        "{stderr}"
+    );
+    // Cut inside the 16-byte header of the last record, too (the file is
+    // little-endian legacy pcap: a 24-byte file header, then records).
+    let mut last = 24;
+    let mut at = 24;
+    while at + 16 <= whole.len() {
+        last = at;
+        let caplen = u32::from_le_bytes(whole[at + 8..at + 12].try_into().unwrap());
+        at += 16 + caplen as usize;
+    }
+    assert_eq!(at, whole.len());
+    let (cut, _) = run(&whole[..last + 8], "cut-header");
+    assert_eq!(packets(&cut) + 1, packets(&full));
+    assert_eq!(cut["skipped"]["truncated_record"], 1, "{cut}");
+}

@@ -158,6 +158,7 @@ impl FileReader {
                     }
                     Ok(None) => {
                         self.exhausted = true;
+                        self.truncated_tail = legacy.truncated;
                         Ok(())
                     }
                     Err(detail) => Err(CaptureError::Corrupt {
@@ -305,9 +306,10 @@ struct Record {
 
 /// Legacy pcap records read in place, with pcap-parser's framing and
 /// errors: 16-byte record headers in the file's byte order (24, little
-/// endian, in the "modified" format), a file that ends inside a record is
-/// `Unexpected end of file`, and a record that cannot fit the buffer is
-/// `Buffer is too small`.
+/// endian, in the "modified" format), and a record that cannot fit the
+/// buffer is `Buffer is too small`. A file that ends inside a record ends
+/// there, with `truncated` set (pcap-parser would call it an error and lose
+/// nothing more, but the records before it are good data).
 struct LegacyReader {
     input: Box<dyn Read + Send>,
     buf: Vec<u8>,
@@ -320,6 +322,8 @@ struct LegacyReader {
     record_header: usize,
     /// The file header, until the first record is read.
     header: Option<pcap_parser::PcapHeader>,
+    /// The file ended inside a record.
+    truncated: bool,
 }
 
 impl LegacyReader {
@@ -342,6 +346,7 @@ impl LegacyReader {
             big_endian,
             record_header,
             header,
+            truncated: false,
         }
     }
 
@@ -385,7 +390,12 @@ impl LegacyReader {
                 return Ok(None);
             }
             if self.input_done {
-                return Err(PcapError::<&[u8]>::UnexpectedEof.to_string());
+                // The file ends inside a record (tcpdump killed mid-write,
+                // a copy taken while it ran): everything before it stands;
+                // the caller reports the cut record.
+                self.truncated = true;
+                self.start = self.end;
+                return Ok(None);
             }
             if needed >= self.buf.len() {
                 return Err(PcapError::<&[u8]>::BufferTooSmall.to_string());

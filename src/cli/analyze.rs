@@ -103,6 +103,10 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
         );
     }
     for f in source.truncated_files() {
+        metrics_sink.on_event(&crate::engine::Event::Skipped {
+            reason: "truncated_record",
+        });
+        *report.skipped.entry("truncated_record").or_default() += 1;
         eprintln!("podpath: {f}: file ends in the middle of a packet record; the partial record was skipped");
     }
     let span = first.map_or(0.0, |f| engine.now().secs_since(f));
