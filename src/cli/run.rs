@@ -6,7 +6,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
@@ -168,17 +167,27 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         stop.clone(),
     )?;
 
-    let mut last_stats = Instant::now();
+    // Kernel counters are exported once a second of packet time (the
+    // kernel stamps frames with the wall clock; no clock read per packet).
+    // A clock stepped back by more than a second re-arms the timer.
+    const SECOND: u64 = 1_000_000_000;
+    let mut next_stats: u64 = 0;
     let mut reported: Vec<(u64, u64)> = vec![(0, 0); interfaces.len()];
     let result = loop {
-        match source.next_packet() {
-            Ok(Next::Packet(p)) => engine.process(&p, &mut sink),
-            Ok(Next::Idle { now }) => engine.advance(now, &mut sink),
+        let now = match source.next_packet() {
+            Ok(Next::Packet(p)) => {
+                engine.process(&p, &mut sink);
+                p.ts.0
+            }
+            Ok(Next::Idle { now }) => {
+                engine.advance(now, &mut sink);
+                now.0
+            }
             Ok(Next::End) => break Ok(()),
             Err(e) => break Err(anyhow::anyhow!("{e}")),
-        }
-        if last_stats.elapsed() >= Duration::from_secs(1) {
-            last_stats = Instant::now();
+        };
+        if now >= next_stats || now.saturating_add(2 * SECOND) < next_stats {
+            next_stats = now.saturating_add(SECOND);
             export_capture_stats(&mut source, &metrics, &mut reported);
         }
     };
