@@ -73,10 +73,15 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
     let mut engine = Engine::new(cfg);
     let mut first: Option<Timestamp> = None;
     {
-        let mut tee = Tee(vec![
-            &mut metrics_sink as &mut dyn Sink,
-            &mut report as &mut dyn Sink,
-        ]);
+        // Each output format reads one sink: feeding the other would be
+        // work thrown away.
+        let exposition = matches!(args.format, Format::Prometheus | Format::Openmetrics);
+        let sinks: Vec<&mut dyn Sink> = if exposition {
+            vec![&mut metrics_sink]
+        } else {
+            vec![&mut report]
+        };
+        let mut tee = Tee(sinks);
         loop {
             match source.next_packet()? {
                 Next::Packet(p) => {
