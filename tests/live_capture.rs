@@ -922,3 +922,69 @@ fn capture_without_cap_net_raw_names_the_capability() {
         }
     }
 }
+
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
+#[test]
+fn interface_down_neither_spins_nor_ends_the_capture() {
+    const TEST: &str = "interface_down_neither_spins_nor_ends_the_capture";
+    match role() {
+        Role::Outer => Lab::new("down", 1500).run_inner(TEST),
+        Role::Peer => {}
+        Role::Inner => down_inner(),
+    }
+}
+
+/// CPU seconds this process has used (utime + stime).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("stat");
+    let fields: Vec<&str> = stat.rsplit_once(") ").expect("comm").1.split(' ').collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    ticks / 100.0
+}
+
+/// `va` goes down while captured: the kernel flags the socket (ENETDOWN),
+/// which `poll` reports until it is read. The source must clear it (no busy
+/// loop: it stays idle at a few % of a core), keep going, and see frames
+/// again once `va` is back up.
+fn down_inner() {
+    let config = LiveConfig {
+        interfaces: vec!["va".to_string()],
+        poll_interval: Duration::from_millis(50),
+        ..base()
+    };
+    let mut source = LiveSource::open(&config).expect("open va");
+    // A busy loop inside `next_packet` would never return: fail instead of
+    // hanging the suite.
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(20));
+        eprintln!("next_packet did not return within 20 s: busy loop while the interface was down");
+        std::process::exit(1);
+    });
+    sh(&["ip", "link", "set", "va", "down"]);
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    drain(&mut source, Duration::from_millis(1500));
+    let used = cpu_seconds() - cpu0;
+    let wall = start.elapsed().as_secs_f64();
+    assert!(
+        used < 0.3 * wall,
+        "{used:.2} s of CPU in {wall:.2} s while the interface was down"
+    );
+    sh(&["ip", "link", "set", "va", "up"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let tx = UdpSocket::bind("0.0.0.0:0").expect("bind");
+    for _ in 0..5 {
+        tx.send_to(b"after down", (B, 9999)).expect("send");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let frames = drain(&mut source, Duration::from_millis(300));
+    let seen = frames
+        .iter()
+        .filter(|f| f.data.ends_with(b"after down"))
+        .count();
+    assert!(seen >= 1, "no frame after the interface came back up");
+}

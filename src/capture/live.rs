@@ -220,6 +220,25 @@ impl Capture {
         }
     }
 
+    /// Clears and logs a pending socket error (the interface went down).
+    /// Capture resumes by itself when the interface comes back up.
+    fn clear_error(&self) {
+        let taken = match &self.reader {
+            Reader::Ring(ring) => ring.take_error(),
+            Reader::Recv { socket, .. } => socket.take_error(),
+        };
+        match taken {
+            Ok(Some(e)) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                tracing::warn!(interface = %self.name, "interface went down");
+            }
+            Ok(Some(e)) => {
+                tracing::warn!(interface = %self.name, error = %e, "capture socket error")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(interface = %self.name, error = %e, "SO_ERROR"),
+        }
+    }
+
     fn stats(&self) -> io::Result<podpath_afpacket::Stats> {
         match &self.reader {
             Reader::Ring(ring) => ring.stats(),
@@ -331,6 +350,17 @@ impl LiveSource {
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
     }
+
+    /// After a wait: clears the errors `poll` reported, which it would
+    /// otherwise report again at once, forever (a busy loop while an
+    /// interface is down).
+    fn clear_errors(&self) {
+        for (i, c) in self.captures.iter().enumerate() {
+            if self.poller.has_error(i) {
+                c.clear_error();
+            }
+        }
+    }
 }
 
 /// A recvmsg socket on `iface`, with the buffer check logged.
@@ -427,6 +457,7 @@ impl PacketSource for LiveSource {
                     self.poller.set_enabled(j, c.head.is_none());
                 }
                 self.poller.wait(wait).map_err(live("poll"))?;
+                self.clear_errors();
                 for c in &mut self.captures {
                     if c.head.is_none() {
                         c.empty_as_of = Timestamp::ZERO;
@@ -443,6 +474,7 @@ impl PacketSource for LiveSource {
                     now: earlier(wall_clock(), self.hold),
                 });
             }
+            self.clear_errors();
             for c in &mut self.captures {
                 c.empty_as_of = Timestamp::ZERO;
             }

@@ -323,6 +323,11 @@ impl Ring {
         self.socket.stats()
     }
 
+    /// Takes the socket's pending error: see [`Socket::take_error`].
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.socket.take_error()
+    }
+
     /// Bytes mapped.
     pub fn mapped_bytes(&self) -> usize {
         self.block_size * self.block_count

@@ -330,6 +330,29 @@ impl Socket {
         })
     }
 
+    /// Takes the socket's pending error (`SO_ERROR`), which also clears it:
+    /// the kernel sets ENETDOWN when the interface goes down, and until it
+    /// is read `poll` reports the socket ready (POLLERR) at once. A ring is
+    /// never read with `recvmsg`, which would clear it, so the reader must.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        let mut value: i32 = 0;
+        let mut len = size_of::<i32>() as libc::socklen_t;
+        // SAFETY: `value` and `len` are live locals of the sizes given.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut value as *mut i32).cast::<c_void>(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((value != 0).then(|| io::Error::from_raw_os_error(value)))
+    }
+
     /// The receive buffer the kernel actually granted (`SO_RCVBUF`; the
     /// kernel doubles the requested value for its own bookkeeping).
     pub fn rcvbuf(&self) -> io::Result<usize> {
@@ -411,6 +434,13 @@ impl Poller {
             fd.fd = if enabled { raw } else { !raw };
             fd.revents = 0;
         }
+    }
+
+    /// Whether socket `i` reported an error or hang-up in the last `wait`.
+    pub fn has_error(&self, i: usize) -> bool {
+        self.fds
+            .get(i)
+            .is_some_and(|fd| fd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0)
     }
 
     /// Whether socket `i` (in the order given to `new`) had an event in the
