@@ -133,14 +133,7 @@ impl FileReader {
                 return match legacy.next_record() {
                     Ok(Some(record)) => {
                         if let Some(header) = legacy.header.take() {
-                            self.nanos = header.is_nanosecond_precision();
-                            let raw = header.network.0 as u32;
-                            self.interfaces = vec![Interface {
-                                link: LinkType::from_linktype(raw),
-                                raw_link: raw,
-                                resolution: 0,
-                                offset: 0,
-                            }];
+                            (self.nanos, self.interfaces) = legacy_header(&header);
                         }
                         let frac = if self.nanos {
                             record.ts_frac
@@ -175,14 +168,7 @@ impl FileReader {
                     let mut held = None;
                     match block {
                         PcapBlockOwned::LegacyHeader(header) => {
-                            self.nanos = header.is_nanosecond_precision();
-                            let raw = header.network.0 as u32;
-                            self.interfaces = vec![Interface {
-                                link: LinkType::from_linktype(raw),
-                                raw_link: raw,
-                                resolution: 0,
-                                offset: 0,
-                            }];
+                            (self.nanos, self.interfaces) = legacy_header(&header);
                         }
                         PcapBlockOwned::Legacy(frame) => {
                             let frac = if self.nanos {
@@ -412,6 +398,18 @@ impl LegacyReader {
             self.end += n;
         }
     }
+}
+
+/// A legacy file's timestamp precision (nanoseconds?) and its one interface.
+fn legacy_header(header: &pcap_parser::PcapHeader) -> (bool, Vec<Interface>) {
+    let raw = header.network.0 as u32;
+    let interface = Interface {
+        link: LinkType::from_linktype(raw),
+        raw_link: raw,
+        resolution: 0,
+        offset: 0,
+    };
+    (header.is_nanosecond_precision(), vec![interface])
 }
 
 fn ng_timestamp(high: u32, low: u32, resolution: u64, offset: i64) -> Timestamp {

@@ -335,27 +335,18 @@ impl Socket {
     /// is read `poll` reports the socket ready (POLLERR) at once. A ring is
     /// never read with `recvmsg`, which would clear it, so the reader must.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        let mut value: i32 = 0;
-        let mut len = size_of::<i32>() as libc::socklen_t;
-        // SAFETY: `value` and `len` are live locals of the sizes given.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut value as *mut i32).cast::<c_void>(),
-                &mut len,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let value = self.socket_option(libc::SO_ERROR)?;
         Ok((value != 0).then(|| io::Error::from_raw_os_error(value)))
     }
 
     /// The receive buffer the kernel actually granted (`SO_RCVBUF`; the
     /// kernel doubles the requested value for its own bookkeeping).
     pub fn rcvbuf(&self) -> io::Result<usize> {
+        Ok(usize::try_from(self.socket_option(libc::SO_RCVBUF)?).unwrap_or(0))
+    }
+
+    /// An `int` option at level SOL_SOCKET.
+    fn socket_option(&self, name: i32) -> io::Result<i32> {
         let mut value: i32 = 0;
         let mut len = size_of::<i32>() as libc::socklen_t;
         // SAFETY: `value` and `len` are live locals of the sizes given.
@@ -363,7 +354,7 @@ impl Socket {
             libc::getsockopt(
                 self.fd.as_raw_fd(),
                 libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
+                name,
                 (&mut value as *mut i32).cast::<c_void>(),
                 &mut len,
             )
@@ -371,7 +362,7 @@ impl Socket {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(usize::try_from(value).unwrap_or(0))
+        Ok(value)
     }
 }
 
