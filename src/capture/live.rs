@@ -135,6 +135,8 @@ struct Capture {
     /// Cumulative PACKET_STATISTICS (the kernel resets them on each read).
     received: u64,
     dropped: u64,
+    /// Corrupt ring blocks already logged.
+    bad_blocks: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -317,6 +319,7 @@ impl LiveSource {
                 empty_as_of: Timestamp::ZERO,
                 received: 0,
                 dropped: 0,
+                bad_blocks: 0,
             });
         }
         let poller = Poller::new(captures.iter().map(Capture::fd));
@@ -508,6 +511,17 @@ impl PacketSource for LiveSource {
                         c.dropped = c.dropped.saturating_add(u64::from(st.drops));
                     }
                     Err(e) => tracing::warn!(interface = %c.name, error = %e, "PACKET_STATISTICS"),
+                }
+                if let Reader::Ring(ring) = &c.reader {
+                    // Never seen: a block whose headers point outside it.
+                    if ring.bad_blocks() > c.bad_blocks {
+                        c.bad_blocks = ring.bad_blocks();
+                        tracing::warn!(
+                            interface = %c.name,
+                            blocks = c.bad_blocks,
+                            "ring blocks with corrupt frame headers skipped; their frames are lost"
+                        );
+                    }
                 }
                 InterfaceStats {
                     name: c.name.clone(),
