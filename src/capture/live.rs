@@ -67,6 +67,9 @@ pub const RING_RETIRE_MS: u32 = 8;
 /// yielded while another interface shows nothing later: the retire timer,
 /// twice over for timer slack, plus 16 ms for a late softirq.
 pub const RING_HOLD: Duration = Duration::from_millis(2 * RING_RETIRE_MS as u64 + 16);
+/// The shortest wait for a held frame to come of age: frames are then
+/// yielded in batches of at least this much traffic, one `poll` each.
+const RING_MIN_WAIT: Duration = Duration::from_millis(RING_RETIRE_MS as u64 / 2);
 /// Default poll timeout: the longest an idle source waits before yielding
 /// `Idle`, and the longest a stop request waits to be seen.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -151,8 +154,11 @@ struct Head {
 
 impl Capture {
     /// Reads one frame into the head; `false` if none was visible. `hold`
-    /// is how late a frame may become visible (ring mode).
-    fn refill(&mut self, hold: Duration) -> Result<bool, CaptureError> {
+    /// is how late a frame may become visible (ring mode); `clock` a wall
+    /// clock reading taken before this call (ring mode: an earlier reading
+    /// only makes `empty_as_of` more conservative, and reading the clock is
+    /// a system call on some virtual machines).
+    fn refill(&mut self, hold: Duration, clock: Timestamp) -> Result<bool, CaptureError> {
         match &mut self.reader {
             Reader::Ring(ring) => match ring.peek() {
                 Some(f) => {
@@ -166,7 +172,7 @@ impl Capture {
                     Ok(true)
                 }
                 None => {
-                    self.empty_as_of = earlier(wall_clock(), hold);
+                    self.empty_as_of = earlier(clock, hold);
                     Ok(false)
                 }
             },
@@ -259,6 +265,8 @@ pub struct LiveSource {
     hold: Duration,
     /// The interface whose head was yielded last: consumed on the next call.
     yielded: Option<usize>,
+    /// The wall clock when the source last woke from `poll`.
+    clock: Timestamp,
     mode: CaptureMode,
     stop: Arc<AtomicBool>,
 }
@@ -334,6 +342,7 @@ impl LiveSource {
             poll_interval: config.poll_interval,
             hold,
             yielded: None,
+            clock: wall_clock(),
             mode,
             stop: Arc::clone(&config.stop),
         })
@@ -430,7 +439,7 @@ impl PacketSource for LiveSource {
             let mut refilled = false;
             for c in &mut self.captures {
                 if c.head.is_none() && c.empty_as_of < before {
-                    refilled |= c.refill(self.hold)?;
+                    refilled |= c.refill(self.hold, self.clock)?;
                 }
             }
             if refilled {
@@ -455,11 +464,12 @@ impl PacketSource for LiveSource {
                 let ready_at = ts.0.saturating_add(self.hold.as_nanos() as u64);
                 let wait = Duration::from_nanos(ready_at.saturating_sub(wall_clock().0))
                     .min(self.poll_interval)
-                    .max(Duration::from_millis(1));
+                    .max(RING_MIN_WAIT);
                 for (j, c) in self.captures.iter().enumerate() {
                     self.poller.set_enabled(j, c.head.is_none());
                 }
                 self.poller.wait(wait).map_err(live("poll"))?;
+                self.clock = wall_clock();
                 self.clear_errors();
                 for c in &mut self.captures {
                     if c.head.is_none() {
@@ -472,9 +482,11 @@ impl PacketSource for LiveSource {
             for j in 0..self.captures.len() {
                 self.poller.set_enabled(j, true);
             }
-            if self.poller.wait(self.poll_interval).map_err(live("poll"))? == 0 {
+            let ready = self.poller.wait(self.poll_interval).map_err(live("poll"))?;
+            self.clock = wall_clock();
+            if ready == 0 {
                 return Ok(Next::Idle {
-                    now: earlier(wall_clock(), self.hold),
+                    now: earlier(self.clock, self.hold),
                 });
             }
             self.clear_errors();
