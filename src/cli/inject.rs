@@ -1,12 +1,14 @@
 //! `podpath inject FILE|-`: Kubernetes YAML in, the same YAML with the
-//! podpath sidecar added to every pod template out.
+//! podpath sidecar added to every pod template out; on standard error, what
+//! was done to each workload and why the others were skipped.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
 use anyhow::{Context as _, Result};
 use clap::Args;
 
-use crate::inject::{inject, InjectOptions};
+use crate::inject::{inject_report, Action, InjectOptions, Outcome, Selection, Skip};
 
 #[derive(Args, Debug)]
 pub struct InjectArgs {
@@ -21,6 +23,9 @@ pub struct InjectArgs {
     /// The podpath image.
     #[arg(long, env = "PODPATH_IMAGE", default_value = crate::inject::DEFAULT_IMAGE)]
     pub image: String,
+    /// Inject only workloads labelled (or annotated) podpath.io/inject=enabled, as the kustomize components do. Without it every workload is injected unless opted out with podpath.io/inject=disabled.
+    #[arg(long)]
+    pub opt_in: bool,
     /// Port of podpath's /metrics, /healthz and /readyz in the pod.
     #[arg(long, env = "PODPATH_METRICS_PORT", default_value_t = crate::inject::DEFAULT_METRICS_PORT)]
     pub metrics_port: u16,
@@ -41,7 +46,58 @@ pub fn run(args: InjectArgs) -> Result<i32> {
         native_sidecar: !args.classic,
         metrics_port: args.metrics_port,
     };
-    let out = inject(&input, &opts).with_context(|| format!("{}: cannot inject", args.file))?;
-    std::io::stdout().lock().write_all(out.as_bytes())?;
+    let selection = if args.opt_in {
+        Selection::OptedIn
+    } else {
+        Selection::AllButOptedOut
+    };
+    let injection = inject_report(&input, &opts, selection)
+        .with_context(|| format!("{}: cannot inject", args.file))?;
+    std::io::stdout()
+        .lock()
+        .write_all(injection.output.as_bytes())?;
+    let mut stderr = std::io::stderr().lock();
+    for line in report(&injection.outcomes) {
+        writeln!(stderr, "podpath inject: {line}")?;
+    }
     Ok(0)
+}
+
+/// One line per workload, then a summary that also counts the objects
+/// without a pod template (named by kind, not one by one: an install
+/// manifest has dozens).
+fn report(outcomes: &[Outcome]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let (mut injected, mut upgraded, mut skipped) = (0, 0, 0);
+    let mut others: BTreeMap<&str, usize> = BTreeMap::new();
+    for outcome in outcomes {
+        match &outcome.action {
+            Action::Skipped(Skip::NoPodTemplate) => {
+                *others.entry(outcome.kind.as_str()).or_default() += 1;
+                continue;
+            }
+            Action::Injected => injected += 1,
+            Action::Upgraded { .. } => upgraded += 1,
+            Action::Skipped(_) => skipped += 1,
+        }
+        lines.push(outcome.to_string());
+    }
+    let mut summary = format!("{injected} injected, {upgraded} upgraded, {skipped} skipped");
+    if !others.is_empty() {
+        let kinds: Vec<String> = others
+            .iter()
+            .map(|(kind, n)| {
+                let kind = if kind.is_empty() { "(no kind)" } else { kind };
+                format!("{kind} {n}")
+            })
+            .collect();
+        let total: usize = others.values().sum();
+        let objects = if total == 1 { "object" } else { "objects" };
+        summary.push_str(&format!(
+            "; {total} {objects} without a pod template left as they are ({})",
+            kinds.join(", ")
+        ));
+    }
+    lines.push(summary);
+    lines
 }

@@ -79,20 +79,210 @@ pub enum InjectError {
     InvalidPort,
 }
 
+/// The label or annotation that opts a workload in (`enabled`, the label the
+/// kustomize components in `deploy/sidecar/` select on) or out (`disabled`).
+pub const INJECT_KEY: &str = "podpath.io/inject";
+/// The pod template annotation recording which podpath's sidecar `inject`
+/// wrote; its presence marks the `podpath` container as inject's to upgrade.
+pub const VERSION_ANNOTATION: &str = "podpath.io/injected-version";
+/// The version recorded in [`VERSION_ANNOTATION`].
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Which workloads get the sidecar.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Selection {
+    /// Every workload except those opted out.
+    #[default]
+    AllButOptedOut,
+    /// Only workloads labelled (or annotated) `podpath.io/inject: enabled`,
+    /// the kustomize components' rule.
+    OptedIn,
+}
+
+/// The edited text and what happened to each object of the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injection {
+    pub output: String,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// What `inject` did with one object (a `kind: List` counts each item).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    /// The line of the input where the object starts.
+    pub line: usize,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Injected,
+    /// The sidecar inject had added was rewritten (new image, options or
+    /// podpath version).
+    Upgraded {
+        from_version: String,
+        from_image: Option<String>,
+        to_image: String,
+    },
+    Skipped(Skip),
+}
+
+/// Why an object was left as it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// `hostNetwork: true`: podpath would capture the node's traffic.
+    HostNetwork,
+    /// `hostNetwork` holds something other than a boolean.
+    HostNetworkNotBool {
+        value: String,
+    },
+    OptedOut {
+        at: &'static str,
+    },
+    /// `podpath.io/inject` holds neither `enabled` nor `disabled`.
+    UnknownChoice {
+        value: String,
+        at: &'static str,
+    },
+    /// [`Selection::OptedIn`] and no `podpath.io/inject: enabled`.
+    NotOptedIn,
+    /// The sidecar inject wrote is there and matches what it would write now.
+    AlreadyCurrent,
+    /// A container named `podpath` that inject did not add (no
+    /// [`VERSION_ANNOTATION`]): a kustomize component's or a hand-written one.
+    NotInjectedByPodpath,
+    /// An object with containers whose kind inject does not know (a custom
+    /// resource such as an Argo Rollout, or a removed API version).
+    UnknownKind {
+        api_version: String,
+    },
+    /// A workload kind without a pod spec where one belongs (a patch).
+    NoPodSpec {
+        path: String,
+    },
+    /// An object without containers: Service, ConfigMap, RBAC, CRD, ...
+    NoPodTemplate,
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::HostNetwork => f.write_str(
+                "hostNetwork is true: podpath would capture the node's traffic, not the pod's",
+            ),
+            Skip::HostNetworkNotBool { value } => write!(
+                f,
+                "hostNetwork is {value:?}, not a boolean (the API server would reject the object)"
+            ),
+            Skip::OptedOut { at } => write!(f, "opted out ({INJECT_KEY}: disabled in {at})"),
+            Skip::UnknownChoice { value, at } => write!(
+                f,
+                "{INJECT_KEY} is {value:?} in {at}; only enabled and disabled are understood"
+            ),
+            Skip::NotOptedIn => write!(
+                f,
+                "not opted in (--opt-in, and no {INJECT_KEY}: enabled label or annotation)"
+            ),
+            Skip::AlreadyCurrent => write!(
+                f,
+                "already has podpath {VERSION}'s sidecar with this image and these options"
+            ),
+            Skip::NotInjectedByPodpath => write!(
+                f,
+                "has a container named podpath that inject did not add (no {VERSION_ANNOTATION} \
+                 annotation on the pod template): left as it is"
+            ),
+            Skip::UnknownKind { api_version } => write!(
+                f,
+                "{api_version} is not a workload kind inject knows: its containers are left as they are"
+            ),
+            Skip::NoPodSpec { path } => write!(f, "no pod spec at {path}"),
+            Skip::NoPodTemplate => f.write_str("no pod template"),
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verb = match &self.action {
+            Action::Injected => "injected",
+            Action::Upgraded { .. } => "upgraded",
+            Action::Skipped(_) => "skipped",
+        };
+        write!(f, "{verb} {} ", self.kind)?;
+        if let Some(ns) = &self.namespace {
+            write!(f, "{ns}/")?;
+        }
+        write!(f, "{} (line {})", self.name, self.line)?;
+        match &self.action {
+            Action::Injected => Ok(()),
+            Action::Upgraded {
+                from_version,
+                from_image,
+                to_image,
+            } => {
+                let mut changes = Vec::new();
+                if from_version != VERSION {
+                    changes.push(format!("podpath {from_version} → {VERSION}"));
+                }
+                match from_image {
+                    Some(from) if from != to_image => {
+                        changes.push(format!("image {from} → {to_image}"));
+                    }
+                    _ => {}
+                }
+                if changes.is_empty() {
+                    changes.push("sidecar options changed".to_owned());
+                }
+                write!(f, ": {}", changes.join(", "))
+            }
+            Action::Skipped(skip) => write!(f, ": {skip}"),
+        }
+    }
+}
+
 /// Adds the podpath sidecar to every Pod, Deployment, StatefulSet, DaemonSet,
 /// ReplicaSet, ReplicationController, Job and CronJob in `input` (any number
-/// of `---`-separated documents, and `kind: List` items), returning the edited
-/// text. Other objects, and pods with `hostNetwork: true` (podpath would
-/// capture the node's traffic there), are left as they are.
+/// of `---`-separated documents, and `kind: List` items) that is not opted
+/// out, returning the edited text. See [`inject_report`].
 pub fn inject(input: &str, opts: &InjectOptions) -> Result<String, InjectError> {
+    inject_report(input, opts, Selection::default()).map(|i| i.output)
+}
+
+/// [`inject`], choosing workloads by `selection`, with what happened to each
+/// object. A workload is skipped when its pod uses the host's network, when
+/// it is opted out (`podpath.io/inject: disabled` as a label or annotation of
+/// the object or of its pod template), or when its sidecar is current. A
+/// sidecar inject added earlier (the pod template carries
+/// `podpath.io/injected-version`) is rewritten in place when the image,
+/// options or podpath version changed; the template's annotation records the
+/// version.
+pub fn inject_report(
+    input: &str,
+    opts: &InjectOptions,
+    selection: Selection,
+) -> Result<Injection, InjectError> {
     sidecar::validate(opts)?;
     let docs = tree::parse_stream(input)?;
     let source = Source::new(input);
-    let mut edits = Vec::new();
+    let mut run = Run {
+        source: &source,
+        opts,
+        selection,
+        edits: Vec::new(),
+        outcomes: Vec::new(),
+    };
     for root in docs.iter().flatten() {
-        visit_object(root, &source, opts, &mut edits)?;
+        run.visit_object(root)?;
     }
-    Ok(source.apply(edits))
+    let outcomes = run.outcomes;
+    Ok(Injection {
+        output: source.apply(run.edits),
+        outcomes,
+    })
 }
 
 /// The path from an object's root to its pod spec, by API group and kind.
@@ -108,45 +298,397 @@ fn pod_spec_path(api_version: &str, kind: &str) -> Option<&'static [&'static str
     }
 }
 
-fn visit_object(
-    object: &Node,
-    source: &Source<'_>,
-    opts: &InjectOptions,
-    edits: &mut Vec<Edit>,
-) -> Result<(), InjectError> {
-    let api_version = object
-        .get("apiVersion")
-        .and_then(Node::as_str)
-        .unwrap_or("");
-    let kind = object.get("kind").and_then(Node::as_str).unwrap_or("");
-    if api_version == "v1" && kind == "List" {
-        for item in object.get("items").and_then(Node::items).unwrap_or(&[]) {
-            visit_object(item, source, opts, edits)?;
+/// True when `node` holds a `containers` key at any depth (bounded by the
+/// tree's own depth limit).
+fn has_containers(node: &Node) -> bool {
+    match &node.kind {
+        NodeKind::Map(entries) => entries
+            .iter()
+            .any(|(k, v)| k.as_str() == Some("containers") || has_containers(v)),
+        NodeKind::Seq(items) => items.iter().any(has_containers),
+        _ => false,
+    }
+}
+
+/// The `podpath` container of `list`, if any.
+fn podpath_in(list: Option<&Node>) -> Option<&Node> {
+    list.and_then(Node::items)?
+        .iter()
+        .find(|c| c.get("name").and_then(Node::as_str) == Some(CONTAINER_NAME))
+}
+
+/// What the `podpath.io/inject` labels and annotations of a workload say.
+enum Choice {
+    Unset,
+    Enabled,
+    Disabled(&'static str),
+    Unknown(String, &'static str),
+}
+
+fn choice(object_meta: Option<&Node>, template_meta: Option<&Node>) -> Choice {
+    // A Pod is its own template: read its metadata once.
+    let template_meta = template_meta.filter(|t| !object_meta.is_some_and(|o| std::ptr::eq(*t, o)));
+    let places = [
+        (object_meta, "labels", "the object's labels"),
+        (object_meta, "annotations", "the object's annotations"),
+        (template_meta, "labels", "the pod template's labels"),
+        (
+            template_meta,
+            "annotations",
+            "the pod template's annotations",
+        ),
+    ];
+    let mut found = Choice::Unset;
+    for (meta, field, at) in places {
+        let Some(value) = meta
+            .and_then(|m| m.get(field))
+            .and_then(|f| f.get(INJECT_KEY))
+        else {
+            continue;
+        };
+        // An opt-out anywhere wins: inject never adds what someone declined.
+        match value.as_str() {
+            Some("disabled") => return Choice::Disabled(at),
+            Some("enabled") => {
+                if matches!(found, Choice::Unset) {
+                    found = Choice::Enabled;
+                }
+            }
+            other => {
+                if !matches!(found, Choice::Unknown(..)) {
+                    found = Choice::Unknown(other.unwrap_or("(not a scalar)").to_owned(), at);
+                }
+            }
         }
-        return Ok(());
     }
-    let Some(path) = pod_spec_path(api_version, kind) else {
-        return Ok(());
-    };
-    let mut spec = Some(object);
-    for key in path {
-        spec = spec.and_then(|node| node.get(key));
-    }
-    // A fragment without a pod spec (a kustomize patch, say) has nothing to
-    // inject into.
-    let Some(spec) = spec.filter(|s| matches!(s.kind, NodeKind::Map(_))) else {
-        return Ok(());
-    };
-    let target = Target {
-        kind,
-        name: object
-            .get("metadata")
-            .and_then(|m| m.get("name"))
+    found
+}
+
+/// One pass over the documents: the edits to make and the outcomes to report.
+struct Run<'s, 'o> {
+    source: &'s Source<'s>,
+    opts: &'o InjectOptions,
+    selection: Selection,
+    edits: Vec<Edit>,
+    outcomes: Vec<Outcome>,
+}
+
+impl Run<'_, '_> {
+    fn visit_object(&mut self, object: &Node) -> Result<(), InjectError> {
+        let api_version = object
+            .get("apiVersion")
             .and_then(Node::as_str)
-            .unwrap_or(""),
-        line: object.start.line,
-    };
-    inject_pod_spec(spec, &target, source, opts, edits)
+            .unwrap_or("");
+        let kind = object.get("kind").and_then(Node::as_str).unwrap_or("");
+        if api_version == "v1" && kind == "List" {
+            for item in object.get("items").and_then(Node::items).unwrap_or(&[]) {
+                self.visit_object(item)?;
+            }
+            return Ok(());
+        }
+        let metadata = object.get("metadata");
+        let target = Target {
+            kind,
+            name: metadata
+                .and_then(|m| m.get("name"))
+                .and_then(Node::as_str)
+                .unwrap_or(""),
+            line: object.start.line,
+        };
+        let action = match pod_spec_path(api_version, kind) {
+            None if has_containers(object) => Action::Skipped(Skip::UnknownKind {
+                api_version: format!("{api_version} {kind}"),
+            }),
+            None => Action::Skipped(Skip::NoPodTemplate),
+            Some(path) => {
+                // The template is the map holding the pod spec: its metadata is
+                // the pods' metadata.
+                let mut template = Some(object);
+                let mut spec = Some(object);
+                for key in path {
+                    template = spec;
+                    spec = spec.and_then(|node| node.get(key));
+                }
+                match (template, spec) {
+                    (Some(template), Some(spec)) if matches!(spec.kind, NodeKind::Map(_)) => {
+                        self.workload(object, template, spec, &target)?
+                    }
+                    // A fragment without a pod spec (a kustomize patch, say)
+                    // has nothing to inject into.
+                    _ => Action::Skipped(Skip::NoPodSpec {
+                        path: path.join("."),
+                    }),
+                }
+            }
+        };
+        self.outcomes.push(Outcome {
+            kind: kind.to_owned(),
+            namespace: metadata
+                .and_then(|m| m.get("namespace"))
+                .and_then(Node::as_str)
+                .map(str::to_owned),
+            name: target.name.to_owned(),
+            line: target.line,
+            action,
+        });
+        Ok(())
+    }
+
+    /// Decides for one pod spec, and adds the edits that carry it out.
+    fn workload(
+        &mut self,
+        object: &Node,
+        template: &Node,
+        spec: &Node,
+        target: &Target<'_>,
+    ) -> Result<Action, InjectError> {
+        if let Some(host_network) = spec.get("hostNetwork") {
+            match host_network.as_bool() {
+                Some(true) => return Ok(Action::Skipped(Skip::HostNetwork)),
+                Some(false) => {}
+                None if host_network.is_null() => {}
+                None => {
+                    return Ok(Action::Skipped(Skip::HostNetworkNotBool {
+                        value: host_network.as_str().unwrap_or("(not a scalar)").to_owned(),
+                    }))
+                }
+            }
+        }
+        let template_meta = template.get("metadata");
+        match choice(object.get("metadata"), template_meta) {
+            Choice::Disabled(at) => return Ok(Action::Skipped(Skip::OptedOut { at })),
+            Choice::Unknown(value, at) => {
+                return Ok(Action::Skipped(Skip::UnknownChoice { value, at }))
+            }
+            Choice::Unset if self.selection == Selection::OptedIn => {
+                return Ok(Action::Skipped(Skip::NotOptedIn))
+            }
+            Choice::Unset | Choice::Enabled => {}
+        }
+        let init = spec.entry("initContainers");
+        let containers = spec.entry("containers");
+        let recorded = template_meta
+            .and_then(|m| m.get("annotations"))
+            .and_then(|a| a.get(VERSION_ANNOTATION));
+        let existing = podpath_in(init.map(|(_, v)| v))
+            .map(|c| (c, true))
+            .or_else(|| podpath_in(containers.map(|(_, v)| v)).map(|c| (c, false)));
+        if let Some((container, native_sidecar)) = existing {
+            let Some(from_version) = recorded.and_then(Node::as_str) else {
+                return Ok(Action::Skipped(Skip::NotInjectedByPodpath));
+            };
+            // An upgrade keeps the sidecar where it is: moving it between
+            // initContainers and containers is not inject's call.
+            let opts = InjectOptions {
+                native_sidecar,
+                ..self.opts.clone()
+            };
+            if from_version == VERSION && covers(container, &sidecar_node(&opts)?) {
+                return Ok(Action::Skipped(Skip::AlreadyCurrent));
+            }
+            self.replace_container(container, &opts, target)?;
+            self.record_version(template, target)?;
+            return Ok(Action::Upgraded {
+                from_version: from_version.to_owned(),
+                from_image: container
+                    .get("image")
+                    .and_then(Node::as_str)
+                    .map(str::to_owned),
+                to_image: opts.image,
+            });
+        }
+        let Some((containers_key, containers)) = containers else {
+            return Err(target.unsupported("the pod spec has no containers"));
+        };
+        if self.opts.native_sidecar {
+            // First among the init containers, so podpath already captures while
+            // the other init containers run.
+            match init {
+                Some((key, list)) => {
+                    prepend_to(key, list, target, self.source, self.opts, &mut self.edits)?
+                }
+                None => {
+                    let indent = self.source.indent_of(containers_key.start).ok_or_else(|| {
+                        target.unsupported("the pod spec is written in flow style")
+                    })?;
+                    let mut text = self.source.line(indent, "initContainers:");
+                    text.push_str(&sidecar::container_lines(
+                        self.opts,
+                        indent,
+                        self.source.eol,
+                    ));
+                    self.edits.push(Edit::insert(
+                        self.source.line_start(containers_key.start.line),
+                        text,
+                    ));
+                }
+            }
+        } else {
+            append_to(containers, target, self.source, self.opts, &mut self.edits)?;
+        }
+        self.record_version(template, target)?;
+        Ok(Action::Injected)
+    }
+
+    /// Rewrites the block sequence item `container` as the sidecar `opts`
+    /// describes, in place.
+    fn replace_container(
+        &mut self,
+        container: &Node,
+        opts: &InjectOptions,
+        target: &Target<'_>,
+    ) -> Result<(), InjectError> {
+        let source = self.source;
+        let (Some(dash), Some(last)) = (source.dash_of(container.start), container.last) else {
+            return Err(target.unsupported("the podpath container is not a block sequence item"));
+        };
+        let end = source.offset(last);
+        let mut text = sidecar::container_lines(opts, dash, source.eol);
+        // What followed the old item on its last line (a comment, the line
+        // ending) stays.
+        if !source.text.get(..end).is_some_and(|t| t.ends_with('\n')) {
+            text.truncate(text.len() - source.eol.len());
+        }
+        self.edits.push(Edit {
+            start: source.line_start(container.start.line),
+            end,
+            text,
+        });
+        Ok(())
+    }
+
+    /// Sets `podpath.io/injected-version` in the metadata of `template` (the
+    /// map holding the pod spec), adding `metadata:` and `annotations:` where
+    /// they are missing.
+    fn record_version(&mut self, template: &Node, target: &Target<'_>) -> Result<(), InjectError> {
+        let quoted = format!("\"{VERSION}\"");
+        let Some(metadata) = template.get("metadata") else {
+            return self.add_entry(
+                template,
+                &["metadata", "annotations", VERSION_ANNOTATION],
+                &quoted,
+                target,
+            );
+        };
+        let Some(annotations) = metadata.get("annotations") else {
+            return self.add_entry(
+                metadata,
+                &["annotations", VERSION_ANNOTATION],
+                &quoted,
+                target,
+            );
+        };
+        if annotations.is_null() && annotations.last.is_none() {
+            return Err(target.unsupported("the pod template's annotations are empty and not `{}`"));
+        }
+        match annotations.get(VERSION_ANNOTATION) {
+            None => self.add_entry(annotations, &[VERSION_ANNOTATION], &quoted, target),
+            Some(value) if value.as_str() == Some(VERSION) => Ok(()),
+            Some(value) => {
+                let last = value
+                    .last
+                    .ok_or_else(|| target.unsupported("the recorded version is empty"))?;
+                self.edits.push(Edit {
+                    start: self.source.offset(value.start),
+                    end: self.source.offset(last),
+                    text: quoted,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds `keys[0]: ... keys[n-1]: value` (nested maps) to the mapping
+    /// `map`: as lines before its first key when it is a block mapping, or
+    /// before its `}` when it is a flow mapping.
+    fn add_entry(
+        &mut self,
+        map: &Node,
+        keys: &[&str],
+        value: &str,
+        target: &Target<'_>,
+    ) -> Result<(), InjectError> {
+        let source = self.source;
+        let entries = map
+            .entries()
+            .ok_or_else(|| target.unsupported("the pod template's metadata is not a mapping"))?;
+        // A block mapping: any key that starts its line gives the indentation.
+        if let Some(key) = entries
+            .iter()
+            .map(|(k, _)| k)
+            .find(|k| source.indent_of(k.start).is_some())
+        {
+            let indent = key.start.col;
+            let mut text = String::new();
+            for (depth, k) in keys.iter().enumerate() {
+                let content = if depth + 1 == keys.len() {
+                    format!("{k}: {value}")
+                } else {
+                    format!("{k}:")
+                };
+                text.push_str(&source.line(indent + 2 * depth, &content));
+            }
+            self.edits
+                .push(Edit::insert(source.line_start(key.start.line), text));
+            return Ok(());
+        }
+        // A flow mapping ends with the `}` just before its end.
+        let close = map
+            .last
+            .map(|p| source.offset(p))
+            .and_then(|end| end.checked_sub(1))
+            .filter(|&at| source.text.get(at..at + 1) == Some("}"))
+            .ok_or_else(|| target.unsupported("the pod template's metadata cannot be edited"))?;
+        let mut text = String::from(if entries.is_empty() { "" } else { ", " });
+        for k in &keys[..keys.len() - 1] {
+            text.push_str(k);
+            text.push_str(": {");
+        }
+        text.push_str(keys[keys.len() - 1]);
+        text.push_str(": ");
+        text.push_str(value);
+        text.push_str(&"}".repeat(keys.len() - 1));
+        self.edits.push(Edit::insert(close, text));
+        Ok(())
+    }
+}
+
+/// The sidecar container `opts` describes, as a tree.
+fn sidecar_node(opts: &InjectOptions) -> Result<Node, InjectError> {
+    let text = sidecar::container_lines(opts, 0, "\n");
+    tree::parse_stream(&text)?
+        .into_iter()
+        .flatten()
+        .next()
+        .and_then(|list| match list.kind {
+            NodeKind::Seq(items) => items.into_iter().next(),
+            _ => None,
+        })
+        .ok_or(InjectError::Yaml {
+            line: 0,
+            column: 0,
+            message: "the sidecar template is not a one-item sequence".to_owned(),
+        })
+}
+
+/// True when `have` holds everything `want` does: the same scalars (quoting
+/// aside), sequences of the same length item by item, and every key of each
+/// mapping. Extra keys are allowed, so a sidecar read back from the cluster
+/// (`kubectl get -o yaml`, with defaults such as `imagePullPolicy` or a
+/// probe's `timeoutSeconds` filled in) still counts as current.
+fn covers(have: &Node, want: &Node) -> bool {
+    match (&have.kind, &want.kind) {
+        (NodeKind::Scalar { value: a, .. }, NodeKind::Scalar { value: b, .. }) => a == b,
+        (NodeKind::Seq(a), NodeKind::Seq(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| covers(x, y))
+        }
+        (NodeKind::Map(_), NodeKind::Map(b)) => b.iter().all(|(k, v)| {
+            k.as_str()
+                .and_then(|k| have.get(k))
+                .is_some_and(|h| covers(h, v))
+        }),
+        _ => false,
+    }
 }
 
 /// The object being edited, for error messages.
@@ -164,55 +706,6 @@ impl Target<'_> {
             line: self.line,
             reason,
         }
-    }
-}
-
-fn has_podpath(list: Option<&Node>) -> bool {
-    list.and_then(Node::items).is_some_and(|items| {
-        items
-            .iter()
-            .any(|c| c.get("name").and_then(Node::as_str) == Some(CONTAINER_NAME))
-    })
-}
-
-fn inject_pod_spec(
-    spec: &Node,
-    target: &Target<'_>,
-    source: &Source<'_>,
-    opts: &InjectOptions,
-    edits: &mut Vec<Edit>,
-) -> Result<(), InjectError> {
-    let init = spec.entry("initContainers");
-    let containers = spec.entry("containers");
-    if has_podpath(init.map(|(_, v)| v)) || has_podpath(containers.map(|(_, v)| v)) {
-        return Ok(());
-    }
-    if spec.get("hostNetwork").is_some_and(Node::is_true) {
-        return Ok(());
-    }
-    let Some((containers_key, containers)) = containers else {
-        return Err(target.unsupported("the pod spec has no containers"));
-    };
-    if opts.native_sidecar {
-        // First among the init containers, so podpath already captures while
-        // the other init containers run.
-        match init {
-            Some((key, list)) => prepend_to(key, list, target, source, opts, edits),
-            None => {
-                let indent = source
-                    .indent_of(containers_key.start)
-                    .ok_or_else(|| target.unsupported("the pod spec is written in flow style"))?;
-                let mut text = source.line(indent, "initContainers:");
-                text.push_str(&sidecar::container_lines(opts, indent, source.eol));
-                edits.push(Edit::insert(
-                    source.line_start(containers_key.start.line),
-                    text,
-                ));
-                Ok(())
-            }
-        }
-    } else {
-        append_to(containers, target, source, opts, edits)
     }
 }
 
@@ -263,16 +756,30 @@ fn replace_empty(
         if value.start.line != key.start.line || last.line != key.start.line {
             return Err(target.unsupported("an empty initContainers value spans several lines"));
         }
+        // Only the `[]` (or `null`, `~`) goes: a comment after it stays, and
+        // without one the line keeps no trailing blanks.
+        let mut start = source.offset(value.start);
+        let mut end = source.offset(last);
+        let line_end = source.line_start(key.start.line + 1);
+        let rest = source.text.get(end..line_end).unwrap_or("");
+        if rest.trim().is_empty() {
+            let before = source.text.get(..start).unwrap_or("");
+            start = before.trim_end_matches([' ', '\t']).len();
+            end += rest.len() - rest.trim_start_matches([' ', '\t']).len();
+        }
         edits.push(Edit {
-            start: source.offset(value.start),
-            end: source.offset(last),
+            start,
+            end,
             text: String::new(),
         });
     }
-    edits.push(Edit::insert(
-        source.line_start(key.start.line + 1),
-        sidecar::container_lines(opts, key_indent, source.eol),
-    ));
+    let at = source.line_start(key.start.line + 1);
+    let mut text = String::new();
+    if !source.text.get(..at).is_some_and(|t| t.ends_with('\n')) {
+        text.push_str(source.eol);
+    }
+    text.push_str(&sidecar::container_lines(opts, key_indent, source.eol));
+    edits.push(Edit::insert(at, text));
     Ok(())
 }
 

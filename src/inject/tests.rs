@@ -267,38 +267,58 @@ fn canonical(node: &Node) -> String {
     }
 }
 
-/// True when line `index` of `input` is not an `initContainers:` line, so an
-/// output line there was inserted.
-fn input_lacks_key_before(input: &str, index: usize) -> bool {
-    input
-        .lines()
-        .nth(index)
-        .is_none_or(|l| l.trim() != "initContainers:")
-}
-
-/// Asserts that `output` is `input` plus the lines of `block` inserted once
-/// per injected pod spec, and returns how many were inserted.
+/// Asserts that `output` is `input` plus, per injected pod spec, the lines of
+/// the sidecar block (starting with `block_first_line`) and the version
+/// annotation, with the `initContainers:`, `metadata:` and `annotations:`
+/// keys they needed, and returns how many sidecar blocks were inserted.
 fn inserted_blocks(input: &str, output: &str, block_first_line: &str) -> usize {
-    let out_lines: Vec<&str> = output.lines().collect();
-    let mut kept = Vec::new();
+    let annotation = format!("{VERSION_ANNOTATION}: \"{VERSION}\"");
+    // Flow-style metadata gets the annotation inside its braces.
+    let flow_forms = [
+        format!(", annotations: {{{annotation}}}"),
+        format!("annotations: {{{annotation}}}"),
+        format!(", {annotation}"),
+        annotation.clone(),
+    ];
+    let out_lines: Vec<String> = output
+        .lines()
+        .map(|l| {
+            if l.trim_start() == annotation {
+                return l.to_owned();
+            }
+            flow_forms.iter().fold(l.to_owned(), |line, form| {
+                line.replacen(form.as_str(), "", 1)
+            })
+        })
+        .collect();
+    let input_lines: Vec<&str> = input.lines().collect();
+    let mut kept: Vec<&str> = Vec::new();
+    // Drops the key lines just added before an inserted line: those that
+    // the input does not have at that position.
+    let pop_added_keys = |kept: &mut Vec<&str>| {
+        while kept.last().is_some_and(|l| {
+            matches!(l.trim(), "initContainers:" | "metadata:" | "annotations:")
+                && input_lines.get(kept.len() - 1) != Some(l)
+        }) {
+            kept.pop();
+        }
+    };
     let mut count = 0;
     let mut i = 0;
     while i < out_lines.len() {
-        let line = out_lines[i];
+        let line = out_lines[i].as_str();
+        if line.trim_start() == annotation {
+            pop_added_keys(&mut kept);
+            i += 1;
+            continue;
+        }
         if line.trim_start() == block_first_line {
             count += 1;
-            // `initContainers:` is added with the block when the key was missing.
-            if kept
-                .last()
-                .is_some_and(|l: &&str| l.trim() == "initContainers:")
-                && input_lacks_key_before(input, kept.len() - 1)
-            {
-                kept.pop();
-            }
+            pop_added_keys(&mut kept);
             let indent = line.len() - line.trim_start().len();
             i += 1;
             while i < out_lines.len() {
-                let next = out_lines[i];
+                let next = &out_lines[i];
                 let next_indent = next.len() - next.trim_start().len();
                 if next_indent > indent && !next.trim().is_empty() {
                     i += 1;
@@ -311,7 +331,6 @@ fn inserted_blocks(input: &str, output: &str, block_first_line: &str) -> usize {
         kept.push(line);
         i += 1;
     }
-    let input_lines: Vec<&str> = input.lines().collect();
     assert_eq!(kept, input_lines, "only the sidecar's lines may be added");
     count
 }
@@ -521,7 +540,7 @@ fn last_container_without_trailing_newline() {
     let out = inject(input, &classic()).expect("ok");
     let doc = &docs(&out)[0];
     assert_eq!(names(at(doc, &["spec", "containers"])), ["app", "podpath"]);
-    assert!(out.starts_with(input));
+    assert_eq!(inserted_blocks(input, &out, "- name: podpath"), 1);
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //! node, where it starts and where its last character ends, so edits can be
 //! placed between lines of the original text.
 
-use saphyr_parser::{Event, Marker, Parser, ScanError, Span};
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Marker, Parser, ScanError, Span, Tag};
 
 use super::InjectError;
 
@@ -35,10 +37,12 @@ impl From<Marker> for Pos {
 #[derive(Debug)]
 pub(crate) enum NodeKind {
     /// `plain` is false for quoted and block scalars: a quoted `"null"` is a
-    /// string, a plain `null` is not.
+    /// string, a plain `null` is not. `tag` is the explicit tag, if any:
+    /// `Some("bool")` for `!!bool`, `Some("!x")` for an application tag.
     Scalar {
         value: String,
         plain: bool,
+        tag: Option<String>,
     },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
@@ -69,10 +73,13 @@ impl Node {
     }
 
     /// The key node and value node under `key` when this node is a mapping.
+    /// With a duplicated key the last one counts, as in go-yaml v2, which
+    /// reads manifests for kubectl and the API server (sigs.k8s.io/yaml).
     pub fn entry(&self, key: &str) -> Option<(&Node, &Node)> {
         match &self.kind {
             NodeKind::Map(entries) => entries
                 .iter()
+                .rev()
                 .find(|(k, _)| k.as_str() == Some(key))
                 .map(|(k, v)| (k, v)),
             _ => None,
@@ -86,16 +93,46 @@ impl Node {
         }
     }
 
-    /// True for an empty plain scalar or a plain `null` / `~` (YAML 1.2 core
-    /// schema null).
+    /// True for an empty plain scalar or a plain `null` / `~` (the same in
+    /// YAML 1.1 and 1.2).
     pub fn is_null(&self) -> bool {
-        matches!(&self.kind, NodeKind::Scalar { value, plain: true }
+        matches!(&self.kind, NodeKind::Scalar { value, plain: true, tag: None }
             if matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
-    pub fn is_true(&self) -> bool {
-        matches!(&self.kind, NodeKind::Scalar { value, plain: true }
-            if matches!(value.as_str(), "true" | "True" | "TRUE"))
+    /// The boolean Kubernetes reads in this scalar, or `None` when it is not
+    /// one. kubectl and the API server convert YAML to JSON with
+    /// sigs.k8s.io/yaml, which resolves scalars with go-yaml v2's YAML 1.1
+    /// table (`resolve.go`): `y`, `yes`, `on`, `true` and their capitalised
+    /// and upper-case forms are true, `n`, `no`, `off`, `false` false, for a
+    /// plain scalar or one tagged `!!bool`; a quoted or `!!str` scalar stays
+    /// a string.
+    pub fn as_bool(&self) -> Option<bool> {
+        let NodeKind::Scalar { value, plain, tag } = &self.kind else {
+            return None;
+        };
+        let resolved = match tag.as_deref() {
+            None => *plain,
+            Some(tag) => tag == "bool",
+        };
+        if !resolved {
+            return None;
+        }
+        match value.as_str() {
+            "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+                Some(true)
+            }
+            "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off"
+            | "OFF" => Some(false),
+            _ => None,
+        }
+    }
+
+    pub fn entries(&self) -> Option<&[(Node, Node)]> {
+        match &self.kind {
+            NodeKind::Map(entries) => Some(entries),
+            _ => None,
+        }
     }
 
     pub fn items(&self) -> Option<&[Node]> {
@@ -111,6 +148,8 @@ impl Node {
 pub(crate) fn parse_stream(input: &str) -> Result<Vec<Option<Node>>, InjectError> {
     let mut events = Events {
         parser: Parser::new_from_str(input),
+        scalar_anchors: HashMap::new(),
+        alias_budget: ALIAS_BUDGET,
     };
     let mut docs = Vec::new();
     loop {
@@ -140,6 +179,13 @@ pub(crate) fn parse_stream(input: &str) -> Result<Vec<Option<Node>>, InjectError
 
 struct Events<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    /// The scalars that carry an anchor, so that an alias to one reads as the
+    /// scalar (go-yaml resolves aliases too). Aliases of collections stay
+    /// [`NodeKind::Alias`]: nothing inject decides on is a collection alias.
+    scalar_anchors: HashMap<usize, (String, bool, Option<String>)>,
+    /// Bytes that resolved aliases may still copy: without a budget, many
+    /// aliases of one long scalar would cost memory quadratic in the input.
+    alias_budget: usize,
 }
 
 impl<'a> Events<'a> {
@@ -164,9 +210,35 @@ fn scan_error(e: &ScanError) -> InjectError {
     }
 }
 
+/// Anchored scalars remembered per stream; past this many, aliases to further
+/// ones stay unresolved (bounded memory on hostile input).
+const MAX_SCALAR_ANCHORS: usize = 4096;
+
+/// Bytes of scalar text that aliases may copy in one stream.
+const ALIAS_BUDGET: usize = 1 << 20;
+
+/// `bool` for the core schema's `!!bool`, the tag as written otherwise.
+fn tag_name(tag: &Tag) -> String {
+    if tag.is_yaml_core_schema() {
+        tag.suffix.clone()
+    } else {
+        tag.to_string()
+    }
+}
+
 /// The end of a token that occupies at least one character.
 fn visible_end(span: Span) -> Option<Pos> {
     (span.end.index() > span.start.index()).then(|| Pos::from(span.end))
+}
+
+/// The end of a flow collection's `]` or `}`. saphyr stretches the end
+/// event's span over a comment that follows on the line (`[]  # note` ends
+/// after `note`), but the bracket is one character from where the span starts.
+fn closing_end(span: Span) -> Option<Pos> {
+    (span.end.index() > span.start.index()).then(|| Pos {
+        line: span.start.line(),
+        col: span.start.col() + 1,
+    })
 }
 
 /// Builds the node that starts with `event`, consuming events up to and
@@ -185,21 +257,41 @@ fn build<'a>(
     }
     let start = Pos::from(span.start);
     match event {
-        Event::Scalar(value, style, _, _) => Ok(Node {
-            kind: NodeKind::Scalar {
-                value: value.into_owned(),
-                plain: matches!(style, saphyr_parser::ScalarStyle::Plain),
-            },
-            start,
-            last: visible_end(span),
-            end: Pos::from(span.end),
-        }),
-        Event::Alias(_) => Ok(Node {
-            kind: NodeKind::Alias,
-            start,
-            last: visible_end(span),
-            end: Pos::from(span.end),
-        }),
+        Event::Scalar(value, style, anchor, tag) => {
+            let value = value.into_owned();
+            let plain = matches!(style, saphyr_parser::ScalarStyle::Plain);
+            let tag = tag.as_deref().map(tag_name);
+            if anchor != 0 && events.scalar_anchors.len() < MAX_SCALAR_ANCHORS {
+                events
+                    .scalar_anchors
+                    .insert(anchor, (value.clone(), plain, tag.clone()));
+            }
+            Ok(Node {
+                kind: NodeKind::Scalar { value, plain, tag },
+                start,
+                last: visible_end(span),
+                end: Pos::from(span.end),
+            })
+        }
+        Event::Alias(id) => {
+            let kind = match events.scalar_anchors.get(&id) {
+                Some((value, plain, tag)) if value.len() <= events.alias_budget => {
+                    events.alias_budget -= value.len();
+                    NodeKind::Scalar {
+                        value: value.clone(),
+                        plain: *plain,
+                        tag: tag.clone(),
+                    }
+                }
+                _ => NodeKind::Alias,
+            };
+            Ok(Node {
+                kind,
+                start,
+                last: visible_end(span),
+                end: Pos::from(span.end),
+            })
+        }
         Event::SequenceStart(..) => {
             let mut items = Vec::new();
             // A flow sequence's `[` and `]` are real tokens; a block
@@ -209,7 +301,7 @@ fn build<'a>(
             let end = loop {
                 let (ev, sp) = events.next()?;
                 if matches!(ev, Event::SequenceEnd) {
-                    last = last.max(visible_end(sp));
+                    last = last.max(closing_end(sp));
                     break Pos::from(sp.end);
                 }
                 let item = build(events, ev, sp, depth + 1)?;
@@ -229,7 +321,7 @@ fn build<'a>(
             let end = loop {
                 let (ev, sp) = events.next()?;
                 if matches!(ev, Event::MappingEnd) {
-                    last = last.max(visible_end(sp));
+                    last = last.max(closing_end(sp));
                     break Pos::from(sp.end);
                 }
                 let key = build(events, ev, sp, depth + 1)?;
