@@ -88,7 +88,7 @@ fn report(outcomes: &[Outcome]) -> Vec<String> {
             .iter()
             .map(|(kind, n)| {
                 let kind = if kind.is_empty() { "(no kind)" } else { kind };
-                format!("{kind} {n}")
+                format!("{kind} ×{n}")
             })
             .collect();
         let total: usize = others.values().sum();

@@ -756,16 +756,17 @@ fn replace_empty(
         if value.start.line != key.start.line || last.line != key.start.line {
             return Err(target.unsupported("an empty initContainers value spans several lines"));
         }
-        // Only the `[]` (or `null`, `~`) goes: a comment after it stays, and
-        // without one the line keeps no trailing blanks.
+        // Only the `[]` (or `null`, `~`) and the blanks after it go: a
+        // comment after it stays (`initContainers: # note`), and without one
+        // the line keeps no trailing blanks.
         let mut start = source.offset(value.start);
         let mut end = source.offset(last);
         let line_end = source.line_start(key.start.line + 1);
         let rest = source.text.get(end..line_end).unwrap_or("");
+        end += rest.len() - rest.trim_start_matches([' ', '\t']).len();
         if rest.trim().is_empty() {
             let before = source.text.get(..start).unwrap_or("");
             start = before.trim_end_matches([' ', '\t']).len();
-            end += rest.len() - rest.trim_start_matches([' ', '\t']).len();
         }
         edits.push(Edit {
             start,

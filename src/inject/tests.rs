@@ -714,6 +714,575 @@ fn kustomize_components_match_inject() {
     }
 }
 
+const INGRESS_NGINX: &str = include_str!("../../ci/testdata/inject/ingress-nginx.yaml");
+const ARGO_CD: &str = include_str!("../../ci/testdata/inject/argo-cd.yaml");
+const NODE_EXPORTER: &str = include_str!("../../ci/testdata/inject/node-exporter.yaml");
+
+fn report(input: &str, opts: &InjectOptions, selection: Selection) -> Injection {
+    inject_report(input, opts, selection).expect("injects")
+}
+
+/// `kind name: what happened`, for comparing outcomes in one assertion.
+fn outcomes(injection: &Injection) -> Vec<String> {
+    injection
+        .outcomes
+        .iter()
+        .map(|o| {
+            let what = match &o.action {
+                Action::Injected => "injected".to_owned(),
+                Action::Upgraded { .. } => "upgraded".to_owned(),
+                Action::Skipped(skip) => format!("{skip:?}"),
+            };
+            format!("{} {}: {what}", o.kind, o.name)
+        })
+        .collect()
+}
+
+/// The text of a Kubernetes object of `kind` whose pod spec has `extra`
+/// (lines at the pod spec's indentation) and whose template metadata has
+/// `template_meta` lines.
+fn deployment(labels: &str, template_meta: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    app: web\n{labels}\
+         spec:\n  template:\n    metadata:\n      labels:\n        app: web\n{template_meta}\
+         \x20   spec:\n{extra}      containers:\n      - name: web\n        image: nginx\n"
+    )
+}
+
+#[test]
+fn real_install_manifests_inject_exactly_their_workloads() {
+    let no_template = "NoPodTemplate";
+    let cases: [(&str, Vec<String>); 3] = [
+        (
+            INGRESS_NGINX,
+            [
+                ("Namespace ingress-nginx", no_template),
+                ("ServiceAccount ingress-nginx", no_template),
+                ("ServiceAccount ingress-nginx-admission", no_template),
+                ("Role ingress-nginx", no_template),
+                ("ConfigMap ingress-nginx-controller", no_template),
+                ("Service ingress-nginx-controller", no_template),
+                ("Service ingress-nginx-controller-admission", no_template),
+                ("Deployment ingress-nginx-controller", "injected"),
+                ("Job ingress-nginx-admission-create", "injected"),
+                ("Job ingress-nginx-admission-patch", "injected"),
+                ("IngressClass nginx", no_template),
+                (
+                    "ValidatingWebhookConfiguration ingress-nginx-admission",
+                    no_template,
+                ),
+            ]
+            .map(|(o, w)| format!("{o}: {w}"))
+            .to_vec(),
+        ),
+        (
+            ARGO_CD,
+            [
+                ("Service argocd-redis", no_template),
+                ("Deployment argocd-dex-server", "injected"),
+                ("Deployment argocd-redis", "injected"),
+                ("Deployment argocd-repo-server", "injected"),
+                ("StatefulSet argocd-application-controller", "injected"),
+                (
+                    "NetworkPolicy argocd-application-controller-network-policy",
+                    no_template,
+                ),
+            ]
+            .map(|(o, w)| format!("{o}: {w}"))
+            .to_vec(),
+        ),
+        (
+            NODE_EXPORTER,
+            vec!["DaemonSet node-exporter: HostNetwork".to_owned()],
+        ),
+    ];
+    for (input, expected) in cases {
+        for opts in [native(), classic()] {
+            let once = report(input, &opts, Selection::AllButOptedOut);
+            assert_eq!(outcomes(&once), expected, "{opts:?}");
+            let injected = expected.iter().filter(|o| o.ends_with("injected")).count();
+            // Only the sidecars and the version annotations were added.
+            assert_eq!(
+                inserted_blocks(input, &once.output, "- name: podpath"),
+                injected
+            );
+            assert_eq!(
+                once.output.matches(VERSION_ANNOTATION).count(),
+                injected,
+                "one annotation per injected template"
+            );
+            // Every injected pod spec has exactly one podpath container, in
+            // the form asked for, first among the init containers.
+            for doc in docs(&once.output) {
+                let Some(spec) = doc
+                    .get("spec")
+                    .and_then(|s| s.get("template"))
+                    .and_then(|t| t.get("spec"))
+                else {
+                    continue;
+                };
+                if spec.get("hostNetwork").is_some() {
+                    assert!(!names(at(spec, &["containers"])).contains(&"podpath".to_owned()));
+                    continue;
+                }
+                let list = if opts.native_sidecar {
+                    names(at(spec, &["initContainers"]))
+                } else {
+                    names(at(spec, &["containers"]))
+                };
+                let at_index = if opts.native_sidecar {
+                    0
+                } else {
+                    list.len() - 1
+                };
+                assert_eq!(list[at_index], "podpath", "{list:?}");
+                assert_eq!(list.iter().filter(|n| *n == "podpath").count(), 1);
+            }
+            // Idempotent, byte for byte, and it says why nothing changed.
+            let twice = report(&once.output, &opts, Selection::AllButOptedOut);
+            assert_eq!(twice.output, once.output, "{opts:?}");
+            let current: Vec<String> = expected
+                .iter()
+                .map(|o| o.replace(": injected", ": AlreadyCurrent"))
+                .collect();
+            assert_eq!(outcomes(&twice), current);
+        }
+    }
+}
+
+#[test]
+fn node_exporter_skip_is_reported_with_its_reason() {
+    let injection = report(NODE_EXPORTER, &native(), Selection::AllButOptedOut);
+    assert_eq!(injection.output, NODE_EXPORTER);
+    assert_eq!(
+        injection.outcomes[0].to_string(),
+        "skipped DaemonSet monitoring/node-exporter (line 4): hostNetwork is true: podpath \
+         would capture the node's traffic, not the pod's"
+    );
+}
+
+#[test]
+fn a_new_image_upgrades_the_sidecar_in_place() {
+    for opts in [native(), classic()] {
+        let once = inject(INGRESS_NGINX, &opts).expect("once");
+        let new = InjectOptions {
+            image: "registry.example/podpath:9.9.9".to_owned(),
+            ..opts.clone()
+        };
+        let upgraded = report(&once, &new, Selection::AllButOptedOut);
+        // Only the three image lines changed.
+        let changed: Vec<(&str, &str)> = once
+            .lines()
+            .zip(upgraded.output.lines())
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(once.lines().count(), upgraded.output.lines().count());
+        assert_eq!(changed.len(), 3, "{changed:?}");
+        for (old, new_line) in changed {
+            assert_eq!(old.trim(), format!("image: {DEFAULT_IMAGE}"));
+            assert_eq!(new_line.trim(), "image: registry.example/podpath:9.9.9");
+        }
+        let upgrades: Vec<&Action> = upgraded
+            .outcomes
+            .iter()
+            .map(|o| &o.action)
+            .filter(|a| !matches!(a, Action::Skipped(Skip::NoPodTemplate)))
+            .collect();
+        assert_eq!(upgrades.len(), 3);
+        for action in upgrades {
+            assert_eq!(
+                action,
+                &Action::Upgraded {
+                    from_version: VERSION.to_owned(),
+                    from_image: Some(DEFAULT_IMAGE.to_owned()),
+                    to_image: new.image.clone(),
+                }
+            );
+        }
+        assert!(upgraded.outcomes.iter().any(|o| o.to_string()
+            == format!(
+                "upgraded Deployment ingress-nginx/ingress-nginx-controller (line 138): image \
+                 {DEFAULT_IMAGE} → registry.example/podpath:9.9.9"
+            )));
+        // Again with the same image: nothing to do.
+        let again = report(&upgraded.output, &new, Selection::AllButOptedOut);
+        assert_eq!(again.output, upgraded.output);
+        assert!(again.outcomes.iter().all(|o| matches!(
+            o.action,
+            Action::Skipped(Skip::AlreadyCurrent | Skip::NoPodTemplate)
+        )));
+    }
+}
+
+#[test]
+fn an_older_podpath_sidecar_is_rewritten_to_the_current_template() {
+    // What an older podpath might have written: another version, other
+    // resources, a probe since dropped, a port renamed.
+    let once = inject(CRONJOB, &native()).expect("once");
+    let old = once
+        .replace(
+            &format!("{VERSION_ANNOTATION}: \"{VERSION}\""),
+            &format!("{VERSION_ANNOTATION}: \"0.0.9\""),
+        )
+        .replace("memory: 64Mi", "memory: 48Mi")
+        .replace("periodSeconds: 5", "periodSeconds: 7");
+    assert_ne!(old, once);
+    let upgraded = report(&old, &native(), Selection::AllButOptedOut);
+    assert_eq!(
+        upgraded.output, once,
+        "back to exactly what inject writes now"
+    );
+    assert_eq!(
+        upgraded.outcomes[0].action,
+        Action::Upgraded {
+            from_version: "0.0.9".to_owned(),
+            from_image: Some(DEFAULT_IMAGE.to_owned()),
+            to_image: DEFAULT_IMAGE.to_owned(),
+        }
+    );
+    assert_eq!(
+        upgraded.outcomes[0].to_string(),
+        format!("upgraded CronJob nightly-report (line 1): podpath 0.0.9 → {VERSION}")
+    );
+    // The same version but a container edited since: rewritten too.
+    let edited = once.replace("memory: 64Mi", "memory: 48Mi");
+    assert_eq!(inject(&edited, &native()).expect("edited"), once);
+}
+
+#[test]
+fn a_sidecar_read_back_from_the_cluster_is_current() {
+    // `kubectl get -o yaml` returns the container with defaults filled in and
+    // `args` as a block sequence: still current, left untouched.
+    let once = inject(CRONJOB, &native()).expect("once");
+    let from_cluster = once
+        .replace(
+            "args: [\"run\"]\n",
+            "args:\n            - run\n            imagePullPolicy: IfNotPresent\n            terminationMessagePath: /dev/termination-log\n",
+        )
+        .replace(
+            "periodSeconds: 10\n",
+            "periodSeconds: 10\n              successThreshold: 1\n              timeoutSeconds: 1\n",
+        )
+        .replace("fieldPath: status.podIP\n", "fieldPath: status.podIP\n                  apiVersion: v1\n")
+        .replace("value: \"0.0.0.0:9809\"", "value: 0.0.0.0:9809");
+    assert_ne!(from_cluster, once);
+    let again = report(&from_cluster, &native(), Selection::AllButOptedOut);
+    assert_eq!(again.output, from_cluster);
+    assert_eq!(
+        again.outcomes[0].action,
+        Action::Skipped(Skip::AlreadyCurrent)
+    );
+    // An upgrade from there still replaces the whole item.
+    let new = InjectOptions {
+        image: "podpath:9".to_owned(),
+        ..native()
+    };
+    let upgraded = inject(&from_cluster, &new).expect("upgrade");
+    assert_eq!(upgraded, inject(&once, &new).expect("upgrade"));
+}
+
+#[test]
+fn an_existing_sidecar_keeps_its_form() {
+    let native_once = inject(DEPLOYMENT, &native()).expect("native");
+    let as_classic = report(&native_once, &classic(), Selection::AllButOptedOut);
+    assert_eq!(as_classic.output, native_once);
+    assert_eq!(
+        as_classic.outcomes[0].action,
+        Action::Skipped(Skip::AlreadyCurrent)
+    );
+    // An upgrade rewrites it where it is.
+    let new = InjectOptions {
+        image: "podpath:9".to_owned(),
+        ..classic()
+    };
+    let upgraded = inject(&native_once, &new).expect("upgrade");
+    let doc = &docs(&upgraded)[0];
+    let spec = at(doc, &["spec", "template", "spec"]);
+    assert_eq!(names(at(spec, &["initContainers"])), ["podpath", "migrate"]);
+    assert_eq!(names(at(spec, &["containers"])), ["web", "shipper"]);
+    let podpath = &at(spec, &["initContainers"]).items().expect("seq")[0];
+    assert_eq!(at(podpath, &["image"]).as_str(), Some("podpath:9"));
+    assert_eq!(at(podpath, &["restartPolicy"]).as_str(), Some("Always"));
+}
+
+#[test]
+fn a_podpath_container_inject_did_not_add_is_left_alone() {
+    // What the kustomize component produces: the container, no annotation.
+    let input = deployment(
+        "",
+        "",
+        "      initContainers:\n      - name: podpath\n        image: registry.example/podpath:0.0.1\n",
+    );
+    let injection = report(&input, &native(), Selection::AllButOptedOut);
+    assert_eq!(injection.output, input);
+    assert_eq!(
+        injection.outcomes[0].action,
+        Action::Skipped(Skip::NotInjectedByPodpath)
+    );
+    assert!(injection.outcomes[0]
+        .to_string()
+        .contains("no podpath.io/injected-version annotation"));
+}
+
+#[test]
+fn opt_out_by_label_or_annotation_on_object_or_template() {
+    let cases = [
+        (
+            deployment("    podpath.io/inject: disabled\n", "", ""),
+            "the object's labels",
+        ),
+        (
+            deployment(
+                "",
+                "      annotations:\n        podpath.io/inject: \"disabled\"\n",
+                "",
+            ),
+            "the pod template's annotations",
+        ),
+        (
+            deployment("", "        podpath.io/inject: disabled\n", ""),
+            "the pod template's labels",
+        ),
+        // An opt-out wins over an opt-in elsewhere.
+        (
+            deployment(
+                "    podpath.io/inject: enabled\n",
+                "      annotations:\n        podpath.io/inject: disabled\n",
+                "",
+            ),
+            "the pod template's annotations",
+        ),
+    ];
+    for (input, at) in cases {
+        for selection in [Selection::AllButOptedOut, Selection::OptedIn] {
+            let injection = report(&input, &native(), selection);
+            assert_eq!(injection.output, input, "{at}");
+            assert_eq!(
+                injection.outcomes[0].action,
+                Action::Skipped(Skip::OptedOut { at }),
+                "{input}"
+            );
+        }
+    }
+    // A Pod is its own template: its metadata is read once.
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    podpath.io/inject: disabled\nspec:\n  containers:\n  - name: a\n";
+    assert_eq!(
+        report(pod, &native(), Selection::AllButOptedOut).outcomes[0].action,
+        Action::Skipped(Skip::OptedOut {
+            at: "the object's annotations"
+        })
+    );
+}
+
+#[test]
+fn opt_in_selects_what_the_kustomize_components_select() {
+    // deploy/examples/app: two workloads labelled podpath.io/inject=enabled,
+    // one not; the components inject the two (ci/packaging.sh checks that).
+    let input = include_str!("../../deploy/examples/app/workloads.yaml");
+    let opted_in = report(input, &native(), Selection::OptedIn);
+    let injected: Vec<&str> = opted_in
+        .outcomes
+        .iter()
+        .filter(|o| o.action == Action::Injected)
+        .map(|o| o.name.as_str())
+        .collect();
+    let not_opted_in: Vec<&str> = opted_in
+        .outcomes
+        .iter()
+        .filter(|o| o.action == Action::Skipped(Skip::NotOptedIn))
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(injected.len(), 2, "{:?}", outcomes(&opted_in));
+    assert_eq!(not_opted_in.len(), 1, "{:?}", outcomes(&opted_in));
+    assert_eq!(
+        inserted_blocks(input, &opted_in.output, "- name: podpath"),
+        2
+    );
+    // Without --opt-in all three get it.
+    let all = report(input, &native(), Selection::AllButOptedOut);
+    assert_eq!(inserted_blocks(input, &all.output, "- name: podpath"), 3);
+    // The opt-in may also sit on the pod template (where a webhook sees it).
+    let on_template = deployment(
+        "",
+        "      annotations:\n        podpath.io/inject: enabled\n",
+        "",
+    );
+    assert_eq!(
+        report(&on_template, &native(), Selection::OptedIn).outcomes[0].action,
+        Action::Injected
+    );
+}
+
+#[test]
+fn an_unknown_inject_value_is_skipped_with_its_value() {
+    let input = deployment("    podpath.io/inject: \"true\"\n", "", "");
+    let injection = report(&input, &native(), Selection::AllButOptedOut);
+    assert_eq!(injection.output, input);
+    assert_eq!(
+        injection.outcomes[0].action,
+        Action::Skipped(Skip::UnknownChoice {
+            value: "true".to_owned(),
+            at: "the object's labels"
+        })
+    );
+}
+
+#[test]
+fn host_network_is_read_as_kubernetes_reads_yaml() {
+    // go-yaml v2's YAML 1.1 booleans, as sigs.k8s.io/yaml resolves them for
+    // kubectl and the API server.
+    for value in [
+        "true",
+        "True",
+        "TRUE",
+        "yes",
+        "Yes",
+        "YES",
+        "y",
+        "Y",
+        "on",
+        "On",
+        "ON",
+        "!!bool yes",
+        "!!bool \"on\"",
+    ] {
+        let input = deployment("", "", &format!("      hostNetwork: {value}\n"));
+        let injection = report(&input, &native(), Selection::AllButOptedOut);
+        assert_eq!(injection.output, input, "{value}");
+        assert_eq!(
+            injection.outcomes[0].action,
+            Action::Skipped(Skip::HostNetwork),
+            "{value}"
+        );
+    }
+    for value in [
+        "false", "False", "no", "No", "n", "off", "OFF", "null", "~", "",
+    ] {
+        let input = deployment("", "", &format!("      hostNetwork: {value}\n"));
+        let injection = report(&input, &native(), Selection::AllButOptedOut);
+        assert_eq!(injection.outcomes[0].action, Action::Injected, "{value}");
+    }
+    // Quoted or `!!str`: a string, which the API server rejects for a bool.
+    for value in ["\"true\"", "'yes'", "!!str on"] {
+        let input = deployment("", "", &format!("      hostNetwork: {value}\n"));
+        let injection = report(&input, &native(), Selection::AllButOptedOut);
+        assert_eq!(injection.output, input, "{value}");
+        assert!(
+            matches!(
+                injection.outcomes[0].action,
+                Action::Skipped(Skip::HostNetworkNotBool { .. })
+            ),
+            "{value}"
+        );
+    }
+    // An alias reads as the anchored scalar.
+    let input = deployment(
+        "    node-level: &host yes\n",
+        "",
+        "      hostNetwork: *host\n",
+    );
+    assert_eq!(
+        report(&input, &native(), Selection::AllButOptedOut).outcomes[0].action,
+        Action::Skipped(Skip::HostNetwork)
+    );
+    // A duplicated key: the last one counts, as in go-yaml.
+    let input = deployment("", "", "      hostNetwork: false\n      hostNetwork: yes\n");
+    assert_eq!(
+        report(&input, &native(), Selection::AllButOptedOut).outcomes[0].action,
+        Action::Skipped(Skip::HostNetwork)
+    );
+}
+
+#[test]
+fn unknown_kinds_with_containers_are_reported() {
+    let input = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n---\napiVersion: extensions/v1beta1\nkind: DaemonSet\nmetadata:\n  name: old\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: patch\nspec:\n  replicas: 3\n";
+    let injection = report(input, &native(), Selection::AllButOptedOut);
+    assert_eq!(injection.output, input);
+    assert_eq!(
+        outcomes(&injection),
+        [
+            "Rollout web: UnknownKind { api_version: \"argoproj.io/v1alpha1 Rollout\" }",
+            "DaemonSet old: UnknownKind { api_version: \"extensions/v1beta1 DaemonSet\" }",
+            "Deployment patch: NoPodSpec { path: \"spec.template.spec\" }",
+        ]
+    );
+    assert_eq!(
+        injection.outcomes[0].to_string(),
+        "skipped Rollout web (line 1): argoproj.io/v1alpha1 Rollout is not a workload kind \
+         inject knows: its containers are left as they are"
+    );
+}
+
+#[test]
+fn a_comment_on_empty_init_containers_is_kept() {
+    for (value, expected) in [
+        (
+            "[]  # filled by the mesh",
+            "  initContainers: # filled by the mesh\n  - name: podpath\n",
+        ),
+        (
+            "[ ] # none yet",
+            "  initContainers: # none yet\n  - name: podpath\n",
+        ),
+        (
+            "null # none yet",
+            "  initContainers: # none yet\n  - name: podpath\n",
+        ),
+        (
+            "# none yet",
+            "  initContainers: # none yet\n  - name: podpath\n",
+        ),
+        ("[]", "  initContainers:\n  - name: podpath\n"),
+    ] {
+        let input = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  initContainers: {value}\n  containers:\n  - name: app\n"
+        );
+        let out = inject(&input, &native()).expect("ok");
+        assert!(out.contains(expected), "{value}: {out}");
+        let doc = &docs(&out)[0];
+        assert_eq!(names(at(doc, &["spec", "initContainers"])), ["podpath"]);
+        assert_eq!(inject(&out, &native()).expect("again"), out);
+    }
+}
+
+#[test]
+fn the_version_is_recorded_in_every_metadata_shape() {
+    let cases = [
+        // No template metadata: a CronJob's template.
+        (CRONJOB, &["spec", "jobTemplate", "spec", "template"][..]),
+        // Flow-style template metadata.
+        (MULTI, &["spec", "template"][..]),
+        // Existing annotations, kubectl style.
+        (KUBECTL_GET, &["spec", "template"][..]),
+    ];
+    for (input, template) in cases {
+        let out = inject(input, &native()).expect("ok");
+        let doc = docs(&out)
+            .into_iter()
+            .find(|d| {
+                let has_template = template
+                    .iter()
+                    .try_fold(d, |n, k| n.get(k))
+                    .is_some_and(|t| t.get("spec").is_some());
+                has_template && d.get("kind").and_then(Node::as_str) != Some("DaemonSet")
+            })
+            .expect("a workload");
+        let annotations = at(&doc, template)
+            .get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .expect("annotations");
+        assert_eq!(
+            at(annotations, &[VERSION_ANNOTATION]).as_str(),
+            Some(VERSION),
+            "{input}"
+        );
+    }
+    let out = inject(MULTI, &native()).expect("ok");
+    assert!(out.contains(&format!(
+        "    metadata: {{labels: {{app: db}}, annotations: {{{VERSION_ANNOTATION}: \"{VERSION}\"}}}}\n"
+    )));
+}
+
 mod no_panics {
     use super::*;
     use proptest::prelude::*;
@@ -728,8 +1297,8 @@ mod no_panics {
 
         /// Truncations and single-byte mutations of realistic manifests.
         #[test]
-        fn mutated_manifests(which in 0usize..4, cut in 0usize..2000, pos in 0usize..2000, byte in 0u8..128) {
-            let base = [DEPLOYMENT, CRONJOB, MULTI, KUBECTL_GET][which];
+        fn mutated_manifests(which in 0usize..5, cut in 0usize..20000, pos in 0usize..20000, byte in 0u8..128) {
+            let base = [DEPLOYMENT, CRONJOB, MULTI, KUBECTL_GET, INGRESS_NGINX][which];
             let mut bytes = base.as_bytes().to_vec();
             let p = pos % bytes.len();
             bytes[p] = byte;
