@@ -14,8 +14,9 @@
 #   SKIP_LIVE_SELFTEST=1  skip running ci/live-checks.sh against ci/fake-exporter.py
 #   PODPATH_BIN       the podpath binary for the checks that run it (default:
 #                     $CARGO_TARGET_DIR/release/podpath or target/release/podpath
-#                     when it exists): `podpath inject` on the example and demo
-#                     manifests (strict validation, idempotence; skipped while the
+#                     when it exists): `podpath inject` on the example, demo and
+#                     ci/testdata/inject manifests (strict validation,
+#                     idempotence, upgrade, reported skips; skipped while the
 #                     binary has no inject subcommand), and, as root,
 #                     ci/nonroot-check.sh and ci/live-netns.sh (a real `podpath
 #                     run` scraped by Prometheus, every dashboard query)
@@ -148,9 +149,13 @@ elif [ -n "$bin" ]; then
             "$PODPATH_BIN" inject "$mode" deploy/examples/app/workloads.yaml > "$work/injected.yaml" || return 1
             "$PODPATH_BIN" inject "$mode" - < "$work/injected.yaml" > "$work/injected-twice.yaml" || return 1
             cmp "$work/injected.yaml" "$work/injected-twice.yaml" || { echo "$mode: not idempotent"; return 1; }
-            # inject ignores the opt-in label: all three workloads get the sidecar.
+            # Without --opt-in all three workloads get the sidecar; with it,
+            # only the two labelled podpath.io/inject=enabled, as with the
+            # kustomize components.
             n=$(grep -cE '^ +- name: podpath$' "$work/injected.yaml")
             [ "$n" = 3 ] || { echo "$mode: expected 3 podpath containers, got $n"; return 1; }
+            n=$("$PODPATH_BIN" inject "$mode" --opt-in deploy/examples/app/workloads.yaml | grep -cE '^ +- name: podpath$')
+            [ "$n" = 2 ] || { echo "$mode --opt-in: expected 2 podpath containers, got $n"; return 1; }
             for v in $k8s_versions; do
                 "$py" ci/validate-manifests.py "$work/injected.yaml" "$v" || return 1
             done
@@ -159,6 +164,36 @@ elif [ -n "$bin" ]; then
         done
     }
     check "podpath inject output validates and is idempotent" inject_check
+    # Real install manifests (trimmed copies, sources in their headers):
+    # injected output and an upgrade to another image validate strictly,
+    # re-running changes nothing, and every skip is reported with its reason.
+    inject_real_check() {
+        local mode f base v
+        for mode in --native-sidecar --classic; do
+            for f in ci/testdata/inject/*.yaml; do
+                base=$work/$(basename "$f" .yaml)
+                "$PODPATH_BIN" inject "$mode" "$f" > "$base.1.yaml" 2> "$base.1.log" || return 1
+                "$PODPATH_BIN" inject "$mode" "$base.1.yaml" > "$base.2.yaml" 2> "$base.2.log" || return 1
+                cmp "$base.1.yaml" "$base.2.yaml" || { echo "$mode $f: not idempotent"; return 1; }
+                if grep -E '^podpath inject: (injected|upgraded)' "$base.2.log"; then
+                    echo "$mode $f: the second run changed something"; return 1
+                fi
+                PODPATH_IMAGE=registry.example/podpath:9.9.9 "$PODPATH_BIN" inject "$mode" "$base.1.yaml" \
+                    > "$base.3.yaml" 2> "$base.3.log" || return 1
+                [ "$(grep -c '^podpath inject: upgraded' "$base.3.log")" = "$(grep -c '^podpath inject: injected' "$base.1.log")" ] \
+                    || { echo "$mode $f: not every sidecar was upgraded"; cat "$base.3.log"; return 1; }
+                for v in $k8s_versions; do
+                    if ! { "$py" ci/validate-manifests.py "$base.1.yaml" "$v" \
+                        && "$py" ci/validate-manifests.py "$base.3.yaml" "$v"; } > "$base.validate.log"; then
+                        cat "$base.validate.log"; return 1
+                    fi
+                done
+            done
+            grep -qxF "podpath inject: skipped DaemonSet monitoring/node-exporter (line 4): hostNetwork is true: podpath would capture the node's traffic, not the pod's" \
+                "$work/node-exporter.1.log" || { echo "$mode: node-exporter's skip not reported"; cat "$work/node-exporter.1.log"; return 1; }
+        done
+    }
+    check "podpath inject on real install manifests: strict validation, idempotence, upgrade, skips reported" inject_real_check
 fi
 
 echo "== alerts"

@@ -101,3 +101,43 @@ fn report(outcomes: &[Outcome]) -> Vec<String> {
     lines.push(summary);
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inject::inject_report;
+
+    #[test]
+    fn report_lists_workloads_and_counts_the_rest_by_kind() {
+        let input = include_str!("../../ci/testdata/inject/ingress-nginx.yaml");
+        let injection = inject_report(input, &InjectOptions::default(), Selection::AllButOptedOut)
+            .expect("injects");
+        let lines = report(&injection.outcomes);
+        assert_eq!(
+            lines,
+            [
+                "injected Deployment ingress-nginx/ingress-nginx-controller (line 138)",
+                "injected Job ingress-nginx/ingress-nginx-admission-create (line 250)",
+                "injected Job ingress-nginx/ingress-nginx-admission-patch (line 297)",
+                "3 injected, 0 upgraded, 0 skipped; 9 objects without a pod template left as \
+                 they are (ConfigMap ×1, IngressClass ×1, Namespace ×1, Role ×1, Service ×2, \
+                 ServiceAccount ×2, ValidatingWebhookConfiguration ×1)",
+            ]
+        );
+        let node_exporter = include_str!("../../ci/testdata/inject/node-exporter.yaml");
+        let injection = inject_report(
+            node_exporter,
+            &InjectOptions::default(),
+            Selection::AllButOptedOut,
+        )
+        .expect("injects");
+        assert_eq!(
+            report(&injection.outcomes),
+            [
+                "skipped DaemonSet monitoring/node-exporter (line 4): hostNetwork is true: \
+                 podpath would capture the node's traffic, not the pod's",
+                "0 injected, 0 upgraded, 1 skipped",
+            ]
+        );
+    }
+}

@@ -17,9 +17,14 @@
 //! forks of the archived `serde_yaml` (`serde_yaml_ng`, `serde_norway`,
 //! `yaml_serde`) expose only values, without positions.
 //!
-//! Injection is idempotent: a pod spec that already has a container or init
-//! container named `podpath` is left untouched, so injecting twice yields
-//! exactly the text that injecting once did.
+//! Injection is idempotent: the pod template records the podpath version in
+//! the annotation `podpath.io/injected-version`, and a sidecar inject added
+//! that still matches what it would write is left untouched, so injecting
+//! twice yields exactly the text that injecting once did. A sidecar that no
+//! longer matches (another image, port or podpath version) is rewritten in
+//! place; a `podpath` container without the annotation is someone else's and
+//! is left alone. Every object gets an [`Outcome`] saying what was done or
+//! why it was skipped.
 
 mod sidecar;
 mod tree;
