@@ -163,6 +163,7 @@ pub enum Skip {
     /// resource such as an Argo Rollout, or a removed API version).
     UnknownKind {
         api_version: String,
+        kind: String,
     },
     /// A workload kind without a pod spec where one belongs (a patch).
     NoPodSpec {
@@ -200,9 +201,10 @@ impl std::fmt::Display for Skip {
                 "has a container named podpath that inject did not add (no {VERSION_ANNOTATION} \
                  annotation on the pod template): left as it is"
             ),
-            Skip::UnknownKind { api_version } => write!(
+            Skip::UnknownKind { api_version, kind } => write!(
                 f,
-                "{api_version} is not a workload kind inject knows: its containers are left as they are"
+                "{api_version} {kind} is not a workload kind inject knows: its containers are left \
+                 as they are"
             ),
             Skip::NoPodSpec { path } => write!(f, "no pod spec at {path}"),
             Skip::NoPodTemplate => f.write_str("no pod template"),
@@ -402,7 +404,8 @@ impl Run<'_, '_> {
         };
         let action = match pod_spec_path(api_version, kind) {
             None if has_containers(object) => Action::Skipped(Skip::UnknownKind {
-                api_version: format!("{api_version} {kind}"),
+                api_version: api_version.to_owned(),
+                kind: kind.to_owned(),
             }),
             None => Action::Skipped(Skip::NoPodTemplate),
             Some(path) => {
@@ -567,7 +570,7 @@ impl Run<'_, '_> {
     /// they are missing.
     fn record_version(&mut self, template: &Node, target: &Target<'_>) -> Result<(), InjectError> {
         let quoted = format!("\"{VERSION}\"");
-        let Some(metadata) = template.get("metadata") else {
+        let Some((metadata_key, metadata)) = template.entry("metadata") else {
             return self.add_entry(
                 template,
                 &["metadata", "annotations", VERSION_ANNOTATION],
@@ -575,7 +578,16 @@ impl Run<'_, '_> {
                 target,
             );
         };
-        let Some(annotations) = metadata.get("annotations") else {
+        if metadata.is_null() {
+            return self.fill_null(
+                metadata_key,
+                metadata,
+                &["annotations", VERSION_ANNOTATION],
+                &quoted,
+                target,
+            );
+        }
+        let Some((annotations_key, annotations)) = metadata.entry("annotations") else {
             return self.add_entry(
                 metadata,
                 &["annotations", VERSION_ANNOTATION],
@@ -583,24 +595,80 @@ impl Run<'_, '_> {
                 target,
             );
         };
-        if annotations.is_null() && annotations.last.is_none() {
-            return Err(target.unsupported("the pod template's annotations are empty and not `{}`"));
+        if annotations.is_null() {
+            // `annotations:` left empty, as Helm templates often render it.
+            return self.fill_null(
+                annotations_key,
+                annotations,
+                &[VERSION_ANNOTATION],
+                &quoted,
+                target,
+            );
         }
-        match annotations.get(VERSION_ANNOTATION) {
+        match annotations.entry(VERSION_ANNOTATION) {
             None => self.add_entry(annotations, &[VERSION_ANNOTATION], &quoted, target),
-            Some(value) if value.as_str() == Some(VERSION) => Ok(()),
-            Some(value) => {
-                let last = value
-                    .last
-                    .ok_or_else(|| target.unsupported("the recorded version is empty"))?;
-                self.edits.push(Edit {
-                    start: self.source.offset(value.start),
-                    end: self.source.offset(last),
-                    text: quoted,
-                });
+            Some((_, value)) if value.as_str() == Some(VERSION) => Ok(()),
+            Some((key, value)) => {
+                let edit = match (value.last, key.last) {
+                    (Some(last), _) => Edit {
+                        start: self.source.offset(value.start),
+                        end: self.source.offset(last),
+                        text: quoted,
+                    },
+                    // An empty value: the version goes after the key's `:`.
+                    (None, Some(key_end)) => {
+                        let colon = self.source.offset(key_end);
+                        if self.source.text.get(colon..=colon) != Some(":") {
+                            return Err(target.unsupported("the recorded version cannot be edited"));
+                        }
+                        Edit::insert(colon + 1, format!(" {quoted}"))
+                    }
+                    (None, None) => {
+                        return Err(target.unsupported("the recorded version cannot be edited"))
+                    }
+                };
+                self.edits.push(edit);
                 Ok(())
             }
         }
+    }
+
+    /// Gives the null value of block mapping key `key` (`annotations:` with
+    /// nothing after it, or `~`, or `null`) the nested entries `keys`, on the
+    /// lines after the key.
+    fn fill_null(
+        &mut self,
+        key: &Node,
+        value: &Node,
+        keys: &[&str],
+        leaf: &str,
+        target: &Target<'_>,
+    ) -> Result<(), InjectError> {
+        let source = self.source;
+        let indent = source
+            .indent_of(key.start)
+            .ok_or_else(|| target.unsupported("the pod template's metadata cannot be edited"))?;
+        if let Some(last) = value.last {
+            if last.line != key.start.line {
+                return Err(target.unsupported("the pod template's metadata cannot be edited"));
+            }
+            self.edits.push(source.removal(value.start, last));
+        }
+        let at = source.line_start(key.start.line + 1);
+        let mut text = String::new();
+        if !source.text.get(..at).is_some_and(|t| t.ends_with('\n')) {
+            text.push_str(source.eol);
+        }
+        for (depth, k) in keys.iter().enumerate() {
+            let content = if depth + 1 == keys.len() {
+                format!("{k}: {leaf}")
+            } else {
+                format!("{k}:")
+            };
+            text.push_str(&source.line(indent + 2 * (depth + 1), &content));
+        }
+        self.edits.push(Edit::insert(at, text));
+        Ok(())
     }
 
     /// Adds `keys[0]: ... keys[n-1]: value` (nested maps) to the mapping
@@ -761,23 +829,7 @@ fn replace_empty(
         if value.start.line != key.start.line || last.line != key.start.line {
             return Err(target.unsupported("an empty initContainers value spans several lines"));
         }
-        // Only the `[]` (or `null`, `~`) and the blanks after it go: a
-        // comment after it stays (`initContainers: # note`), and without one
-        // the line keeps no trailing blanks.
-        let mut start = source.offset(value.start);
-        let mut end = source.offset(last);
-        let line_end = source.line_start(key.start.line + 1);
-        let rest = source.text.get(end..line_end).unwrap_or("");
-        end += rest.len() - rest.trim_start_matches([' ', '\t']).len();
-        if rest.trim().is_empty() {
-            let before = source.text.get(..start).unwrap_or("");
-            start = before.trim_end_matches([' ', '\t']).len();
-        }
-        edits.push(Edit {
-            start,
-            end,
-            text: String::new(),
-        });
+        edits.push(source.removal(value.start, last));
     }
     let at = source.line_start(key.start.line + 1);
     let mut text = String::new();
@@ -914,6 +966,27 @@ impl<'a> Source<'a> {
         let head = before.trim_end_matches(' ');
         let dash = head.strip_suffix('-')?;
         (dash.chars().all(|c| c == ' ') && head.len() < before.len()).then_some(dash.len())
+    }
+
+    /// Removes the scalar or flow collection from `start` to `last` on one
+    /// line, and the blanks after it: a comment after it stays
+    /// (`initContainers: # note`), and without one the line keeps no
+    /// trailing blanks.
+    fn removal(&self, start: Pos, last: Pos) -> Edit {
+        let mut start = self.offset(start);
+        let mut end = self.offset(last);
+        let line_end = self.line_start(last.line + 1);
+        let rest = self.text.get(end..line_end).unwrap_or("");
+        end += rest.len() - rest.trim_start_matches([' ', '\t']).len();
+        if rest.trim().is_empty() {
+            let before = self.text.get(..start).unwrap_or("");
+            start = before.trim_end_matches([' ', '\t']).len();
+        }
+        Edit {
+            start,
+            end,
+            text: String::new(),
+        }
     }
 
     fn line(&self, indent: usize, content: &str) -> String {

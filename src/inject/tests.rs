@@ -1201,8 +1201,8 @@ fn unknown_kinds_with_containers_are_reported() {
     assert_eq!(
         outcomes(&injection),
         [
-            "Rollout web: UnknownKind { api_version: \"argoproj.io/v1alpha1 Rollout\" }",
-            "DaemonSet old: UnknownKind { api_version: \"extensions/v1beta1 DaemonSet\" }",
+            "Rollout web: UnknownKind { api_version: \"argoproj.io/v1alpha1\", kind: \"Rollout\" }",
+            "DaemonSet old: UnknownKind { api_version: \"extensions/v1beta1\", kind: \"DaemonSet\" }",
             "Deployment patch: NoPodSpec { path: \"spec.template.spec\" }",
         ]
     );
@@ -1277,6 +1277,43 @@ fn the_version_is_recorded_in_every_metadata_shape() {
             "{input}"
         );
     }
+    // Empty `annotations:` or `metadata:` (Helm renders them), a stale or
+    // empty recorded version, a template whose sidecar was removed.
+    for (template_meta, expected) in [
+        (
+            "      annotations:\n",
+            format!("      annotations:\n        {VERSION_ANNOTATION}: \"{VERSION}\"\n"),
+        ),
+        (
+            "      annotations: ~  # none\n",
+            format!("      annotations: # none\n        {VERSION_ANNOTATION}: \"{VERSION}\"\n"),
+        ),
+        (
+            &format!("      annotations:\n        {VERSION_ANNOTATION}: \"0.0.1\"\n"),
+            format!("      annotations:\n        {VERSION_ANNOTATION}: \"{VERSION}\"\n"),
+        ),
+        (
+            &format!("      annotations:\n        {VERSION_ANNOTATION}:\n"),
+            format!("      annotations:\n        {VERSION_ANNOTATION}: \"{VERSION}\"\n"),
+        ),
+    ] {
+        let input = deployment("", template_meta, "");
+        let out = inject(&input, &native()).expect("ok");
+        assert!(out.contains(&expected), "{template_meta:?}: {out}");
+        assert_eq!(inject(&out, &native()).expect("again"), out);
+        let doc = &docs(&out)[0];
+        assert_eq!(
+            names(at(doc, &["spec", "template", "spec", "initContainers"])),
+            ["podpath"]
+        );
+    }
+    let input = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: j\nspec:\n  template:\n    metadata:\n    spec:\n      containers:\n      - name: a\n";
+    let out = inject(input, &native()).expect("ok");
+    assert!(out.contains(&format!(
+        "    metadata:\n      annotations:\n        {VERSION_ANNOTATION}: \"{VERSION}\"\n    spec:\n"
+    )));
+    assert_eq!(inject(&out, &native()).expect("again"), out);
+
     let out = inject(MULTI, &native()).expect("ok");
     assert!(out.contains(&format!(
         "    metadata: {{labels: {{app: db}}, annotations: {{{VERSION_ANNOTATION}: \"{VERSION}\"}}}}\n"
