@@ -305,13 +305,14 @@ fn pod_spec_path(api_version: &str, kind: &str) -> Option<&'static [&'static str
     }
 }
 
-/// True when `node` holds a `containers` key at any depth (bounded by the
-/// tree's own depth limit).
+/// True when `node` holds a `containers` sequence at any depth (bounded by
+/// the tree's own depth limit). A CRD's schema has a `containers` key too,
+/// but its value is a mapping.
 fn has_containers(node: &Node) -> bool {
     match &node.kind {
-        NodeKind::Map(entries) => entries
-            .iter()
-            .any(|(k, v)| k.as_str() == Some("containers") || has_containers(v)),
+        NodeKind::Map(entries) => entries.iter().any(|(k, v)| {
+            (k.as_str() == Some("containers") && v.items().is_some()) || has_containers(v)
+        }),
         NodeKind::Seq(items) => items.iter().any(has_containers),
         _ => false,
     }

@@ -1195,7 +1195,7 @@ fn host_network_is_read_as_kubernetes_reads_yaml() {
 
 #[test]
 fn unknown_kinds_with_containers_are_reported() {
-    let input = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n---\napiVersion: extensions/v1beta1\nkind: DaemonSet\nmetadata:\n  name: old\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: patch\nspec:\n  replicas: 3\n";
+    let input = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n---\napiVersion: extensions/v1beta1\nkind: DaemonSet\nmetadata:\n  name: old\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: patch\nspec:\n  replicas: 3\n---\n# A CRD's schema names containers, but holds none.\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: rollouts.argoproj.io\nspec:\n  versions:\n  - schema:\n      openAPIV3Schema:\n        properties:\n          containers:\n            type: array\n";
     let injection = report(input, &native(), Selection::AllButOptedOut);
     assert_eq!(injection.output, input);
     assert_eq!(
@@ -1204,6 +1204,7 @@ fn unknown_kinds_with_containers_are_reported() {
             "Rollout web: UnknownKind { api_version: \"argoproj.io/v1alpha1\", kind: \"Rollout\" }",
             "DaemonSet old: UnknownKind { api_version: \"extensions/v1beta1\", kind: \"DaemonSet\" }",
             "Deployment patch: NoPodSpec { path: \"spec.template.spec\" }",
+            "CustomResourceDefinition rollouts.argoproj.io: NoPodTemplate",
         ]
     );
     assert_eq!(
