@@ -717,6 +717,7 @@ fn kustomize_components_match_inject() {
 const INGRESS_NGINX: &str = include_str!("../../ci/testdata/inject/ingress-nginx.yaml");
 const ARGO_CD: &str = include_str!("../../ci/testdata/inject/argo-cd.yaml");
 const NODE_EXPORTER: &str = include_str!("../../ci/testdata/inject/node-exporter.yaml");
+const BLACKBOX_EXPORTER: &str = include_str!("../../ci/testdata/inject/blackbox-exporter.yaml");
 
 fn report(input: &str, opts: &InjectOptions, selection: Selection) -> Injection {
     inject_report(input, opts, selection).expect("injects")
@@ -752,7 +753,7 @@ fn deployment(labels: &str, template_meta: &str, extra: &str) -> String {
 #[test]
 fn real_install_manifests_inject_exactly_their_workloads() {
     let no_template = "NoPodTemplate";
-    let cases: [(&str, Vec<String>); 3] = [
+    let cases: [(&str, Vec<String>); 4] = [
         (
             INGRESS_NGINX,
             [
@@ -794,6 +795,10 @@ fn real_install_manifests_inject_exactly_their_workloads() {
         (
             NODE_EXPORTER,
             vec!["DaemonSet node-exporter: HostNetwork".to_owned()],
+        ),
+        (
+            BLACKBOX_EXPORTER,
+            vec!["Deployment blackbox-exporter: injected".to_owned()],
         ),
     ];
     for (input, expected) in cases {
