@@ -554,6 +554,18 @@ fn crlf_input_keeps_crlf() {
     let doc = &docs(&out)[0];
     let spec = at(doc, &["spec", "jobTemplate", "spec", "template", "spec"]);
     assert_eq!(names(at(spec, &["initContainers"])), ["podpath"]);
+    // Re-running and upgrading keep CRLF too.
+    assert_eq!(inject(&out, &native()).expect("again"), out);
+    let new = InjectOptions {
+        image: "podpath:9".to_owned(),
+        ..native()
+    };
+    let upgraded = inject(&out, &new).expect("upgrade");
+    assert!(!upgraded.replace("\r\n", "").contains('\n'));
+    assert_eq!(
+        upgraded,
+        out.replace(&format!("image: {DEFAULT_IMAGE}"), "image: podpath:9")
+    );
 }
 
 #[test]
