@@ -931,19 +931,29 @@ fn a_new_image_upgrades_the_sidecar_in_place() {
     }
 }
 
+/// `text` with the first `from` replaced by `to`; `from` must be there, so a
+/// change to the sidecar template fails the test instead of emptying it.
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} is not in the text");
+    text.replacen(from, to, 1)
+}
+
 #[test]
 fn an_older_podpath_sidecar_is_rewritten_to_the_current_template() {
-    // What an older podpath might have written: another version, other
-    // resources, a probe since dropped, a port renamed.
+    // What an older podpath might have written: another version, another
+    // log format, a field since dropped.
     let once = inject(CRONJOB, &native()).expect("once");
-    let old = once
-        .replace(
-            &format!("{VERSION_ANNOTATION}: \"{VERSION}\""),
-            &format!("{VERSION_ANNOTATION}: \"0.0.9\""),
-        )
-        .replace("memory: 64Mi", "memory: 48Mi")
-        .replace("periodSeconds: 5", "periodSeconds: 7");
-    assert_ne!(old, once);
+    let old = edit(
+        &once,
+        &format!("{VERSION_ANNOTATION}: \"{VERSION}\""),
+        &format!("{VERSION_ANNOTATION}: \"0.0.9\""),
+    );
+    let old = edit(&old, "value: json", "value: text");
+    let old = edit(
+        &old,
+        "\n            ports:\n",
+        "\n            workingDir: /tmp\n            ports:\n",
+    );
     let upgraded = report(&old, &native(), Selection::AllButOptedOut);
     assert_eq!(
         upgraded.output, once,
@@ -961,9 +971,15 @@ fn an_older_podpath_sidecar_is_rewritten_to_the_current_template() {
         upgraded.outcomes[0].to_string(),
         format!("upgraded CronJob nightly-report (line 1): podpath 0.0.9 → {VERSION}")
     );
-    // The same version but a container edited since: rewritten too.
-    let edited = once.replace("memory: 64Mi", "memory: 48Mi");
-    assert_eq!(inject(&edited, &native()).expect("edited"), once);
+    // The same version but a container edited since: rewritten too, and
+    // reported as such.
+    let edited = edit(&once, "value: json", "value: text");
+    let again = report(&edited, &native(), Selection::AllButOptedOut);
+    assert_eq!(again.output, once);
+    assert_eq!(
+        again.outcomes[0].to_string(),
+        "upgraded CronJob nightly-report (line 1): sidecar options changed"
+    );
 }
 
 #[test]
@@ -971,18 +987,21 @@ fn a_sidecar_read_back_from_the_cluster_is_current() {
     // `kubectl get -o yaml` returns the container with defaults filled in and
     // `args` as a block sequence: still current, left untouched.
     let once = inject(CRONJOB, &native()).expect("once");
-    let from_cluster = once
-        .replace(
-            "args: [\"run\"]\n",
-            "args:\n            - run\n            imagePullPolicy: IfNotPresent\n            terminationMessagePath: /dev/termination-log\n",
-        )
-        .replace(
-            "periodSeconds: 10\n",
-            "periodSeconds: 10\n              successThreshold: 1\n              timeoutSeconds: 1\n",
-        )
-        .replace("fieldPath: status.podIP\n", "fieldPath: status.podIP\n                  apiVersion: v1\n")
-        .replace("value: \"0.0.0.0:9809\"", "value: 0.0.0.0:9809");
-    assert_ne!(from_cluster, once);
+    let from_cluster = edit(
+        &once,
+        "args: [\"run\"]\n",
+        "args:\n            - run\n            imagePullPolicy: IfNotPresent\n            terminationMessagePath: /dev/termination-log\n",
+    );
+    let from_cluster = edit(
+        &from_cluster,
+        "path: /healthz\n",
+        "path: /healthz\n                scheme: HTTP\n",
+    );
+    let from_cluster = edit(
+        &from_cluster,
+        "fieldPath: status.podIP\n",
+        "fieldPath: status.podIP\n                  apiVersion: v1\n",
+    );
     let again = report(&from_cluster, &native(), Selection::AllButOptedOut);
     assert_eq!(again.output, from_cluster);
     assert_eq!(
