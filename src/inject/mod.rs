@@ -282,7 +282,8 @@ pub fn inject_report(
         edits: Vec::new(),
         outcomes: Vec::new(),
     };
-    for root in docs.iter().flatten() {
+    // An empty document (`---` with nothing after it) is no object.
+    for root in docs.iter().flatten().filter(|root| !root.is_null()) {
         run.visit_object(root)?;
     }
     let outcomes = run.outcomes;

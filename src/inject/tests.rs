@@ -500,8 +500,11 @@ fn injecting_twice_equals_injecting_once() {
 
 #[test]
 fn objects_without_pod_templates_are_returned_verbatim() {
-    let input = "# nothing to do\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n---\n---\n# only a comment\n";
-    assert_eq!(inject(input, &native()).expect("ok"), input);
+    let input = "# nothing to do\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n---\n---\n# only a comment\n---\n";
+    let injection = report(input, &native(), Selection::AllButOptedOut);
+    assert_eq!(injection.output, input);
+    // Empty documents are no objects.
+    assert_eq!(outcomes(&injection), ["Service s: NoPodTemplate"]);
     assert_eq!(inject("", &native()).expect("ok"), "");
     // Same kind name, another API group: a custom resource, not a workload.
     let crd = "apiVersion: example.com/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n";
