@@ -1360,6 +1360,25 @@ fn the_version_is_recorded_in_every_metadata_shape() {
     )));
 }
 
+#[test]
+fn aliases_copy_a_bounded_amount_of_text() {
+    // Each alias of a scalar copies it; past 1 MiB in all they stay
+    // unresolved, so a short input cannot make the tree huge.
+    let long = "x".repeat(300_000);
+    let mut text = format!("a: &long {long}\nlist:\n");
+    for _ in 0..100 {
+        text.push_str("- *long\n");
+    }
+    let doc = &docs(&text)[0];
+    let items = at(doc, &["list"]).items().expect("seq");
+    let resolved = items
+        .iter()
+        .filter(|n| n.as_str().is_some_and(|v| v.len() == long.len()))
+        .count();
+    assert_eq!(resolved, 3);
+    assert!(items[3..].iter().all(|n| matches!(n.kind, NodeKind::Alias)));
+}
+
 mod no_panics {
     use super::*;
     use proptest::prelude::*;
