@@ -147,6 +147,11 @@ pub enum Skip {
     OptedOut {
         at: &'static str,
     },
+    /// Opted out, but a `podpath` container is there already: inject only
+    /// adds, so it stays until removed by hand.
+    OptedOutWithSidecar {
+        at: &'static str,
+    },
     /// `podpath.io/inject` holds neither `enabled` nor `disabled`.
     UnknownChoice {
         value: String,
@@ -184,6 +189,11 @@ impl std::fmt::Display for Skip {
                 "hostNetwork is {value:?}, not a boolean (the API server would reject the object)"
             ),
             Skip::OptedOut { at } => write!(f, "opted out ({INJECT_KEY}: disabled in {at})"),
+            Skip::OptedOutWithSidecar { at } => write!(
+                f,
+                "opted out ({INJECT_KEY}: disabled in {at}), but it has a podpath container \
+                 already: inject does not remove it, delete it by hand"
+            ),
             Skip::UnknownChoice { value, at } => write!(
                 f,
                 "{INJECT_KEY} is {value:?} in {at}; only enabled and disabled are understood"
@@ -465,7 +475,15 @@ impl Run<'_, '_> {
             }
         }
         let template_meta = template.get("metadata");
+        let init = spec.entry("initContainers");
+        let containers = spec.entry("containers");
+        let existing = podpath_in(init.map(|(_, v)| v))
+            .map(|c| (c, true))
+            .or_else(|| podpath_in(containers.map(|(_, v)| v)).map(|c| (c, false)));
         match choice(object.get("metadata"), template_meta) {
+            Choice::Disabled(at) if existing.is_some() => {
+                return Ok(Action::Skipped(Skip::OptedOutWithSidecar { at }))
+            }
             Choice::Disabled(at) => return Ok(Action::Skipped(Skip::OptedOut { at })),
             Choice::Unknown(value, at) => {
                 return Ok(Action::Skipped(Skip::UnknownChoice { value, at }))
@@ -475,14 +493,9 @@ impl Run<'_, '_> {
             }
             Choice::Unset | Choice::Enabled => {}
         }
-        let init = spec.entry("initContainers");
-        let containers = spec.entry("containers");
         let recorded = template_meta
             .and_then(|m| m.get("annotations"))
             .and_then(|a| a.get(VERSION_ANNOTATION));
-        let existing = podpath_in(init.map(|(_, v)| v))
-            .map(|c| (c, true))
-            .or_else(|| podpath_in(containers.map(|(_, v)| v)).map(|c| (c, false)));
         if let Some((container, native_sidecar)) = existing {
             let Some(from_version) = recorded.and_then(Node::as_str) else {
                 return Ok(Action::Skipped(Skip::NotInjectedByPodpath));

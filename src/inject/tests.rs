@@ -934,6 +934,13 @@ fn a_new_image_upgrades_the_sidecar_in_place() {
     }
 }
 
+fn new_image() -> InjectOptions {
+    InjectOptions {
+        image: "registry.example/podpath:9.9.9".to_owned(),
+        ..native()
+    }
+}
+
 /// `text` with the first `from` replaced by `to`; `from` must be there, so a
 /// change to the sidecar template fails the test instead of emptying it.
 fn edit(text: &str, from: &str, to: &str) -> String {
@@ -1103,6 +1110,21 @@ fn opt_out_by_label_or_annotation_on_object_or_template() {
             );
         }
     }
+    // Opted out after inject added the sidecar: left, and said so.
+    let once = inject(&deployment("", "", ""), &native()).expect("once");
+    let opted_out = edit(
+        &once,
+        "    app: web\n",
+        "    app: web\n    podpath.io/inject: disabled\n",
+    );
+    let injection = report(&opted_out, &new_image(), Selection::AllButOptedOut);
+    assert_eq!(injection.output, opted_out);
+    assert_eq!(
+        injection.outcomes[0].action,
+        Action::Skipped(Skip::OptedOutWithSidecar {
+            at: "the object's labels"
+        })
+    );
     // A Pod is its own template: its metadata is read once.
     let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n    podpath.io/inject: disabled\nspec:\n  containers:\n  - name: a\n";
     assert_eq!(
