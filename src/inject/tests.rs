@@ -1428,6 +1428,13 @@ mod no_panics {
                     // stable under a second injection.
                     let twice = inject(&once, &opts);
                     prop_assert_eq!(twice.as_deref(), Ok(once.as_str()));
+                    // An upgrade is stable too.
+                    let new = InjectOptions { image: "podpath:9".to_owned(), ..opts.clone() };
+                    let upgraded = inject(&once, &new);
+                    prop_assert!(upgraded.is_ok(), "{:?}", upgraded);
+                    let upgraded = upgraded.unwrap_or_default();
+                    let again = inject(&upgraded, &new);
+                    prop_assert_eq!(again.as_deref(), Ok(upgraded.as_str()));
                 }
             }
         }
