@@ -41,6 +41,7 @@ use podpath_afpacket::{
     capture_filter, FilterSpec, Options, Poller, Ring, RingFrame, RingOptions, Socket,
 };
 
+use super::privilege::Diagnosis;
 use super::{CaptureError, InterfaceStats, Next, PacketSource, RawPacket};
 use crate::decode::{LinkType, PacketType};
 use crate::Timestamp;
@@ -300,7 +301,7 @@ impl LiveSource {
                         reader = Some(Reader::Ring(ring));
                     }
                     Err(e @ podpath_afpacket::Error::NeedsCapNetRaw { .. }) => {
-                        return Err(CaptureError::Live(format!("{}: {e}", iface.name)))
+                        return Err(open_error(&iface.name, e))
                     }
                     Err(e) if mode == CaptureMode::Auto && captures.is_empty() => {
                         tracing::warn!(
@@ -375,6 +376,20 @@ impl LiveSource {
     }
 }
 
+/// The error for a socket or ring that could not be opened on `interface`:
+/// when the kernel refused it, with the diagnosis of why.
+fn open_error(interface: &str, e: podpath_afpacket::Error) -> CaptureError {
+    match e {
+        podpath_afpacket::Error::NeedsCapNetRaw { op, source } => CaptureError::Denied {
+            interface: interface.to_owned(),
+            op,
+            error: source,
+            diagnosis: Box::new(Diagnosis::of_this_process()),
+        },
+        e => CaptureError::Live(format!("{interface}: {e}")),
+    }
+}
+
 /// A recvmsg socket on `iface`, with the buffer check logged.
 fn open_socket(
     iface: &NetworkInterface,
@@ -382,7 +397,7 @@ fn open_socket(
     rcvbuf: Option<usize>,
 ) -> Result<Socket, CaptureError> {
     let socket = Socket::open(iface.index, filter, &Options { rcvbuf })
-        .map_err(|e| CaptureError::Live(format!("{}: {e}", iface.name)))?;
+        .map_err(|e| open_error(&iface.name, e))?;
     let granted = socket.rcvbuf().unwrap_or(0);
     tracing::debug!(
         interface = %iface.name,
