@@ -90,6 +90,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+# A time box (timeout in .ci/run) ends it with SIGTERM: clean up then too.
+trap 'exit 143' TERM INT
 
 for rt in $runtimes; do
     command -v "$rt" >/dev/null || { echo "FAIL: $rt is not installed (apt-get install $rt)"; exit 1; }
@@ -215,8 +217,9 @@ scrape() {
     ip netns exec "$current_ns" curl -fsS --max-time 1 "http://127.0.0.1:$port/$1" 2>/dev/null
 }
 
-# Runs one container; prints "outcome|sets" where sets are the container
-# process's CapPrm/CapEff (read from /proc, or from podpath's message).
+# Runs one container; sets `outcome` and `sets`, the container process's
+# CapPrm/CapEff (read from /proc, or from podpath's message). Not run in a
+# subshell, so that the EXIT trap knows what to tear down.
 run_one() {
     local rt=$1 profile=$2 nnp=$3 fcap=$4 n=$5
     local bundle=$work/bundle-$n rootfs=$work/rootfs-nocap
@@ -229,7 +232,8 @@ run_one() {
     rt "$rt" run --bundle "$bundle" "$current_id" \
         > "$bundle/log" 2>&1 < /dev/null &
     current_pid=$!
-    local outcome="" sets="" metrics pid deadline=$((SECONDS + run_timeout))
+    local metrics pid deadline=$((SECONDS + run_timeout))
+    outcome="" sets=""
     while [ -z "$outcome" ] && [ "$SECONDS" -lt "$deadline" ]; do
         if metrics=$(scrape metrics); then
             if grep -qE '^podpath_capture_up\{[^}]*interface="lo"[^}]*\} 1' <<< "$metrics"; then
@@ -267,7 +271,6 @@ run_one() {
     fi
     [ -n "$outcome" ] || outcome="no verdict in ${run_timeout}s"
     cleanup_run
-    echo "$outcome|$sets"
 }
 
 describe() {
@@ -281,44 +284,56 @@ describe() {
 }
 
 echo "== runs (uid 65532, read-only root, a fresh network namespace each)"
-table="| runtime | profile | no_new_privs | file capability | result | CapPrm / CapEff after execve |
-| --- | --- | --- | --- | --- | --- |"
+# One table row per combination, one column per runtime.
+header="| profile | no_new_privs | file capability |"
+rule="| --- | --- | --- |"
+for rt in $runtimes; do
+    header+=" $rt |"
+    rule+=" --- |"
+done
+table="$header CapPrm / CapEff after execve |"$'\n'"$rule --- |"
 n=0
 failures=0
 rows=0
 captured=0
-for rt in $runtimes; do
-    for profile in cri cri-inh docker-pre no-add seccomp; do
-        for nnp in 1 0; do
-            for fcap in 1 0; do
-                # The seccomp row shows the one cause no capability set explains.
-                if [ "$profile" = seccomp ] && { [ "$nnp" = 0 ] || [ "$fcap" = 0 ]; }; then
-                    continue
-                fi
+for profile in cri cri-inh docker-pre no-add seccomp; do
+    for nnp in 1 0; do
+        for fcap in 1 0; do
+            # The seccomp row shows the one cause no capability set explains.
+            if [ "$profile" = seccomp ] && { [ "$nnp" = 0 ] || [ "$fcap" = 0 ]; }; then
+                continue
+            fi
+            want=$(expected "$profile" "$nnp" "$fcap")
+            fc=$([ "$fcap" = 1 ] && echo "cap_net_raw+ep" || echo "none (xattr dropped)")
+            on=$([ "$nnp" = 1 ] && echo "on" || echo "off")
+            row="| $profile | $on | $fc |"
+            row_sets=""
+            for rt in $runtimes; do
                 n=$((n + 1))
                 rows=$((rows + 1))
-                IFS='|' read -r outcome sets <<< "$(run_one "$rt" "$profile" "$nnp" "$fcap" "$n")"
-                want=$(expected "$profile" "$nnp" "$fcap")
+                t0=$(date +%s%N)
+                run_one "$rt" "$profile" "$nnp" "$fcap" "$n"
+                ms=$((($(date +%s%N) - t0) / 1000000))
                 status=ok
                 if [ "$outcome" != "$want" ]; then
                     status=FAIL
                     failures=$((failures + 1))
                 fi
                 [ "$outcome" = captures ] && captured=$((captured + 1))
-                fc=$([ "$fcap" = 1 ] && echo "cap_net_raw+ep" || echo "none (xattr dropped)")
-                on=$([ "$nnp" = 1 ] && echo "on" || echo "off")
-                printf '%-4s %-5s %-10s nnp=%-3s fcap=%-22s %-26s %s\n' \
-                    "$status" "$rt" "$profile" "$on" "$fc" "$outcome" "$sets"
+                printf '%-4s %-5s %-10s nnp=%-3s fcap=%-22s %-26s %5d ms  %s\n' \
+                    "$status" "$rt" "$profile" "$on" "$fc" "$outcome" "$ms" "$sets"
                 if [ "$status" = FAIL ]; then
                     echo "      expected: $want; the container's output:"
                     sed 's/^/      /' "$work/bundle-$n/log" | tail -n 5
                 fi
-                result=$outcome
-                [ "$outcome" = captures ] && result="**captures**"
-                [ "$outcome" = captures ] || [ "$outcome" = "not started" ] || result="no: \`$outcome\`"
-                [ "$outcome" = "not started" ] && result="no: execve refused, the container does not start"
-                table+=$'\n'"| $rt | $profile | $on | $fc | $result | ${sets:-—} |"
+                case "$outcome" in
+                    captures) row+=" **captures** |" ;;
+                    "not started") row+=" no: execve refused, the container does not start |" ;;
+                    *) row+=" no: \`$outcome\` |" ;;
+                esac
+                row_sets=${row_sets:-$sets}
             done
+            table+=$'\n'"$row ${row_sets:-—} |"
         done
     done
 done
