@@ -221,7 +221,7 @@ check "dashboards and alerts name only exported metrics" \
     "$py" ci/dashboard-queries.py --check-names grafana/*.json deploy/monitoring/podpath-rules.yml
 
 echo "== scripts"
-check "shellcheck" shellcheck ci/*.sh deploy/monitoring/gen-prometheusrule.sh deploy/demo/client.sh
+check "shellcheck" shellcheck ci/*.sh scripts/finish-binary.sh deploy/monitoring/gen-prometheusrule.sh deploy/demo/client.sh
 
 if [ -n "$bin" ] && [ "$(id -u)" = 0 ]; then
     echo "== the podpath binary ($bin)"
