@@ -41,7 +41,6 @@ use podpath_afpacket::{
     capture_filter, FilterSpec, Options, Poller, Ring, RingFrame, RingOptions, Socket,
 };
 
-use super::privilege::Diagnosis;
 use super::{CaptureError, InterfaceStats, Next, PacketSource, RawPacket};
 use crate::decode::{LinkType, PacketType};
 use crate::Timestamp;
@@ -376,18 +375,16 @@ impl LiveSource {
     }
 }
 
-/// The error for a socket or ring that could not be opened on `interface`:
-/// when the kernel refused it, with the diagnosis of why.
+/// The error for a socket or ring that could not be opened on `interface`.
 fn open_error(interface: &str, e: podpath_afpacket::Error) -> CaptureError {
-    match e {
-        podpath_afpacket::Error::NeedsCapNetRaw { op, source } => CaptureError::Denied {
-            interface: interface.to_owned(),
-            op,
-            error: source,
-            diagnosis: Box::new(Diagnosis::of_this_process()),
-        },
-        e => CaptureError::Live(format!("{interface}: {e}")),
-    }
+    CaptureError::Live(format!("{interface}: {}", permission_denied_message(&e)))
+}
+
+/// The message for a socket the kernel refused (lack of CAP_NET_RAW, or a
+/// policy): what failed, the cause read from this process and its remedy
+/// (`privilege::denied_message`). Other errors are worded as they are.
+pub fn permission_denied_message(err: &podpath_afpacket::Error) -> String {
+    super::privilege::denied_message(err)
 }
 
 /// A recvmsg socket on `iface`, with the buffer check logged.

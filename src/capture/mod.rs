@@ -60,15 +60,6 @@ pub enum CaptureError {
     Corrupt { path: String, detail: String },
     #[error("capture: {0}")]
     Live(String),
-    /// The kernel refused the capture socket (EPERM/EACCES); the diagnosis
-    /// names the cause it read from the process and the remedy.
-    #[error("{interface}: {op} failed: {error}: {diagnosis}")]
-    Denied {
-        interface: String,
-        op: &'static str,
-        error: std::io::Error,
-        diagnosis: Box<privilege::Diagnosis>,
-    },
 }
 
 /// A source of frames: live capture, capture files, or frames held in memory.

@@ -300,6 +300,18 @@ impl Diagnosis {
     }
 }
 
+/// The message for a socket the kernel refused: what failed, the cause
+/// read from this process, and its remedy. Errors other than a refusal
+/// (EPERM, EACCES) are worded as they are.
+pub fn denied_message(err: &podpath_afpacket::Error) -> String {
+    match err {
+        podpath_afpacket::Error::NeedsCapNetRaw { op, source } => {
+            format!("{op} failed: {source}: {}", Diagnosis::of_this_process())
+        }
+        other => other.to_string(),
+    }
+}
+
 impl fmt::Display for FileCaps {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -668,6 +680,22 @@ mod tests {
         for len in 0..=24 {
             let _ = parse_file_caps(&[0xff; 24][..len]);
         }
+    }
+
+    #[test]
+    fn a_refused_socket_is_diagnosed_and_other_errors_are_not() {
+        let refused = podpath_afpacket::Error::NeedsCapNetRaw {
+            op: "socket(AF_PACKET)",
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+        };
+        let msg = denied_message(&refused);
+        assert!(msg.starts_with("socket(AF_PACKET) failed: "), "{msg}");
+        assert!(msg.contains("[cause="), "{msg}");
+        let other = podpath_afpacket::Error::Os {
+            op: "bind",
+            source: std::io::Error::from_raw_os_error(libc::ENODEV),
+        };
+        assert!(!denied_message(&other).contains("cause="));
     }
 
     #[test]
