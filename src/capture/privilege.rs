@@ -16,10 +16,11 @@
 //! inheritable capability, so for a non-root user only the file capability
 //! `cap_net_raw+ep` gives podpath NET_RAW, and with no_new_privs only if the
 //! runtime had put NET_RAW in the permitted set. containerd, CRI-O and Docker
-//! Engine 25+ put an added capability in the bounding, permitted and
-//! effective sets; Docker Engine before moby#45511 (as used through
-//! cri-dockerd) in the bounding set only. `ci/runtime-matrix.sh` runs each
-//! of these with runc and crun and checks the cause named here.
+//! Engine 25.0+ (and 24.0 with the backport of moby#45511) put an added
+//! capability in the bounding, permitted and effective sets; Docker Engine
+//! before moby#45511 (as used through cri-dockerd) in the bounding set only.
+//! `ci/runtime-matrix.sh` runs each of these with runc and crun and checks
+//! the cause named here.
 //!
 //! After execve the process sees only the result, so the cause is read from
 //! the sets left (`/proc/self/status`), no_new_privs, and the binary's own
@@ -352,8 +353,8 @@ impl fmt::Display for Diagnosis {
             )?,
             Cause::NotGrantedNoNewPrivs => f.write_str(
                 "CAP_NET_RAW is in the bounding set but not permitted and no_new_privs is set: \
-                 the runtime did not grant it to this non-root user (Docker Engine before 25.0, \
-                 moby#45491, e.g. through cri-dockerd), and no_new_privs keeps the binary's file \
+                 the runtime did not grant it to this non-root user (Docker Engine without the fix \
+                 of moby#45491: before 25.0, or a 24.0 without its backport; e.g. cri-dockerd), and no_new_privs keeps the binary's file \
                  capability from raising it; set allowPrivilegeEscalation: true on the podpath \
                  container (docker run: without --security-opt no-new-privileges), or run on \
                  containerd, CRI-O or Docker Engine 25.0+",
