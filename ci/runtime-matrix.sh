@@ -31,7 +31,8 @@
 # older way: podpath_capture_up 1 and /readyz 200 mean capturing; an exit
 # naming the cause means not. Every row is checked against the outcome the
 # kernel's rules predict (src/capture/privilege.rs) and, when podpath cannot
-# capture, against the cause label in its message ("[cause=...").
+# capture, against the cause label in its message ("[cause=...") and the
+# remedy the message must name.
 #
 # Environment:
 #   RUNTIMES       runtimes to run (default "runc crun"; each must be installed)
@@ -213,6 +214,16 @@ expected() {
     esac
 }
 
+# A phrase podpath's message must hold for each cause: the remedy it names.
+remedy_phrase() {
+    case "$1" in
+        not_granted_no_new_privs) echo "set allowPrivilegeEscalation: true" ;;
+        no_file_capability) echo "the binary has no file capability" ;;
+        not_in_bounding_set) echo 'capabilities.add: ["NET_RAW"]' ;;
+        denied_by_policy) echo "seccompProfile" ;;
+    esac
+}
+
 scrape() {
     ip netns exec "$current_ns" curl -fsS --max-time 1 "http://127.0.0.1:$port/$1" 2>/dev/null
 }
@@ -315,10 +326,14 @@ for profile in cri cri-inh docker-pre no-add seccomp; do
                 run_one "$rt" "$profile" "$nnp" "$fcap" "$n"
                 ms=$((($(date +%s%N) - t0) / 1000000))
                 status=ok
+                phrase=$(remedy_phrase "$outcome")
                 if [ "$outcome" != "$want" ]; then
                     status=FAIL
-                    failures=$((failures + 1))
+                elif [ -n "$phrase" ] && ! grep -qF -- "$phrase" "$work/bundle-$n/log"; then
+                    status=FAIL
+                    want="$want, with \"$phrase\" in the message"
                 fi
+                [ "$status" = ok ] || failures=$((failures + 1))
                 [ "$outcome" = captures ] && captured=$((captured + 1))
                 printf '%-4s %-5s %-10s nnp=%-3s fcap=%-22s %-26s %5d ms  %s\n' \
                     "$status" "$rt" "$profile" "$on" "$fc" "$outcome" "$ms" "$sets"
