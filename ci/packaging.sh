@@ -68,6 +68,16 @@ echo "hadolint $(hadolint --version | awk '{print $NF}'), $(kubectl version --cl
 
 echo "== Dockerfile"
 check "hadolint Dockerfile" hadolint --failure-threshold error Dockerfile
+base_images_pinned() {
+    # Every base image but scratch is named with its digest; the binary is
+    # finished (stripped, file capability set) by the script CI tests.
+    local unpinned
+    unpinned=$(grep -E '^FROM ' Dockerfile | grep -vE '^FROM scratch( |$)' | grep -vE '@sha256:[0-9a-f]{64}( |$)' || true)
+    [ -z "$unpinned" ] || { echo "base images not pinned by digest: $unpinned"; return 1; }
+    grep -q 'scripts/finish-binary.sh target/release/podpath /out' Dockerfile \
+        || { echo "the Dockerfile does not finish the binary with scripts/finish-binary.sh"; return 1; }
+}
+check "base images pinned by digest; the binary finished by scripts/finish-binary.sh" base_images_pinned
 dockerignore_check() {
     # Every source the builder COPYs must be admitted by .dockerignore (which
     # excludes "*" and admits paths with "!"), and every path dependency copied.
@@ -256,7 +266,7 @@ check "dashboards and alerts name only exported metrics" \
     "$py" ci/dashboard-queries.py --check-names grafana/*.json deploy/monitoring/podpath-rules.yml
 
 echo "== scripts"
-check "shellcheck" shellcheck ci/*.sh deploy/monitoring/gen-prometheusrule.sh deploy/demo/client.sh
+check "shellcheck" shellcheck ci/*.sh scripts/finish-binary.sh deploy/monitoring/gen-prometheusrule.sh deploy/demo/client.sh
 
 if [ -n "$bin" ] && [ "$(id -u)" = 0 ]; then
     echo "== the podpath binary ($bin)"

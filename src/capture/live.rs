@@ -300,7 +300,7 @@ impl LiveSource {
                         reader = Some(Reader::Ring(ring));
                     }
                     Err(e @ podpath_afpacket::Error::NeedsCapNetRaw { .. }) => {
-                        return Err(CaptureError::Live(format!("{}: {e}", iface.name)))
+                        return Err(open_error(&iface.name, e))
                     }
                     Err(e) if mode == CaptureMode::Auto && captures.is_empty() => {
                         tracing::warn!(
@@ -375,6 +375,18 @@ impl LiveSource {
     }
 }
 
+/// The error for a socket or ring that could not be opened on `interface`.
+fn open_error(interface: &str, e: podpath_afpacket::Error) -> CaptureError {
+    CaptureError::Live(format!("{interface}: {}", permission_denied_message(&e)))
+}
+
+/// The message for a socket the kernel refused (lack of CAP_NET_RAW, or a
+/// policy): what failed, the cause read from this process and its remedy
+/// (`privilege::denied_message`). Other errors are worded as they are.
+pub fn permission_denied_message(err: &podpath_afpacket::Error) -> String {
+    super::privilege::denied_message(err)
+}
+
 /// A recvmsg socket on `iface`, with the buffer check logged.
 fn open_socket(
     iface: &NetworkInterface,
@@ -382,7 +394,7 @@ fn open_socket(
     rcvbuf: Option<usize>,
 ) -> Result<Socket, CaptureError> {
     let socket = Socket::open(iface.index, filter, &Options { rcvbuf })
-        .map_err(|e| CaptureError::Live(format!("{}: {e}", iface.name)))?;
+        .map_err(|e| open_error(&iface.name, e))?;
     let granted = socket.rcvbuf().unwrap_or(0);
     tracing::debug!(
         interface = %iface.name,

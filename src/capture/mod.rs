@@ -4,6 +4,7 @@
 
 pub mod file;
 pub mod live;
+pub mod privilege;
 
 use crate::decode::{LinkType, PacketType};
 use crate::Timestamp;

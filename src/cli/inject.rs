@@ -20,7 +20,8 @@ pub struct InjectArgs {
     /// Add podpath as a plain container, for clusters older than 1.29.
     #[arg(long)]
     pub classic: bool,
-    /// The podpath image.
+    /// The podpath image, e.g. registry.example/podpath:0.1.0 or …@sha256:…; the default is the
+    /// kustomize components' default too (docs/deploy.md#image).
     #[arg(long, env = "PODPATH_IMAGE", default_value = crate::inject::DEFAULT_IMAGE)]
     pub image: String,
     /// Inject only workloads labelled (or annotated) podpath.io/inject=enabled, as the kustomize components do. Without it every workload is injected unless opted out with podpath.io/inject=disabled.

@@ -36,7 +36,9 @@ use thiserror::Error;
 
 use tree::{Node, NodeKind, Pos};
 
-pub use sidecar::{CONTAINER_NAME, DEFAULT_IMAGE, DEFAULT_METRICS_PORT, METRICS_PORT_NAME};
+pub use sidecar::{
+    CONTAINER_NAME, DEFAULT_IMAGE, DEFAULT_METRICS_PORT, IMAGE_NAME, METRICS_PORT_NAME,
+};
 
 /// How the sidecar is added.
 #[derive(Debug, Clone, PartialEq, Eq)]

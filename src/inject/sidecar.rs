@@ -8,6 +8,11 @@ use super::{InjectError, InjectOptions};
 pub const CONTAINER_NAME: &str = "podpath";
 pub const METRICS_PORT_NAME: &str = "podpath-metrics";
 pub const DEFAULT_METRICS_PORT: u16 = 9809;
+/// The image's name without registry or tag: what the kustomize patches in
+/// deploy/sidecar/ write, so that an `images:` entry for it sets the image.
+pub const IMAGE_NAME: &str = "podpath";
+/// The default image reference, `IMAGE_NAME:<version>`; the kustomize
+/// components' `images:` entry gives the same (a test checks both).
 pub const DEFAULT_IMAGE: &str = concat!("podpath:", env!("CARGO_PKG_VERSION"));
 
 pub(crate) fn validate(opts: &InjectOptions) -> Result<(), InjectError> {

@@ -1401,6 +1401,49 @@ fn aliases_copy_a_bounded_amount_of_text() {
     assert!(items[3..].iter().all(|n| matches!(n.kind, NodeKind::Alias)));
 }
 
+/// The image reference is one setting: the components' `images:` entry
+/// gives the tag `inject` uses by default, and the patches name the image
+/// only, so that an overlay's `images:` entry for `podpath` replaces it.
+#[test]
+fn image_reference_is_one_setting() {
+    assert_eq!(
+        DEFAULT_IMAGE,
+        format!("{IMAGE_NAME}:{}", env!("CARGO_PKG_VERSION"))
+    );
+    for kustomization in [
+        include_str!("../../deploy/sidecar/kustomization.yaml"),
+        include_str!("../../deploy/sidecar/classic/kustomization.yaml"),
+    ] {
+        let doc = &docs(kustomization)[0];
+        let images = doc
+            .get("images")
+            .and_then(Node::items)
+            .expect("the component has an images: list");
+        assert_eq!(images.len(), 1);
+        let name = at(&images[0], &["name"]).as_str().expect("name");
+        let tag = at(&images[0], &["newTag"]).as_str().expect("newTag");
+        assert_eq!(name, IMAGE_NAME);
+        assert_eq!(
+            tag,
+            env!("CARGO_PKG_VERSION"),
+            "bump the components' newTag with the crate version"
+        );
+    }
+    for patch in [
+        include_str!("../../deploy/sidecar/podpath-native.yaml"),
+        include_str!("../../deploy/sidecar/podpath-native-cronjob.yaml"),
+        include_str!("../../deploy/sidecar/classic/podpath-classic.yaml"),
+        include_str!("../../deploy/sidecar/classic/podpath-classic-cronjob.yaml"),
+    ] {
+        let images: Vec<&str> = patch
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("image:"))
+            .collect();
+        assert_eq!(images, [format!("image: {IMAGE_NAME}")]);
+    }
+}
+
 mod no_panics {
     use super::*;
     use proptest::prelude::*;

@@ -21,14 +21,17 @@
 //! the bytes: one system call per frame. [`Ring`] is the other way in: a
 //! TPACKET_V3 ring mapped into the process (same filter, same metadata), read
 //! without a system call per frame. [`Socket::stats`] reads `PACKET_STATISTICS`. [`Poller`] waits on
-//! several sockets at once.
+//! several sockets at once. [`file_capability`] reads an executable's file
+//! capability, for saying why a socket was refused.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(rust_2018_idioms)]
 
+mod fcaps;
 pub mod filter;
 mod ring;
 mod socket;
 
+pub use fcaps::file_capability;
 pub use filter::{capture_filter, FilterSpec, Instruction};
 pub use ring::{Ring, RingFrame, RingOptions};
 pub use socket::{Options, Poller, Received, Socket, Stats};
