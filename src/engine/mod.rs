@@ -49,6 +49,9 @@ pub struct EngineStats {
     /// (neither connected nor timed out).
     pub pending_at_end: u64,
     pub flow_evictions: u64,
+    /// Datagrams and ICMP errors of podpath's own DNS client (not counted
+    /// anywhere else).
+    pub own_dns_packets: u64,
 }
 
 /// How podpath decided an address is the pod's own.
@@ -307,6 +310,10 @@ impl Engine {
                 let src = SocketAddr::new(packet.src, dgram.src_port);
                 let dst = SocketAddr::new(packet.dst, dgram.dst_port);
                 if dgram.src_port == 53 || dgram.dst_port == 53 {
+                    if self.cfg.own_dns.is_some_and(|c| c.matches(src, dst)) {
+                        self.stats.own_dns_packets += 1;
+                        return;
+                    }
                     if dgram.dst_port == 53 {
                         self.learn_dns_client(src.ip(), dst.ip(), packet.packet_type);
                     }
@@ -323,6 +330,10 @@ impl Engine {
                     let client = SocketAddr::new(err.original_src, err.original_src_port);
                     let server = SocketAddr::new(err.original_dst, err.original_dst_port);
                     if err.original_dst_port == 53 {
+                        if self.cfg.own_dns.is_some_and(|c| c.matches(client, server)) {
+                            self.stats.own_dns_packets += 1;
+                            return;
+                        }
                         self.dns
                             .on_port_unreachable(now, client, server, &mut self.dns_events);
                         self.drain_dns(sink);
