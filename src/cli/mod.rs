@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod inject;
+pub mod ptr;
 pub mod run;
 pub mod server;
 

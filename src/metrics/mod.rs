@@ -221,6 +221,11 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabels {
     pub table: &'static str,
 }
@@ -499,6 +504,52 @@ impl Metrics {
             let _ = writeln!(out, "# encoding error: {e}");
         }
         out
+    }
+}
+
+/// `podpath run`'s own PTR lookups (src/cli/ptr.rs). Registered only when
+/// they are on: `analyze` makes no network requests and shows none of these.
+/// Every label value is a fixed string.
+#[derive(Clone, Debug, Default)]
+pub struct PtrMetrics {
+    pub queries: Family<ResultLabels, Counter>,
+    pub rate_limited: Counter,
+    pub dropped: Family<ReasonLabels, Counter>,
+    pub ignored_answers: Family<ReasonLabels, Counter>,
+    pub cached: Gauge,
+}
+
+impl Metrics {
+    /// Registers the PTR lookup metrics; call before the registry is shared.
+    pub fn register_ptr(&mut self) -> PtrMetrics {
+        let m = PtrMetrics::default();
+        let r = &mut self.registry;
+        r.register(
+            "podpath_ptr_queries",
+            "PTR queries podpath itself sent to the pod's resolver to name literal destinations (never counted in podpath_dns_*), by how each ended: name, nxdomain, nodata, servfail, refused, error, truncated, timeout, send_error",
+            m.queries.clone(),
+        );
+        r.register(
+            "podpath_ptr_rate_limited",
+            "Literal destinations whose PTR query waited for the rate limit (sent later, not lost)",
+            m.rate_limited.clone(),
+        );
+        r.register(
+            "podpath_ptr_dropped",
+            "Literal destinations never asked about: queue_full (the rate-limited queue or the table of pending lookups was full) or channel_full (the hand-off from the capture thread was full)",
+            m.dropped.clone(),
+        );
+        r.register(
+            "podpath_ptr_ignored_answers",
+            "Datagrams on podpath's PTR socket that answer nothing in flight: unmatched (late, or another question) or malformed",
+            m.ignored_answers.clone(),
+        );
+        r.register(
+            "podpath_ptr_cached_addresses",
+            "Addresses podpath's PTR lookups remember (answered, queued or in flight)",
+            m.cached.clone(),
+        );
+        m
     }
 }
 
