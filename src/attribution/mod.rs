@@ -224,6 +224,33 @@ impl Attributor {
         );
     }
 
+    /// A name the cluster's DNS forms told us what `addr` is: a Service's
+    /// ClusterIP (`cluster_ip`; `<svc>.<ns>.svc.<domain>` with one address)
+    /// or a pod (an endpoint or pod record, or one of several addresses
+    /// answered for a headless Service). Configured CIDRs win.
+    pub fn learn_named_address(
+        &mut self,
+        addr: IpAddr,
+        cluster_ip: bool,
+        service: Option<Arc<str>>,
+        namespace: Option<Arc<str>>,
+    ) {
+        let guess = if cluster_ip {
+            AddrClass::ClusterIp
+        } else {
+            AddrClass::PodIp
+        };
+        let class = self.classify_by_cidr(addr).unwrap_or(guess);
+        self.remember(
+            addr,
+            Known {
+                class,
+                service,
+                namespace,
+            },
+        );
+    }
+
     /// The cluster DNS server the pod queries is a ClusterIP (kube-dns).
     pub fn learn_dns_server(&mut self, addr: IpAddr) {
         if self.known.contains_key(&addr) || addr.is_loopback() {

@@ -25,6 +25,7 @@
 //! - Attribution: `resolve(dst_ip, ts)` at the SYN; `NameInfo::name` is the
 //!   `dns_name` label, `service`/`namespace` the Service's.
 
+pub mod k8s;
 pub mod lookup;
 pub mod names;
 pub mod resolv;

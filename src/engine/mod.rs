@@ -5,6 +5,7 @@
 //! attributed at their first SYN (or first datagram), with the DNS knowledge
 //! of that moment.
 
+pub mod destinations;
 pub mod event;
 mod proto;
 pub mod rewrite;
@@ -19,12 +20,14 @@ use crate::capture::RawPacket;
 use crate::config::PodConfig;
 use crate::decode::{self, PacketType, TcpSegment, Transport, UdpDatagram};
 use crate::defrag::{self, Defrag};
+use crate::dns::k8s::{DestinationName, NameSource};
 use crate::dns::names::service_of;
 use crate::dns::{DnsConfig, DnsEvent, DnsTracker, Form};
 use crate::flow::{Flow, FlowKey, FlowTable, Protocol, TcpState};
 use crate::http::{self, Http1};
 use crate::Timestamp;
 
+use destinations::{Destinations, FeedInbox, Learned, NameFeed, Naming};
 pub use event::{
     AppProtocol, ConnectionView, Event, FailReason, H2Unread, HttpView, NullSink, Sink, SniCheck,
     Tee, TlsView,
@@ -74,6 +77,8 @@ pub struct Engine {
     dns_events: Vec<DnsEvent>,
     stats: EngineStats,
     rewrite: RewriteDetector,
+    destinations: Destinations,
+    inbox: FeedInbox,
 }
 
 impl Engine {
@@ -96,6 +101,7 @@ impl Engine {
             cfg.pod_cidrs.clone(),
             limits.max_dns_names,
         );
+        let max_destinations = limits.max_dns_names;
         let local = cfg
             .pod_ips
             .iter()
@@ -117,6 +123,8 @@ impl Engine {
             dns_events: Vec::new(),
             stats: EngineStats::default(),
             rewrite: RewriteDetector::default(),
+            destinations: Destinations::new(max_destinations),
+            inbox: FeedInbox::new(),
         }
     }
 
@@ -213,6 +221,113 @@ impl Engine {
             service.map(Into::into),
             namespace.map(Into::into),
         );
+    }
+
+    /// What every destination address is named, and which the app dialed
+    /// literally.
+    pub fn destinations(&self) -> &Destinations {
+        &self.destinations
+    }
+
+    /// A handle for another thread (podpath's own PTR lookups) to hand the
+    /// engine names for addresses; the engine takes them once per second of
+    /// packet time, as if [`Engine::learn_name`] had been called then.
+    pub fn name_feed(&self) -> NameFeed {
+        self.inbox.feed()
+    }
+
+    /// `addr` is named `fqdn` (a PTR target or an A/AAAA question), learned
+    /// from `source`. Names under the cluster domain are read as CoreDNS
+    /// forms them (`dns::k8s`) and teach the attributor what the address is
+    /// (a Service's ClusterIP, a pod); the name is exported for literal
+    /// destinations (`Event::DestinationNamed`), now or at their first use.
+    pub fn learn_name(
+        &mut self,
+        addr: IpAddr,
+        fqdn: &str,
+        source: NameSource,
+        sink: &mut dyn Sink,
+    ) {
+        let domain = self.dns.search().cluster_domain.clone();
+        let what = DestinationName::parse(fqdn, &domain);
+        let fqdn: Arc<str> = match &what {
+            DestinationName::Other(n) => n.clone(),
+            _ => Arc::from(fqdn.trim_end_matches('.').to_ascii_lowercase()),
+        };
+        self.learn_naming(addr, fqdn, what, source, false, sink);
+    }
+
+    /// `headless`: one answer held several addresses of a family for a
+    /// Service name, so they are its endpoints (pods), not a ClusterIP.
+    fn learn_naming(
+        &mut self,
+        addr: IpAddr,
+        fqdn: Arc<str>,
+        what: DestinationName,
+        source: NameSource,
+        headless: bool,
+        sink: &mut dyn Sink,
+    ) {
+        let domain = self.dns.search().cluster_domain.clone();
+        match &what {
+            DestinationName::Service { service, namespace } => {
+                self.attributor.learn_named_address(
+                    addr,
+                    !headless,
+                    Some(service.clone()),
+                    Some(namespace.clone()),
+                );
+            }
+            DestinationName::Endpoint {
+                service, namespace, ..
+            } => self.attributor.learn_named_address(
+                addr,
+                false,
+                Some(service.clone()),
+                Some(namespace.clone()),
+            ),
+            DestinationName::Pod { namespace } => {
+                self.attributor
+                    .learn_named_address(addr, false, None, Some(namespace.clone()))
+            }
+            // Any other name under the cluster domain is still the
+            // cluster's (what the lookup form `cluster_other` meant).
+            DestinationName::Other(n)
+                if n.strip_suffix(&*domain).is_some_and(|h| h.ends_with('.')) =>
+            {
+                self.attributor
+                    .learn_named_address(addr, !headless, None, None)
+            }
+            DestinationName::Other(_) => {}
+        }
+        let naming = Naming {
+            fqdn,
+            what,
+            source,
+            at: self.now,
+        };
+        let (evicted, learned) = self.destinations.name(addr, naming);
+        for _ in 0..evicted {
+            sink.on_event(&Event::Evicted {
+                table: "destinations",
+            });
+        }
+        if learned == Learned::NamedLiteral {
+            if let Some(naming) = self.destinations.naming(addr) {
+                sink.on_event(&Event::DestinationNamed { addr, naming });
+            }
+        }
+    }
+
+    /// Takes the names other threads fed in.
+    fn take_fed_names(&mut self, sink: &mut dyn Sink) {
+        let (names, dropped) = self.inbox.take();
+        for _ in 0..dropped {
+            sink.on_event(&Event::Evicted { table: "name_feed" });
+        }
+        for n in names {
+            self.learn_name(n.addr, &n.fqdn, n.source, sink);
+        }
     }
 
     /// Processes one frame.
@@ -400,6 +515,7 @@ impl Engine {
     }
 
     fn sweep(&mut self, now: Timestamp, sink: &mut dyn Sink) {
+        self.take_fed_names(sink);
         let expired = self.defrag.expire(now);
         self.skip(defrag::REASON_INCOMPLETE, expired.fragments, sink);
         self.dns.advance(now, &mut self.dns_events);
@@ -576,6 +692,27 @@ impl Engine {
                     attribution: a,
                 };
                 sink.on_event(&Event::Connection(conn));
+                if matches!(a.path, Path::PodIp | Path::ClusterIp) {
+                    let (evicted, first, naming) = self.destinations.dialed(now, dst.ip(), a.path);
+                    if first {
+                        sink.on_event(&Event::LiteralDestination {
+                            addr: dst.ip(),
+                            path: a.path,
+                            named: naming.is_some(),
+                        });
+                        if let Some(naming) = naming {
+                            sink.on_event(&Event::DestinationNamed {
+                                addr: dst.ip(),
+                                naming,
+                            });
+                        }
+                    }
+                    for _ in 0..evicted {
+                        sink.on_event(&Event::Evicted {
+                            table: "destinations",
+                        });
+                    }
+                }
                 if let Some(reason) = stale {
                     sink.on_event(&Event::StaleDns { conn, reason });
                 }

@@ -530,4 +530,5 @@ fn undecodable_frames_are_counted_by_reason() {
 }
 
 mod capture;
+mod names;
 mod proto;

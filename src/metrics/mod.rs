@@ -939,6 +939,7 @@ impl Sink for MetricsSink {
             Event::RewriteDetected { .. } => {
                 m.rewrite_detected.set(1);
             }
+            Event::LiteralDestination { .. } | Event::DestinationNamed { .. } => {}
             Event::Dns(ev) => self.on_dns(&m, ev),
             Event::Skipped { reason } => {
                 m.decode_skipped

@@ -343,6 +343,7 @@ impl Sink for Report {
             Event::Skipped { reason } => *self.skipped.entry(reason).or_default() += 1,
             Event::Evicted { table } => *self.evictions.entry(table).or_default() += 1,
             Event::Bytes { .. } => {}
+            Event::LiteralDestination { .. } | Event::DestinationNamed { .. } => {}
         }
     }
 }
