@@ -141,7 +141,9 @@ pub fn touch(m: &PtrMetrics) {
 }
 
 /// The resolver task: runs until the channel closes (the capture loop
-/// ended). `on_name(addr, fqdn)` is called for every PTR target answered.
+/// ended). `on_name(addr, fqdn)` is called once per answer that names the
+/// address; with several PTR targets (an endpoint of several Services) the
+/// first in sorted order, so a name does not flip between answers.
 pub async fn serve(
     socket: UdpSocket,
     mut rx: mpsc::Receiver<IpAddr>,
@@ -227,7 +229,7 @@ pub async fn serve(
                 Ok(n) => {
                     if let Some(outcome) = resolver.on_datagram(&buf[..n], Instant::now()) {
                         count(outcome.result);
-                        for name in &outcome.names {
+                        if let Some(name) = outcome.names.first() {
                             on_name(outcome.addr, name);
                         }
                         tracing::debug!(addr = %outcome.addr, result = outcome.result.as_str(), names = ?outcome.names, "PTR answer");

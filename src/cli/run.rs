@@ -14,6 +14,8 @@ use super::ptr::{self as ptr_lookups, LiteralWatch, ResolveLiterals};
 use super::{server, PodArgs};
 use crate::capture::live::{CaptureMode, LiveConfig, LiveSource};
 use crate::capture::{Next, PacketSource};
+use crate::dns::k8s::NameSource;
+use crate::engine::destinations::FedName;
 use crate::engine::{Engine, Event, Sink};
 use crate::metrics::{InterfaceLabels, Metrics, MetricsSink};
 use crate::ptr::PtrConfig;
@@ -196,8 +198,15 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
             "naming literal destinations by PTR queries to the pod's resolver (--resolve-literals off to stop)"
         );
         watch = Some(LiteralWatch::new(tx, ptr_cfg.max_entries, m.clone()));
-        let on_name = |addr: IpAddr, name: &str| {
+        let feed = engine.name_feed();
+        let on_name = move |addr: IpAddr, name: &str| {
             tracing::debug!(%addr, name, "literal destination named by PTR");
+            // Full: counted by the engine (table="name_feed").
+            let _ = feed.send(FedName {
+                addr,
+                fqdn: name.to_string(),
+                source: NameSource::Ptr,
+            });
         };
         lookups = Some(Box::pin(ptr_lookups::serve(
             socket,
