@@ -50,12 +50,15 @@ const MAX_ANSWER: usize = 4_096;
 /// family, connected to `server:53` (the kernel then delivers only that
 /// server's datagrams).
 pub fn bind(server: IpAddr) -> std::io::Result<(UdpSocket, OwnDnsClient)> {
+    bind_to(SocketAddr::new(server, 53))
+}
+
+fn bind_to(server: SocketAddr) -> std::io::Result<(UdpSocket, OwnDnsClient)> {
     let local: SocketAddr = match server {
-        IpAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
-        IpAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let socket = UdpSocket::bind(local)?;
-    let server = SocketAddr::new(server, 53);
     socket.connect(server)?;
     socket.set_nonblocking(true)?;
     let port = socket.local_addr()?.port();
@@ -178,7 +181,10 @@ pub async fn serve(
         }
         while let Some((id, addr)) = resolver.next_transmission(now) {
             let sent = match build_query(id, addr) {
-                Ok(wire) => socket.try_send(&wire).map(|_| ()),
+                // A UDP send completes at once unless the socket buffer is
+                // full (tokio's try_send also fails before the first
+                // readiness event, so it is awaited).
+                Ok(wire) => socket.send(&wire).await.map(|_| ()),
                 Err(e) => Err(std::io::Error::other(e)),
             };
             if let Err(e) = sent {
@@ -241,5 +247,100 @@ pub async fn serve(
             },
             _ = tokio::time::sleep_until(wake.into()) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The task against a resolver on loopback: it answers one address by
+    //! name, another NXDOMAIN, and ignores a third (timeout, then retry).
+
+    use super::*;
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::rdata::PTR;
+    use hickory_proto::rr::{Name, RData, Record};
+
+    fn resolver() -> (UdpSocket, SocketAddr) {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let addr = s.local_addr().unwrap();
+        (s, addr)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn asks_the_resolver_and_names_the_answers() {
+        let (server, server_addr) = resolver();
+        let (socket, own) = bind_to(server_addr).unwrap();
+        assert_eq!(own.server, server_addr);
+        assert_ne!(own.port, 0);
+        let named: IpAddr = "10.244.1.10".parse().unwrap();
+        let missing: IpAddr = "10.244.9.9".parse().unwrap();
+        let silent: IpAddr = "fd00:10:244::9".parse().unwrap();
+        // The resolver: a thread answering what it is asked; `silent` never.
+        let answering = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = server.recv_from(&mut buf) {
+                assert_eq!(from.port(), own.port, "queries come from the bound port");
+                let q = Message::from_vec(&buf[..n]).unwrap();
+                let qname = q.queries[0].name.clone();
+                seen.push(qname.to_ascii());
+                let mut r = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
+                r.add_query(q.queries[0].clone());
+                if qname == Name::from(named) {
+                    r.add_answer(Record::from_rdata(
+                        qname,
+                        5,
+                        RData::PTR(PTR(
+                            Name::from_ascii("demo-app.default.svc.cluster.local.").unwrap()
+                        )),
+                    ));
+                } else if qname == Name::from(missing) {
+                    r.metadata.response_code = ResponseCode::NXDomain;
+                } else {
+                    continue;
+                }
+                server.send_to(&r.to_vec().unwrap(), from).unwrap();
+            }
+            seen
+        });
+        let mut registry = Metrics::new();
+        let m = registry.register_ptr();
+        let metrics = Arc::new(registry);
+        let (tx, rx) = channel();
+        let cfg = PtrConfig {
+            timeout: Duration::from_millis(300),
+            ..PtrConfig::default()
+        };
+        let names = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let got = names.clone();
+        let task = tokio::spawn(serve(
+            socket,
+            rx,
+            cfg,
+            m.clone(),
+            metrics,
+            move |a, n: &str| {
+                got.lock().unwrap().push((a, n.to_string()));
+            },
+        ));
+        for a in [named, missing, silent, named] {
+            tx.send(a).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(
+            *names.lock().unwrap(),
+            [(named, "demo-app.default.svc.cluster.local".to_string())]
+        );
+        let count = |r: &'static str| m.queries.get_or_create(&ResultLabels { result: r }).get();
+        assert_eq!(count("name"), 1, "asked once although wanted twice");
+        assert_eq!(count("nxdomain"), 1);
+        assert_eq!(count("timeout"), 2, "the silent address: two transmissions");
+        assert_eq!(m.cached.get(), 3);
+        let seen = answering.join().unwrap();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen.iter().filter(|q| q.ends_with("ip6.arpa.")).count(), 2);
     }
 }
