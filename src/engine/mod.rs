@@ -21,8 +21,7 @@ use crate::config::PodConfig;
 use crate::decode::{self, PacketType, TcpSegment, Transport, UdpDatagram};
 use crate::defrag::{self, Defrag};
 use crate::dns::k8s::{DestinationName, NameSource};
-use crate::dns::names::service_of;
-use crate::dns::{DnsConfig, DnsEvent, DnsTracker, Form};
+use crate::dns::{DnsConfig, DnsEvent, DnsTracker};
 use crate::flow::{Flow, FlowKey, FlowTable, Protocol, TcpState};
 use crate::http::{self, Http1};
 use crate::Timestamp;
@@ -254,11 +253,15 @@ impl Engine {
             DestinationName::Other(n) => n.clone(),
             _ => Arc::from(fqdn.trim_end_matches('.').to_ascii_lowercase()),
         };
-        self.learn_naming(addr, fqdn, what, source, false, sink);
+        let cluster_address = what.is_cluster() || in_domain(&fqdn, &domain);
+        self.learn_naming(addr, fqdn, what, source, false, cluster_address, sink);
     }
 
     /// `headless`: one answer held several addresses of a family for a
     /// Service name, so they are its endpoints (pods), not a ClusterIP.
+    /// `cluster_address`: the address is the cluster's (not an external
+    /// address an ExternalName Service aliases), so the name says its class.
+    #[allow(clippy::too_many_arguments)]
     fn learn_naming(
         &mut self,
         addr: IpAddr,
@@ -266,10 +269,11 @@ impl Engine {
         what: DestinationName,
         source: NameSource,
         headless: bool,
+        cluster_address: bool,
         sink: &mut dyn Sink,
     ) {
-        let domain = self.dns.search().cluster_domain.clone();
         match &what {
+            _ if !cluster_address => {}
             DestinationName::Service { service, namespace } => {
                 self.attributor.learn_named_address(
                     addr,
@@ -292,13 +296,9 @@ impl Engine {
             }
             // Any other name under the cluster domain is still the
             // cluster's (what the lookup form `cluster_other` meant).
-            DestinationName::Other(n)
-                if n.strip_suffix(&*domain).is_some_and(|h| h.ends_with('.')) =>
-            {
-                self.attributor
-                    .learn_named_address(addr, !headless, None, None)
-            }
-            DestinationName::Other(_) => {}
+            DestinationName::Other(_) => self
+                .attributor
+                .learn_named_address(addr, !headless, None, None),
         }
         let naming = Naming {
             fqdn,
@@ -546,28 +546,54 @@ impl Engine {
     fn drain_dns(&mut self, sink: &mut dyn Sink) {
         let mut events = std::mem::take(&mut self.dns_events);
         for ev in &events {
-            if let DnsEvent::Lookup(lookup) = ev {
-                let domain = self.dns.search().cluster_domain.clone();
-                let service = service_of(&lookup.fqdn, &domain);
-                let in_cluster = !matches!(lookup.form, Form::External | Form::ExternalAbsolute);
-                for &addr in &lookup.addresses {
-                    match service {
-                        Some((svc, ns)) => self.attributor.learn_service_address(
-                            addr,
-                            Some(Arc::from(svc)),
-                            Some(Arc::from(ns)),
-                        ),
-                        None if in_cluster => {
-                            self.attributor.learn_service_address(addr, None, None)
-                        }
-                        None => {}
-                    }
-                }
+            if let DnsEvent::Answered(answer) = ev {
+                self.learn_answer(answer, sink);
             }
             sink.on_event(&Event::Dns(ev));
         }
         events.clear();
         self.dns_events = events;
+    }
+
+    /// What an answer names, applied as it arrives: a connection right after
+    /// `cart.shop.svc.<domain> → 10.43.12.7` already knows a ClusterIP.
+    fn learn_answer(&mut self, answer: &crate::dns::Answered, sink: &mut dyn Sink) {
+        let domain = self.dns.search().cluster_domain.clone();
+        let mut what = DestinationName::parse(&answer.name, &domain);
+        let mut fqdn = answer.name.clone();
+        // An alias to a Service (`api` CNAME `api.shop.svc.<domain>`) names
+        // the Service; a Service name aliased outside the cluster (an
+        // ExternalName Service) answers an external address, not a ClusterIP.
+        let canonical = answer
+            .canonical
+            .as_ref()
+            .map(|c| (c, DestinationName::parse(c, &domain)));
+        let mut cluster_address = what.is_cluster() || in_domain(&answer.name, &domain);
+        if let Some((c, cwhat)) = canonical {
+            if !what.is_cluster() && cwhat.is_cluster() {
+                what = cwhat;
+                fqdn = c.clone();
+                cluster_address = true;
+            } else if !cwhat.is_cluster() && !in_domain(c, &domain) {
+                cluster_address = false;
+            }
+        }
+        // A ClusterIP Service answers one address per family; more are a
+        // headless Service's endpoints (pods).
+        let v4 = answer.addrs.iter().filter(|a| a.is_ipv4()).count();
+        let v6 = answer.addrs.len() - v4;
+        for &addr in &answer.addrs {
+            let headless = if addr.is_ipv4() { v4 > 1 } else { v6 > 1 };
+            self.learn_naming(
+                addr,
+                fqdn.clone(),
+                what.clone(),
+                answer.source,
+                headless,
+                cluster_address,
+                sink,
+            );
+        }
     }
 
     fn is_local(&self, addr: IpAddr) -> bool {
@@ -862,6 +888,12 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether `name` is under the cluster domain (`x.<domain>`, not the domain itself).
+fn in_domain(name: &str, domain: &str) -> bool {
+    name.strip_suffix(domain)
+        .is_some_and(|h| h.len() > 1 && h.ends_with('.'))
 }
 
 pub(crate) fn view<'a>(flow: &Flow, attribution: &'a Attribution) -> ConnectionView<'a> {
