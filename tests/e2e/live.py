@@ -171,6 +171,12 @@ def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mo
     sh("tcpdump", "-r", pcap, "-w", app_pcap, f"not (udp port {port or 0})",
        stderr=subprocess.DEVNULL)
     check(pcap_count(app_pcap, f"udp port {port or 0}") == 0, f"{name}: the app-only capture holds none of them")
+    if names:
+        print("     scrape excerpt:")
+        for l in live.splitlines():
+            if (l.startswith(("podpath_destination_info", "podpath_literal_connections_total",
+                              "podpath_ptr_queries_total")) and not l.endswith(" 0")):
+                print(f"       {l}")
     for addr, svc, ns, source in names:
         line = [l for l in live.splitlines()
                 if l.startswith("podpath_destination_info{") and f'address="{addr}"' in l]
@@ -278,7 +284,7 @@ def main():
             ('podpath_tcp_connect_failures_total{path="pod_ip",reason="timeout"}', 1),
             ('podpath_connections_total{path="dns",target="pod_ip"', 1),
             ('podpath_inbound_connections_total{protocol="tcp",port="80"}', 1),
-        ])
+        ], names=[("10.244.2.10", "cart", "shop", "ptr")])
         capability_tests()
     finally:
         subprocess.run([LAB, "down"])
