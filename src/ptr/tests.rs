@@ -357,3 +357,102 @@ fn an_answer_to_another_question_does_not_match() {
     assert_eq!(r.want(a, t0), Want::Known, "still in flight");
     assert_eq!(r.send_failed(id, t0).unwrap().result, PtrResult::SendError);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Want(u8),
+        Advance(u16),
+        Answer { pick: u8, rcode: u8, ttl: u32 },
+        Garbage(Vec<u8>),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => any::<u8>().prop_map(Step::Want),
+            2 => (0u16..3000).prop_map(Step::Advance),
+            2 => (any::<u8>(), 0u8..6, any::<u32>())
+                .prop_map(|(pick, rcode, ttl)| Step::Answer { pick, rcode, ttl }),
+            1 => proptest::collection::vec(any::<u8>(), 0..80).prop_map(Step::Garbage),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Random bytes and mutated answers never panic the parser.
+        #[test]
+        fn answers_of_any_shape_parse_or_fail_cleanly(
+            bytes in proptest::collection::vec(any::<u8>(), 0..300),
+            flips in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..8),
+        ) {
+            let _ = parse_answer(&bytes);
+            let mut valid = response(
+                1,
+                ip("10.244.1.10"),
+                ResponseCode::NoError,
+                &[("a.b.svc.cluster.local.", 5)],
+                Some((5, 5)),
+            );
+            for (at, x) in flips {
+                let i = usize::from(at) % valid.len();
+                valid[i] ^= x;
+            }
+            let _ = parse_answer(&valid);
+        }
+
+        /// Whatever arrives, the table and the queue stay within their caps
+        /// and transmissions never outrun the bucket (burst + rate x time).
+        #[test]
+        fn resolver_stays_bounded_and_paced(steps in proptest::collection::vec(step(), 1..200)) {
+            let t0 = Instant::now();
+            let c = cfg();
+            let mut r = PtrResolver::new(c.clone(), t0);
+            let mut now = t0;
+            let mut sent: Vec<(u16, IpAddr)> = Vec::new();
+            for s in steps {
+                match s {
+                    Step::Want(i) => {
+                        r.want(ip(&format!("10.244.7.{i}")), now);
+                    }
+                    Step::Advance(ms) => {
+                        now += Duration::from_millis(u64::from(ms));
+                        r.expire(now);
+                    }
+                    Step::Answer { pick, rcode, ttl } => {
+                        if !sent.is_empty() {
+                            let (id, a) = sent[usize::from(pick) % sent.len()];
+                            let rc = [
+                                ResponseCode::NoError,
+                                ResponseCode::NXDomain,
+                                ResponseCode::ServFail,
+                                ResponseCode::Refused,
+                                ResponseCode::FormErr,
+                                ResponseCode::NotImp,
+                            ][usize::from(rcode)];
+                            let ptrs = [("x.y.svc.cluster.local.", ttl)];
+                            let bytes = response(id, a, rc, if rcode == 0 { &ptrs } else { &[] }, None);
+                            r.on_datagram(&bytes, now);
+                        }
+                    }
+                    Step::Garbage(b) => {
+                        r.on_datagram(&b, now);
+                    }
+                }
+                while let Some(t) = r.next_transmission(now) {
+                    sent.push(t);
+                }
+                prop_assert!(r.len() <= c.max_entries);
+                prop_assert!(r.queue.len() <= c.max_queued);
+                let secs = now.duration_since(t0).as_secs_f64();
+                prop_assert!(
+                    sent.len() as f64 <= c.burst + c.rate_per_sec * secs + 1e-9,
+                    "{} sent in {secs} s", sent.len()
+                );
+            }
+        }
+    }
+}
