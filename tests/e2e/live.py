@@ -9,7 +9,9 @@ node namespace (as Prometheus would) and compared, family by family, with
 (its socket's port, from the log; the raw capture must hold them, the live
 DNS metrics none, and their count must equal podpath_ptr_queries_total: the
 seed's count is printed). In the seed the literal pod IP and ClusterIP must
-be named Service default/demo-app. Then SIGTERM must end podpath with
+be named Service default/demo-app, in the rich scenario an IPv4 and an IPv6
+pod IP their Services; the recvmsg run has PTR lookups off and must send
+none. Then SIGTERM must end podpath with
 exit 0 within a second. Finally: without CAP_NET_RAW podpath must refuse to
 start with a message naming it, and with only CAP_NET_RAW (file capability,
 non-root user) it must run.
@@ -106,9 +108,12 @@ def own_ptr_port(log_text):
     return int(m.group(1)) if m else None
 
 
-def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mode="ring", names=()):
+def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mode="ring", names=(),
+             after=(), run_flags=()):
     """`mode`: the capture mode asked of `podpath run` (ring, the default, or recvmsg).
-    `names`: (address, service, namespace, source or None) the scrape must name."""
+    `names`: (address, service, namespace, source or None) the scrape must name.
+    `after`: commands run in the pod after the lab scenario (not in the recorded captures).
+    `run_flags`: flags for `podpath run` only."""
     print(f"\n--- scenario {name}: podpath run in {pod}, capture mode {mode}", flush=True)
     pcap = f"/tmp/podpath-e2e-{name}.pcap"
     flags = CIDRS + ["--cluster-domain", domain] + extra_flags
@@ -118,7 +123,7 @@ def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mo
     env = dict(os.environ, POD_NAMESPACE=k8s_ns, POD_NAME=pod, POD_IP=pod_ip)
     log = open(f"/tmp/podpath-e2e-{name}.log", "w")
     proc = subprocess.Popen(in_ns(f"pp-{pod}", BIN, "run", "--listen", f"0.0.0.0:{PORT}",
-                                  "--capture-mode", mode, *flags),
+                                  "--capture-mode", mode, *flags, *run_flags),
                             env=env, stdout=log, stderr=log)
     deadline = time.time() + 10
     ready = 0
@@ -130,6 +135,8 @@ def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mo
     check(health == 200, f"{name}: /healthz answers 200")
     time.sleep(1.0)  # tcpdump is listening too
     sh(LAB, lab_cmd)
+    for cmd in after:
+        subprocess.run(in_ns(f"pp-{pod}", *cmd), stdout=subprocess.DEVNULL)
     # Let lookups linger out and connect timeouts fire on packet time, then scrape.
     time.sleep(6.0)
     code, live = fetch(pod_ip, "/metrics")
@@ -155,18 +162,26 @@ def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mo
           f"{name}: the log says it captured in {mode} mode")
     check("\x1b[" not in started, f"{name}: the log (not a terminal) has no colour codes")
 
-    # podpath's own PTR queries: in the raw capture, in no app metric.
-    port = own_ptr_port(started)
-    check(port is not None, f"{name}: the log names the PTR socket's source port ({port})")
-    own_queries = pcap_count(pcap, f"udp src port {port} and udp dst port 53") if port else -1
-    own_answers = pcap_count(pcap, f"udp dst port {port} and udp src port 53") if port else -1
-    sent = value(live, "podpath_ptr_queries_total")
-    print(f"     podpath's own PTR queries on the wire: {own_queries} (answers {own_answers}); "
-          f"podpath_ptr_queries_total {sent:g}", flush=True)
-    check(own_queries > 0 and own_queries == sent,
-          f"{name}: podpath's PTR queries in the capture ({own_queries}) = podpath_ptr_queries_total ({sent:g})")
-    check('qtype="PTR"' not in "\n".join(l for l in live.splitlines() if l.startswith("podpath_dns_")),
-          f"{name}: no PTR query in the app's DNS metrics")
+    if "--resolve-literals" in run_flags:
+        # Off: no socket, no query (any PTR in the capture would be the app's), no metrics.
+        check(own_ptr_port(started) is None and "podpath_ptr_" not in live
+              and pcap_count(pcap, "udp port 53 and (udp[10] & 0x80 = 0)") == 6,
+              f"{name}: with --resolve-literals off podpath sends no query and exports no podpath_ptr_*")
+        port = None
+    else:
+        # podpath's own PTR queries: in the raw capture, in no app metric.
+        port = own_ptr_port(started)
+        check(port is not None, f"{name}: the log names the PTR socket's source port ({port})")
+    if port is not None:
+        own_queries = pcap_count(pcap, f"udp src port {port} and udp dst port 53") if port else -1
+        own_answers = pcap_count(pcap, f"udp dst port {port} and udp src port 53") if port else -1
+        sent = value(live, "podpath_ptr_queries_total")
+        print(f"     podpath's own PTR queries on the wire: {own_queries} (answers {own_answers}); "
+              f"podpath_ptr_queries_total {sent:g}", flush=True)
+        check(own_queries > 0 and own_queries == sent,
+              f"{name}: podpath's PTR queries in the capture ({own_queries}) = podpath_ptr_queries_total ({sent:g})")
+        check('qtype="PTR"' not in "\n".join(l for l in live.splitlines() if l.startswith("podpath_dns_")),
+              f"{name}: no PTR query in the app's DNS metrics")
     app_pcap = f"/tmp/podpath-e2e-{name}-app.pcap"
     sh("tcpdump", "-r", pcap, "-w", app_pcap, f"not (udp port {port or 0})",
        stderr=subprocess.DEVNULL)
@@ -271,6 +286,7 @@ def main():
         ], names=[("10.244.1.10", "demo-app", "default", "ptr"),
                   ("10.96.100.10", "demo-app", "default", None)])
         # The same walkthrough through the fallback path: one recvmsg per frame.
+        # ... and with PTR lookups off.
         scenario("seed-recvmsg", "demo-app-2", "10.244.1.20", "default", "cluster.local", "seed", [], [
             ('podpath_connections_total{path="loopback"', 1),
             ('podpath_connections_total{path="pod_ip"', 1),
@@ -278,13 +294,16 @@ def main():
             ('podpath_connections_total{path="dns"', 2),
             ("podpath_dns_queries_total", 6),
             ('podpath_http_requests_total{path="dns"', 2),
-        ], mode="recvmsg")
+        ], mode="recvmsg", run_flags=["--resolve-literals", "off"])
         scenario("rich", "checkout", "10.244.2.20", "shop", "corp.internal", "rich", [], [
             ('podpath_tcp_connect_failures_total{path="pod_ip",reason="refused"}', 1),
             ('podpath_tcp_connect_failures_total{path="pod_ip",reason="timeout"}', 1),
             ('podpath_connections_total{path="dns",target="pod_ip"', 1),
             ('podpath_inbound_connections_total{protocol="tcp",port="80"}', 1),
-        ], names=[("10.244.2.10", "cart", "shop", "ptr")])
+        ], names=[("10.244.2.10", "cart", "shop", "ptr"),
+                  # IPv6: an ip6.arpa question, the endpoint's dashed-address name.
+                  ("fd00:10:244::2:40", "catalog", "shop", "ptr")],
+           after=[["curl", "-s", "-o", "/dev/null", "-g", "http://[fd00:10:244::2:40]/"]])
         capability_tests()
     finally:
         subprocess.run([LAB, "down"])
