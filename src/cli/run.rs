@@ -145,6 +145,9 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         ring_size: args.ring_size,
         rcvbuf: Some(args.rcvbuf),
         tcp_payload: args.tcp_payload,
+        // Dropped in the kernel; the engine's tuple match stays for ICMP
+        // errors about the queries (and any frame the filter passes).
+        own_dns: cfg.own_dns.map(|o| (o.port, o.server)),
         stop: stop.clone(),
         ..LiveConfig::default()
     };
