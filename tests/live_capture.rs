@@ -444,14 +444,14 @@ fn own_dns_inner() {
     let mut source = LiveSource::open(&config).expect("open lo");
     let mut buf = [0u8; 600];
     for _ in 0..3 {
-        own.send(&[0x11; 40]).expect("send");
-        app.send_to(&[0x22; 40], "127.0.0.1:53").expect("send");
+        own.send(&[0x11; 100]).expect("send");
+        app.send_to(&[0x22; 100], "127.0.0.1:53").expect("send");
         for _ in 0..2 {
             let (n, from) = server.recv_from(&mut buf).expect("recv");
             server.send_to(&buf[..n], from).expect("answer");
         }
-        assert_eq!(own.recv(&mut buf).expect("recv"), 40);
-        assert_eq!(app.recv(&mut buf).expect("recv"), 40);
+        assert_eq!(own.recv(&mut buf).expect("recv"), 100);
+        assert_eq!(app.recv(&mut buf).expect("recv"), 100);
     }
     let frames = drain(&mut source, Duration::from_millis(300));
     let of = |p: u16| -> Vec<&Frame> {
