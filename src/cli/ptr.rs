@@ -6,8 +6,9 @@
 //! ([`LiteralWatch`], a sink beside the metrics); a task on the HTTP thread's
 //! runtime owns the UDP socket and the resolver state (`crate::ptr`), and
 //! hands the names back through `on_name`. The socket is bound before the
-//! capture starts, from one port for podpath's lifetime: the engine drops
-//! exactly that socket's traffic (`config::OwnDnsClient`), so podpath's own
+//! capture starts, from one port for podpath's lifetime: the capture filter
+//! drops exactly that socket's datagrams in the kernel, and the engine them
+//! and ICMP errors about them (`config::OwnDnsClient`), so podpath's own
 //! queries never show in the app's DNS metrics. Query IDs are random; the
 //! fixed source port costs the usual source-port randomisation, acceptable
 //! for names that only label metrics.
