@@ -334,3 +334,25 @@ fn literal_addresses_and_their_names_are_capped() {
         "{text}"
     );
 }
+
+/// Without CIDR flags, a Service dialed by its literal ClusterIP (a statsd
+/// address in the app's config) is `cluster_ip` once the DNS server is
+/// known: from resolv.conf at start, or from the first query.
+#[test]
+fn a_literal_cluster_ip_is_recognised_by_the_guessed_service_range() {
+    let mut r = run_with(PodConfig {
+        pod_ips: vec![ip(POD)],
+        dns_servers: vec![ip(KUBE_DNS)],
+        ..PodConfig::default()
+    });
+    r.http(POD, 40001, "10.100.3.4", 8125, "200 OK");
+    r.http(POD, 40002, "10.244.9.9", 80, "200 OK");
+    r.http(POD, 40003, "192.0.2.1", 80, "200 OK");
+    r.finish();
+    let paths: Vec<Path> = r.report.connections.iter().map(|c| c.path).collect();
+    assert_eq!(paths, vec![Path::ClusterIp, Path::PodIp, Path::External]);
+    let inferred = r.engine.inferences();
+    let guess = inferred.iter().find(|i| i.what == "service_cidr").unwrap();
+    assert_eq!(guess.value, "10.96.0.0/12");
+    assert!(guess.from.contains("guess: pass --service-cidr"));
+}
