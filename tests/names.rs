@@ -258,3 +258,22 @@ fn built_capture_without_cidrs_knows_cluster_ips() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The README shows `analyze`'s literal-destination table on the embedded
+/// seed capture: it must be what the binary prints.
+#[test]
+fn readme_shows_the_real_literal_table() {
+    let readme =
+        std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let shown = section(&readme, "Literal destinations");
+    let out = Command::new(env!("CARGO_BIN_EXE_podpath"))
+        .arg("analyze")
+        .output()
+        .expect("run podpath");
+    let printed = section(
+        &String::from_utf8_lossy(&out.stdout),
+        "Literal destinations",
+    );
+    assert!(!shown.is_empty());
+    assert_eq!(shown, printed);
+}
