@@ -127,6 +127,9 @@ pub struct PodConfig {
     pub namespace: Option<String>,
     /// resolv.conf search list; empty means "infer from traffic".
     pub search: Vec<String>,
+    /// resolv.conf nameservers: the cluster DNS Service, known before the
+    /// first query (a ClusterIP; the service range is guessed around it).
+    pub dns_servers: Vec<IpAddr>,
     pub ndots: u8,
     /// Local TCP ports whose traffic is podpath's own (its metrics port):
     /// never counted as the app's.
@@ -169,6 +172,7 @@ impl Default for PodConfig {
             cluster_domain: None,
             namespace: None,
             search: Vec::new(),
+            dns_servers: Vec::new(),
             ndots: 5,
             exclude_ports: Vec::new(),
             own_dns: None,

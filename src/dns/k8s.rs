@@ -326,4 +326,49 @@ mod tests {
         assert_eq!(address_of_reverse("300.1.1.10.in-addr.arpa."), None);
         assert_eq!(address_of_reverse("..in-addr.arpa"), None);
     }
+
+    /// CoreDNS's `endpointHostname` for an address without a hostname.
+    fn coredns_dashed(addr: IpAddr) -> String {
+        match addr {
+            IpAddr::V4(v4) => v4.to_string().replace('.', "-"),
+            IpAddr::V6(v6) => {
+                let d = v6.to_string().replace(':', "-");
+                if d.ends_with('-') {
+                    d + "0"
+                } else {
+                    d
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_without_panic(name in ".{0,80}", domain in ".{0,20}") {
+            let n = DestinationName::parse(&name, &domain);
+            proptest::prop_assert_eq!(n.is_cluster(), n.namespace().is_some());
+        }
+
+        #[test]
+        fn service_and_endpoint_names_round_trip(
+            service in "[a-z][a-z0-9-]{0,20}",
+            ns in "[a-z][a-z0-9-]{0,20}",
+            v6 in proptest::prelude::any::<bool>(),
+            bits in proptest::prelude::any::<u128>(),
+        ) {
+            let want = svc(&service, &ns);
+            proptest::prop_assert_eq!(parse(&format!("{service}.{ns}.svc.cluster.local.")), want);
+            let addr = if v6 {
+                IpAddr::V6(bits.into())
+            } else {
+                IpAddr::V4((bits as u32).into())
+            };
+            let dashed = coredns_dashed(addr);
+            proptest::prop_assert_eq!(dashed_address(&dashed), Some(addr), "{}", dashed);
+            let n = parse(&format!("{dashed}.{service}.{ns}.svc.cluster.local"));
+            proptest::prop_assert_eq!(n.pod(), None);
+            proptest::prop_assert_eq!(n.service().map(|s| s.to_string()), Some(service.clone()));
+            proptest::prop_assert_eq!(address_of_reverse(&reverse_name(addr)), Some(addr));
+        }
+    }
 }

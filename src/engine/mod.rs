@@ -95,11 +95,20 @@ impl Engine {
             max_streams: limits.max_dns_streams,
             ..DnsConfig::default()
         });
-        let attributor = Attributor::new(
+        let mut attributor = Attributor::new(
             cfg.service_cidrs.clone(),
             cfg.pod_cidrs.clone(),
             limits.max_dns_names,
         );
+        // What is known before the first packet: the pod's own addresses
+        // (the pod range is guessed around them), then its DNS server (a
+        // ClusterIP; the service range is guessed around it).
+        for &addr in &cfg.pod_ips {
+            attributor.learn_local(addr);
+        }
+        for &addr in cfg.dns_servers.iter().filter(|a| !a.is_loopback()) {
+            attributor.learn_dns_server(addr);
+        }
         let max_destinations = limits.max_dns_names;
         let local = cfg
             .pod_ips

@@ -40,6 +40,7 @@ COMPARED = [
     "podpath_http_requests_total", "podpath_inbound_http_requests_total",
     "podpath_dns_queries_total", "podpath_dns_lookups_total",
     "podpath_dns_lookup_queries_total", "podpath_dns_lookup_wasted_queries_total",
+    "podpath_literal_connections_total",
 ]
 failures = []
 
@@ -283,6 +284,11 @@ def main():
             ('podpath_http_requests_total{path="cluster_ip"', 1),
             ('podpath_http_requests_total{path="dns"', 2),
             ("podpath_inbound_connections_total", 0),
+            # The literal calls by address; the ClusterIP named by the answer
+            # for demo-app that came after it (docs/naming.md).
+            ('podpath_literal_connections_total{path="pod_ip",address="10.244.1.10",port="80"}', 1),
+            ('podpath_literal_connections_total{path="cluster_ip",address="10.96.100.10",port="80"}', 1),
+            ('podpath_destination_info{address="10.96.100.10",service="demo-app",namespace="default",', 1),
         ], names=[("10.244.1.10", "demo-app", "default", "ptr"),
                   ("10.96.100.10", "demo-app", "default", None)])
         # The same walkthrough through the fallback path: one recvmsg per frame.

@@ -334,3 +334,98 @@ fn literal_addresses_and_their_names_are_capped() {
         "{text}"
     );
 }
+
+/// Without CIDR flags, a Service dialed by its literal ClusterIP (a statsd
+/// address in the app's config) is `cluster_ip` once the DNS server is
+/// known: from resolv.conf at start, or from the first query.
+#[test]
+fn a_literal_cluster_ip_is_recognised_by_the_guessed_service_range() {
+    let mut r = run_with(PodConfig {
+        pod_ips: vec![ip(POD)],
+        dns_servers: vec![ip(KUBE_DNS)],
+        ..PodConfig::default()
+    });
+    r.http(POD, 40001, "10.100.3.4", 8125, "200 OK");
+    r.http(POD, 40002, "10.244.9.9", 80, "200 OK");
+    r.http(POD, 40003, "192.0.2.1", 80, "200 OK");
+    r.finish();
+    let paths: Vec<Path> = r.report.connections.iter().map(|c| c.path).collect();
+    assert_eq!(paths, vec![Path::ClusterIp, Path::PodIp, Path::External]);
+    let inferred = r.engine.inferences();
+    let guess = inferred.iter().find(|i| i.what == "service_cidr").unwrap();
+    assert_eq!(guess.value, "10.96.0.0/12");
+    assert!(guess.from.contains("guess: pass --service-cidr"));
+}
+
+/// `--dns-names drop|hash` covers the DNS name in podpath_destination_info
+/// as it covers every other DNS name label.
+#[test]
+fn the_name_policy_applies_to_destination_names() {
+    for (policy, want) in [
+        (crate::config::NamePolicy::Drop, "~redacted"),
+        (
+            crate::config::NamePolicy::Keep,
+            "cart.shop.svc.cluster.local",
+        ),
+    ] {
+        let mut r = Run::new(LinkType::Ethernet);
+        r.sink = MetricsSink::new(r.metrics.clone(), 100, 2000).with_names(policy, "salt");
+        r.http(POD, 40001, "10.96.5.5", 80, "200 OK");
+        r.engine.learn_name(
+            ip("10.96.5.5"),
+            "cart.shop.svc.cluster.local",
+            NameSource::Ptr,
+            &mut r.sink,
+        );
+        let text = r.finish();
+        assert!(
+            text.contains(&format!(
+                r#"podpath_destination_info{{address="10.96.5.5",service="cart",namespace="shop",pod="",name="{want}",source="ptr"}} 1"#
+            )),
+            "{policy:?}: {text}"
+        );
+    }
+}
+
+/// One info series per address: a better name replaces the old series, so
+/// `* on(address) group_left` stays one-to-one.
+#[test]
+fn a_better_name_replaces_the_info_series() {
+    let mut r = Run::new(LinkType::Ethernet);
+    r.http(POD, 40001, "10.96.5.5", 80, "200 OK");
+    r.engine.learn_name(
+        ip("10.96.5.5"),
+        "legacy-host.example.com",
+        NameSource::AppPtr,
+        &mut r.sink,
+    );
+    let text = r.metrics.encode(false);
+    assert!(
+        text.contains(r#"name="legacy-host.example.com",source="app_ptr"} 1"#),
+        "{text}"
+    );
+    r.engine.learn_name(
+        ip("10.96.5.5"),
+        "cart.shop.svc.cluster.local",
+        NameSource::Ptr,
+        &mut r.sink,
+    );
+    // An opaque name does not replace a cluster one.
+    r.engine.learn_name(
+        ip("10.96.5.5"),
+        "other.example.com",
+        NameSource::AppPtr,
+        &mut r.sink,
+    );
+    let text = r.finish();
+    let info: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("podpath_destination_info{"))
+        .collect();
+    assert_eq!(
+        info,
+        vec![
+            r#"podpath_destination_info{address="10.96.5.5",service="cart",namespace="shop",pod="",name="cart.shop.svc.cluster.local",source="ptr"} 1"#
+        ]
+    );
+}
