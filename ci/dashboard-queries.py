@@ -35,6 +35,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 # The metrics contract: names podpath exports (histograms by base name).
 COUNTERS_AND_GAUGES = {
     "podpath_connections_total",
+    "podpath_literal_connections_total",
+    "podpath_destination_info",
     "podpath_inbound_connections_total",
     "podpath_tcp_connect_failures_total",
     "podpath_connection_bytes_total",

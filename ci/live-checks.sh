@@ -113,5 +113,31 @@ echo "== exported_namespace renamed to dst_namespace"
 curl -fsS "$PROMETHEUS_URL/api/v1/series" --data-urlencode 'match[]={__name__=~"podpath_.+", exported_namespace!=""}' \
     | python3 -c 'import json, sys; n = len(json.load(sys.stdin)["data"]); print(n, "series still carry exported_namespace"); sys.exit(1 if n else 0)'
 
+echo "== exported_pod renamed to dst_pod"
+curl -fsS "$PROMETHEUS_URL/api/v1/series" --data-urlencode 'match[]={__name__=~"podpath_.+", exported_pod!=""}' \
+    | python3 -c 'import json, sys; n = len(json.load(sys.stdin)["data"]); print(n, "series still carry exported_pod"); sys.exit(1 if n else 0)'
+
+if [ -n "${EXPECT_NAMED:-}" ]; then
+    # docs/naming.md's join: every literal destination listed in
+    # EXPECT_NAMED ("address=service/namespace ...") comes out named.
+    echo "== literal destinations joined with podpath_destination_info"
+    curl -fsS "$PROMETHEUS_URL/api/v1/query" --data-urlencode 'query=sum by (path, address, service, dst_namespace) (podpath_literal_connections_total * on (address) group_left (service, dst_namespace) max by (address, service, dst_namespace) (podpath_destination_info))' \
+        | EXPECT_NAMED="$EXPECT_NAMED" python3 -c '
+import json, os, sys
+rows = json.load(sys.stdin)["data"]["result"]
+got = {r["metric"]["address"]: "%s/%s" % (r["metric"].get("service", ""), r["metric"].get("dst_namespace", "")) for r in rows}
+for r in rows:
+    m = r["metric"]
+    print("  %s %s -> Service %s/%s: %s connections" % (m["path"], m["address"], m.get("dst_namespace", ""), m.get("service", ""), r["value"][1]))
+bad = 0
+for item in os.environ["EXPECT_NAMED"].split():
+    addr, want = item.split("=")
+    svc, ns = want.split("/")
+    if got.get(addr) != "%s/%s" % (svc, ns):
+        print("missing or wrong: %s named %s/%s, got %s" % (addr, ns, svc, got.get(addr)))
+        bad += 1
+sys.exit(1 if bad else 0)'
+fi
+
 echo "== dashboard queries"
 python3 "$root/ci/dashboard-queries.py"

@@ -9,9 +9,12 @@
 #   pp-pkgs-<pid>  the "rest of the cluster", over a veth pair: a pod IP
 #                  (10.244.1.10, nginx stand-in), a ClusterIP nothing resolves
 #                  (10.96.100.10), a ClusterIP the name demo-app resolves to
-#                  (10.96.100.11), cluster DNS (dnsmasq on 10.244.0.53)
+#                  (10.96.100.11), cluster DNS (dnsmasq on 10.244.0.53; PTR
+#                  as CoreDNS answers it: the pod IP is an endpoint of
+#                  demo-app, 10.96.100.10 the Service `legacy`)
 #
-# The client loop calls localhost, the pod IP, both ClusterIPs, demo-app,
+# The client loop asks PTR for the pod IP and 10.96.100.10 (getent, as an
+# app would), calls localhost, the pod IP, all three ClusterIPs, demo-app,
 # demo-app.default, the Service FQDN, a missing path, a name that does not
 # exist, a closed port and a DELETE answered 501, and the server calls the
 # pod's port 8080, once a second for at most LOOP_SECONDS (default 150). Needs root, dnsmasq, python3, curl. Everything it made is removed on
@@ -60,7 +63,9 @@ echo hello > "$web/index.html"
 
 ip netns exec "$s" dnsmasq --keep-in-foreground --listen-address=10.244.0.53 --bind-interfaces \
     --no-resolv --no-hosts --local=/cluster.local/ --user=root --pid-file="$web/dnsmasq.pid" --log-facility=/dev/null \
-    --address=/demo-app.default.svc.cluster.local/10.96.100.11 &
+    --address=/demo-app.default.svc.cluster.local/10.96.100.11 \
+    --ptr-record=10.1.244.10.in-addr.arpa,10-244-1-10.demo-app.default.svc.cluster.local \
+    --ptr-record=10.100.96.10.in-addr.arpa,legacy.default.svc.cluster.local &
 pids+=($!)
 ip netns exec "$s" python3 -m http.server 80 --bind 0.0.0.0 --directory "$web" > /dev/null 2>&1 &
 pids+=($!)
@@ -82,7 +87,8 @@ done
 client_loop() {
     local end=$((SECONDS + ${LOOP_SECONDS:-150})) u
     while [ "$SECONDS" -lt "$end" ]; do
-        for u in http://localhost:9809/healthz http://10.244.1.10/ http://10.96.100.10/ http://demo-app/ \
+        ip netns exec "$c" getent hosts 10.244.1.10 10.96.100.10 || true
+        for u in http://localhost:9809/healthz http://10.244.1.10/ http://10.96.100.10/ http://10.96.100.11/ http://demo-app/ \
             http://demo-app.default/ http://demo-app.default.svc.cluster.local/missing http://nosuch/ \
             http://10.244.1.10:81/; do
             ip netns exec "$c" curl -s -o /dev/null --max-time 2 "$u" || true
@@ -97,6 +103,10 @@ client_loop > /dev/null 2>&1 &
 pids+=($!)
 sleep 10
 
+# The literal destinations, named from the app's own DNS traffic: the pod
+# IP and `legacy` by the PTR answers it asked for, 10.96.100.11 by the
+# answers for demo-app.
 ip netns exec "$c" env PODPATH_METRICS_URL=http://127.0.0.1:9809/metrics LAB_NAMESPACE=default \
+    EXPECT_NAMED="10.244.1.10=demo-app/default 10.96.100.11=demo-app/default 10.96.100.10=legacy/default" \
     LAB_POD=demo-app-2-lab LAB_WORKLOAD=demo-app-2 "$root/ci/live-checks.sh"
 echo "podpath: $(grep -E '^VmHWM' "/proc/$pp/status" | tr -s ' \t' ' '), cpu $(ps -o cputime= -p "$pp")"

@@ -295,13 +295,18 @@ def paths_dashboard():
         8,
     )
     l.row("Fragile addressing")
+    literal = f"increase(podpath_literal_connections_total{{{SEL}}}[$__range])"
     l.add(
         table(
             "Who calls what by literal pod IP or ClusterIP (time range)",
             [
                 target(
-                    "sum by (namespace, workload, path, service, dst_namespace, protocol, port) "
-                    f'(increase(podpath_connections_total{{{SEL}, path=~"pod_ip|cluster_ip"}}[$__range])) > 0',
+                    # docs/naming.md: the counts by address, joined with what
+                    # each address is; addresses without a name yet are kept.
+                    "sum by (namespace, workload, path, address, port, service, dst_namespace) ("
+                    f"{literal} * on (address) group_left (service, dst_namespace) "
+                    "max by (address, service, dst_namespace) (podpath_destination_info) "
+                    f"or on (namespace, pod, path, address, port) {literal}) > 0",
                     "Connections",
                     instant=True,
                     table=True,
@@ -311,17 +316,47 @@ def paths_dashboard():
                 "namespace": "Caller namespace",
                 "workload": "Caller",
                 "path": "Addressed by",
+                "address": "Address",
+                "port": "Port",
                 "service": "Service",
                 "dst_namespace": "Service namespace",
-                "protocol": "Protocol",
-                "port": "Port",
             },
             description="Connections made to a literal pod IP (changes on every pod restart) or "
-            "a literal ClusterIP (changes when the Service is recreated) rather than a DNS name. "
-            "Service is empty when podpath could not map the address. Runbook: docs/alerts.md.",
+            "a literal ClusterIP (changes when the Service is recreated) rather than a DNS name, "
+            "with the Service the address belongs to: named from A/AAAA answers the pods "
+            "received, PTR answers the apps asked for, or podpath's own PTR lookups "
+            "(podpath_destination_info). Service is empty while no name is known. "
+            "Runbook: docs/alerts.md; the query: docs/naming.md.",
         ),
         24,
         9,
+    )
+    l.add(
+        table(
+            "What each literal address is (podpath_destination_info)",
+            [
+                target(
+                    "max by (address, service, dst_namespace, dst_pod, name, source) "
+                    f"(podpath_destination_info{{{SEL}}})",
+                    "Known",
+                    instant=True,
+                    table=True,
+                )
+            ],
+            {
+                "address": "Address",
+                "service": "Service",
+                "dst_namespace": "Service namespace",
+                "dst_pod": "Pod (endpoint hostname)",
+                "name": "DNS name",
+                "source": "Learned from",
+            },
+            description="The cluster DNS name each literal destination has: dns_answer (an "
+            "A/AAAA answer the pod received), app_ptr (a PTR answer the app asked for), ptr "
+            "(podpath's own PTR lookup). One name per address per pod.",
+        ),
+        12,
+        8,
     )
     l.add(
         timeseries(

@@ -263,9 +263,14 @@ EOF
 
 # dnsmasq plays CoreDNS: authoritative for the cluster domains (unknown names
 # NXDOMAIN), TTL 5 s, A records only for IPv4 Services (AAAA gets NOERROR with
-# no answer) and AAAA only for IPv6 ones.
+# no answer) and AAAA only for IPv6 ones. PTR as CoreDNS's default Corefile
+# (`kubernetes cluster.local in-addr.arpa ip6.arpa`) answers it: a ClusterIP
+# names its Service (`--host-record` gives A/AAAA and PTR), an endpoint
+# address names `<dashed-ip>.<svc>.<ns>.svc.<domain>` (`--ptr-record`; the
+# address with `.` or `:` turned into `-`, as CoreDNS's endpointHostname
+# does for endpoints without a hostname). Other addresses: NXDOMAIN.
 start_dns() {
-    local dir=$RUN_DIR/coredns rec name kns domain cip bip args=() seen=" "
+    local dir=$RUN_DIR/coredns rec name kns domain cip bip args=() seen=" " ptrs=" "
     mkdir -p "$dir"
     # shellcheck disable=SC2054 # host-record values are comma-separated by design
     args+=(--conf-file=/dev/null --no-resolv --no-hosts --no-poll
@@ -288,8 +293,17 @@ start_dns() {
         else
             args+=(--host-record="$fqdn,$cip")
         fi
+        local ptr
+        ptr="$(reverse_name "$bip"),$(tr '.:' '--' <<<"$bip").$fqdn"
+        [[ $ptrs == *" $ptr "* ]] && continue
+        ptrs+="$ptr "
+        args+=(--ptr-record="$ptr")
     done
     in_ns "${P}coredns" dnsmasq "${args[@]}"
+}
+
+reverse_name() { # reverse_name IP -> its in-addr.arpa / ip6.arpa name
+    python3 -c 'import ipaddress, sys; print(ipaddress.ip_address(sys.argv[1]).reverse_pointer)' "$1"
 }
 
 write_nft() {

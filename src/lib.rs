@@ -20,6 +20,7 @@ pub mod hash;
 pub mod http;
 pub mod inject;
 pub mod metrics;
+pub mod ptr;
 pub mod report;
 pub mod time;
 pub mod tls;

@@ -417,6 +417,66 @@ fn loopback_inner() {
     ignore = "needs root and network namespaces: cargo test --features netns-tests"
 )]
 #[test]
+fn own_dns_client_is_dropped_by_the_kernel_filter() {
+    const TEST: &str = "own_dns_client_is_dropped_by_the_kernel_filter";
+    match role() {
+        Role::Outer => Lab::new("own", 65535).run_inner(TEST),
+        Role::Peer => {}
+        Role::Inner => own_dns_inner(),
+    }
+}
+
+/// podpath's PTR socket (one port, connected to the resolver) and the app's
+/// resolver socket both talk to a DNS server on 127.0.0.1:53: the capture
+/// sees the app's exchange whole and nothing of podpath's.
+fn own_dns_inner() {
+    let server = UdpSocket::bind("127.0.0.1:53").expect("bind :53 (root)");
+    let own = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    own.connect("127.0.0.1:53").expect("connect");
+    let own_port = own.local_addr().expect("addr").port();
+    let app = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let app_port = app.local_addr().expect("addr").port();
+    let config = LiveConfig {
+        interfaces: vec!["lo".to_string()],
+        own_dns: Some((own_port, "127.0.0.1:53".parse().expect("addr"))),
+        ..base()
+    };
+    let mut source = LiveSource::open(&config).expect("open lo");
+    let mut buf = [0u8; 600];
+    for _ in 0..3 {
+        own.send(&[0x11; 100]).expect("send");
+        app.send_to(&[0x22; 100], "127.0.0.1:53").expect("send");
+        for _ in 0..2 {
+            let (n, from) = server.recv_from(&mut buf).expect("recv");
+            server.send_to(&buf[..n], from).expect("answer");
+        }
+        assert_eq!(own.recv(&mut buf).expect("recv"), 100);
+        assert_eq!(app.recv(&mut buf).expect("recv"), 100);
+    }
+    let frames = drain(&mut source, Duration::from_millis(300));
+    let of = |p: u16| -> Vec<&Frame> {
+        frames
+            .iter()
+            .filter(|f| matches!(f.ports(), Some((17, _, _, sp, dp)) if sp == p || dp == p))
+            .collect()
+    };
+    assert_eq!(of(own_port).len(), 0, "podpath's own DNS: {frames:?}");
+    let app_frames = of(app_port);
+    assert_eq!(
+        app_frames.len(),
+        6,
+        "the app's queries and answers: {frames:?}"
+    );
+    // DNS is kept whole (other UDP would be cut to 82 bytes).
+    let lengths: Vec<usize> = app_frames.iter().map(|f| f.data.len()).collect();
+    assert_eq!(lengths, [14 + 20 + 8 + 100; 6]);
+}
+
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
+#[test]
 fn veth_keeps_dns_whole_cuts_tcp_and_reports_direction() {
     const TEST: &str = "veth_keeps_dns_whole_cuts_tcp_and_reports_direction";
     match role() {

@@ -121,6 +121,7 @@ pub struct Attributor {
     service_cidrs: Vec<IpNet>,
     pod_cidrs: Vec<IpNet>,
     pod_cidrs_inferred: bool,
+    service_cidrs_inferred: bool,
     known: HashMap<IpAddr, Known>,
     max_known: usize,
     inferences: Vec<Inference>,
@@ -132,6 +133,7 @@ impl Attributor {
             service_cidrs,
             pod_cidrs,
             pod_cidrs_inferred: false,
+            service_cidrs_inferred: false,
             known: HashMap::default(),
             max_known,
             inferences: Vec::new(),
@@ -224,6 +226,33 @@ impl Attributor {
         );
     }
 
+    /// A name the cluster's DNS forms told us what `addr` is: a Service's
+    /// ClusterIP (`cluster_ip`; `<svc>.<ns>.svc.<domain>` with one address)
+    /// or a pod (an endpoint or pod record, or one of several addresses
+    /// answered for a headless Service). Configured CIDRs win.
+    pub fn learn_named_address(
+        &mut self,
+        addr: IpAddr,
+        cluster_ip: bool,
+        service: Option<Arc<str>>,
+        namespace: Option<Arc<str>>,
+    ) {
+        let guess = if cluster_ip {
+            AddrClass::ClusterIp
+        } else {
+            AddrClass::PodIp
+        };
+        let class = self.classify_by_cidr(addr).unwrap_or(guess);
+        self.remember(
+            addr,
+            Known {
+                class,
+                service,
+                namespace,
+            },
+        );
+    }
+
     /// The cluster DNS server the pod queries is a ClusterIP (kube-dns).
     pub fn learn_dns_server(&mut self, addr: IpAddr) {
         if self.known.contains_key(&addr) || addr.is_loopback() {
@@ -245,6 +274,61 @@ impl Attributor {
                 namespace: None,
             },
         );
+        self.guess_service_cidr(addr);
+    }
+
+    /// Without a configured service CIDR, take the range around the kube-dns
+    /// ClusterIP as the service network, so that a Service dialed by its
+    /// literal ClusterIP is `cluster_ip`, not `external`. A guess, reported
+    /// as one: kubeadm's default 10.96.0.0/12 when the address is in it
+    /// (kube-dns is 10.96.0.10 there), else the /16 around it (k3s
+    /// 10.43.0.0/16, AKS 10.0.0.0/16, OpenShift 172.30.0.0/16, EKS
+    /// 10.100.0.0/16), /112 for IPv6. Only private (RFC 1918, RFC 6598,
+    /// ULA) addresses, never a range holding the pod's own network: a
+    /// public or link-local resolver (node-local-dns 169.254.20.10) is no
+    /// Service range.
+    fn guess_service_cidr(&mut self, dns: IpAddr) {
+        let same_family = |n: &IpNet| n.addr().is_ipv4() == dns.is_ipv4();
+        if self.service_cidrs.iter().any(same_family) {
+            return;
+        }
+        let net = match dns {
+            IpAddr::V4(v4) => {
+                let kubeadm: IpNet = IpNet::V4(
+                    ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(10, 96, 0, 0), 12)
+                        .unwrap_or_default(),
+                );
+                let cgnat = (v4.octets()[0] == 100) && (v4.octets()[1] & 0xc0 == 64);
+                if kubeadm.contains(&dns) {
+                    kubeadm
+                } else if v4.is_private() || cgnat {
+                    match IpNet::new(dns, 16) {
+                        Ok(n) => n.trunc(),
+                        Err(_) => return,
+                    }
+                } else {
+                    return;
+                }
+            }
+            IpAddr::V6(v6) if (v6.segments()[0] & 0xfe00) == 0xfc00 => match IpNet::new(dns, 112) {
+                Ok(n) => n.trunc(),
+                Err(_) => return,
+            },
+            IpAddr::V6(_) => return,
+        };
+        let overlaps = |p: &IpNet| p.contains(&net.network()) || net.contains(&p.network());
+        if self.pod_cidrs.iter().any(overlaps) {
+            return;
+        }
+        self.service_cidrs.push(net);
+        self.service_cidrs_inferred = true;
+        self.inferences.push(Inference {
+            what: "service_cidr".into(),
+            value: net.to_string(),
+            from: format!(
+                "the range around the cluster DNS Service {dns} (guess: pass --service-cidr)"
+            ),
+        });
     }
 
     /// Without a configured pod CIDR, take the /16 (IPv4) or /64 (IPv6)
@@ -265,6 +349,16 @@ impl Attributor {
             return;
         };
         let net = net.trunc();
+        if self.service_cidrs_inferred {
+            // A guessed service range that holds the pod's own network was wrong.
+            let before = self.service_cidrs.len();
+            self.service_cidrs
+                .retain(|s| !(s.contains(&net.network()) || net.contains(&s.network())));
+            if self.service_cidrs.len() != before {
+                self.inferences.retain(|i| i.what != "service_cidr");
+                self.service_cidrs_inferred = false;
+            }
+        }
         if self.service_cidrs.iter().any(|s| s.contains(&addr)) {
             return;
         }
@@ -390,5 +484,65 @@ mod tests {
             a.learn_service_address(IpAddr::from([10, 96, 0, i]), None, None);
         }
         assert!(a.known.len() <= 4);
+    }
+
+    #[test]
+    fn service_range_is_guessed_around_the_dns_server_and_reported() {
+        let guess = |pod: Option<&str>, dns: &str| {
+            let mut a = Attributor::new(Vec::new(), Vec::new(), 16);
+            if let Some(p) = pod {
+                a.learn_local(ip(p));
+            }
+            a.learn_dns_server(ip(dns));
+            let inferred = a
+                .inferences()
+                .iter()
+                .find(|i| i.what == "service_cidr")
+                .map(|i| {
+                    assert!(i.from.contains("guess"), "{i:?}");
+                    i.value.clone()
+                });
+            (
+                a.service_cidrs()
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>(),
+                inferred,
+            )
+        };
+        let kubeadm = (
+            vec!["10.96.0.0/12".to_string()],
+            Some("10.96.0.0/12".to_string()),
+        );
+        assert_eq!(guess(Some("10.244.1.20"), "10.96.0.10"), kubeadm);
+        let k3s = (
+            vec!["10.43.0.0/16".to_string()],
+            Some("10.43.0.0/16".to_string()),
+        );
+        assert_eq!(guess(Some("10.42.0.9"), "10.43.0.10"), k3s);
+        assert_eq!(
+            guess(None, "fd00:10:96::a").0,
+            vec!["fd00:10:96::/112".to_string()]
+        );
+        // Public, link-local (node-local-dns) and the pod's own range: no guess.
+        for (pod, dns) in [
+            (Some("10.244.1.20"), "8.8.8.8"),
+            (Some("10.244.1.20"), "169.254.20.10"),
+            (Some("10.244.1.20"), "10.244.0.10"),
+        ] {
+            assert_eq!(guess(pod, dns), (Vec::new(), None), "{dns}");
+        }
+        // The pod's own address learned after a guess that holds it voids it.
+        let mut a = Attributor::new(Vec::new(), Vec::new(), 16);
+        a.learn_dns_server(ip("10.20.0.10"));
+        assert_eq!(a.classify(ip("10.20.7.7")), AddrClass::ClusterIp);
+        a.learn_local(ip("10.20.3.4"));
+        assert!(a.service_cidrs().is_empty());
+        assert!(a.inferences().iter().all(|i| i.what != "service_cidr"));
+        assert_eq!(a.classify(ip("10.20.7.7")), AddrClass::PodIp);
+        // A configured range is never second-guessed.
+        let mut a = attributor();
+        a.learn_dns_server(ip("10.43.0.10"));
+        assert_eq!(a.service_cidrs().len(), 2);
     }
 }

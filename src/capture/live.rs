@@ -98,6 +98,9 @@ pub struct LiveConfig {
     pub rcvbuf: Option<usize>,
     /// TCP payload bytes kept past the headers (HTTP/1 heads, TLS ClientHello).
     pub tcp_payload: u32,
+    /// The capturing process's own DNS client (local port, server:53): the
+    /// kernel filter drops its datagrams both ways.
+    pub own_dns: Option<(u16, std::net::SocketAddr)>,
     pub poll_interval: Duration,
     /// Set it (from a signal handler, say) to end the capture: the next call
     /// returns `Next::End` within one poll interval.
@@ -112,6 +115,7 @@ impl Default for LiveConfig {
             ring_size: DEFAULT_RING_SIZE,
             rcvbuf: Some(DEFAULT_RCVBUF),
             tcp_payload: podpath_afpacket::filter::DEFAULT_TCP_PAYLOAD,
+            own_dns: None,
             poll_interval: DEFAULT_POLL_INTERVAL,
             stop: Arc::new(AtomicBool::new(false)),
         }
@@ -282,6 +286,7 @@ impl LiveSource {
             let spec = FilterSpec {
                 loopback: iface.is_loopback(),
                 tcp_payload: config.tcp_payload,
+                own_dns: config.own_dns,
             };
             let filter = capture_filter(&spec);
             let mut reader = None;

@@ -3,6 +3,7 @@
 
 pub mod analyze;
 pub mod inject;
+pub mod ptr;
 pub mod run;
 pub mod server;
 
@@ -168,6 +169,7 @@ impl PodArgs {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("{path}: cannot read resolv.conf"))?;
             let rc = crate::dns::resolv::parse(&text);
+            cfg.dns_servers = rc.nameservers.clone();
             if cfg.search.is_empty() {
                 cfg.search = rc.search.clone();
             }

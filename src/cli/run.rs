@@ -10,11 +10,15 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
+use super::ptr::{self as ptr_lookups, LiteralWatch, ResolveLiterals};
 use super::{server, PodArgs};
 use crate::capture::live::{CaptureMode, LiveConfig, LiveSource};
 use crate::capture::{Next, PacketSource};
-use crate::engine::Engine;
+use crate::dns::k8s::NameSource;
+use crate::engine::destinations::FedName;
+use crate::engine::{Engine, Event, Sink};
 use crate::metrics::{InterfaceLabels, Metrics, MetricsSink};
+use crate::ptr::PtrConfig;
 
 /// podpath's metrics port: clear of Prometheus (9090), node-exporter (9100)
 /// and common app ports.
@@ -57,6 +61,14 @@ pub struct RunArgs {
     /// TCP payload bytes kept per segment past the headers (HTTP heads, TLS ClientHello).
     #[arg(long, env = "PODPATH_TCP_PAYLOAD", default_value_t = podpath_afpacket::filter::DEFAULT_TCP_PAYLOAD)]
     pub tcp_payload: u32,
+    /// Name the pod IPs and ClusterIPs the app dials by address: `ptr` asks the pod's resolver (first nameserver of resolv.conf) for their PTR records, at most 5 queries a second (bursts of 10), each address cached for its answer's TTL (30 s to 1 h); `off` sends nothing.
+    #[arg(
+        long,
+        env = "PODPATH_RESOLVE_LITERALS",
+        value_enum,
+        default_value = "ptr"
+    )]
+    pub resolve_literals: ResolveLiterals,
     #[command(flatten)]
     pub pod: PodArgs,
 }
@@ -113,6 +125,15 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     let detected = apply_pod_environment(&mut args);
     let mut cfg = args.pod.to_config()?;
     cfg.exclude_ports.push(args.listen.port());
+    // Bound before the capture starts, so the engine knows the socket's
+    // traffic from its first frame.
+    let ptr_socket = match args.resolve_literals {
+        ResolveLiterals::Off => None,
+        ResolveLiterals::Ptr => ptr_socket(args.pod.resolv_conf.as_deref()),
+    };
+    if let Some((_, own)) = &ptr_socket {
+        cfg.own_dns = Some(*own);
+    }
     let kube_api: Option<IpAddr> = std::env::var("KUBERNETES_SERVICE_HOST")
         .ok()
         .and_then(|h| h.parse().ok());
@@ -124,13 +145,18 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         ring_size: args.ring_size,
         rcvbuf: Some(args.rcvbuf),
         tcp_payload: args.tcp_payload,
+        // Dropped in the kernel; the engine's tuple match stays for ICMP
+        // errors about the queries (and any frame the filter passes).
+        own_dns: cfg.own_dns.map(|o| (o.port, o.server)),
         stop: stop.clone(),
         ..LiveConfig::default()
     };
     let mut source = LiveSource::open(&live).map_err(|e| anyhow::anyhow!("{e}"))?;
     let interfaces: Vec<String> = source.interface_names().map(str::to_string).collect();
 
-    let metrics = Arc::new(Metrics::new());
+    let mut registry = Metrics::new();
+    let ptr_metrics = ptr_socket.as_ref().map(|_| registry.register_ptr());
+    let metrics = Arc::new(registry);
     let capturing = Arc::new(AtomicBool::new(true));
     metrics.capture_up.set(1);
     for name in &interfaces {
@@ -142,8 +168,9 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     }
 
     let limits = cfg.limits.clone();
-    let mut sink = MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series)
-        .with_names(cfg.names, &cfg.name_salt);
+    let metrics_sink =
+        MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series)
+            .with_names(cfg.names, &cfg.name_salt);
     let described = PodArgs::describe(&cfg);
     let mut engine = Engine::new(cfg);
     if let Some(addr) = kube_api {
@@ -160,11 +187,51 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         "podpath capturing"
     );
 
+    let mut lookups = None;
+    let mut watch = None;
+    if let (Some((socket, own)), Some(m)) = (ptr_socket, ptr_metrics) {
+        let (tx, rx) = ptr_lookups::channel();
+        ptr_lookups::touch(&m);
+        let ptr_cfg = PtrConfig::default();
+        tracing::info!(
+            nameserver = %own.server,
+            source_port = own.port,
+            rate_per_sec = ptr_cfg.rate_per_sec,
+            burst = ptr_cfg.burst,
+            "naming literal destinations by PTR queries to the pod's resolver (--resolve-literals off to stop)"
+        );
+        watch = Some(LiteralWatch::new(tx, ptr_cfg.max_entries, m.clone()));
+        let feed = engine.name_feed();
+        let on_name = move |addr: IpAddr, name: &str| {
+            tracing::debug!(%addr, name, "literal destination named by PTR");
+            // Full: counted by the engine (table="name_feed").
+            let _ = feed.send(FedName {
+                addr,
+                fqdn: name.to_string(),
+                source: NameSource::Ptr,
+            });
+        };
+        lookups = Some(Box::pin(ptr_lookups::serve(
+            socket,
+            rx,
+            ptr_cfg,
+            m,
+            metrics.clone(),
+            on_name,
+        ))
+            as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>);
+    }
+    let mut sink = RunSink {
+        metrics: metrics_sink,
+        watch,
+    };
+
     let server = spawn_server(
         args.listen,
         metrics.clone(),
         capturing.clone(),
         stop.clone(),
+        lookups,
     )?;
 
     // Kernel counters are exported once a second of packet time (the
@@ -195,6 +262,8 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     metrics.capture_up.set(0);
     export_capture_stats(&mut source, &metrics, &mut reported);
     engine.finish(&mut sink);
+    // Closes the channel: the PTR task ends.
+    drop(sink);
     stop.store(true, Ordering::SeqCst);
     drop(server);
     match result {
@@ -203,6 +272,51 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
             Ok(0)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The metrics sink, and the hand-off of literal destinations to the PTR
+/// lookups when they are on.
+struct RunSink {
+    metrics: MetricsSink,
+    watch: Option<LiteralWatch>,
+}
+
+impl Sink for RunSink {
+    fn on_event(&mut self, event: &Event<'_>) {
+        self.metrics.on_event(event);
+        if let Some(w) = self.watch.as_mut() {
+            w.on_event(event);
+        }
+    }
+}
+
+/// The PTR lookups' socket, towards the first nameserver of resolv.conf;
+/// `None` (logged) when there is none or the socket cannot be made.
+fn ptr_socket(
+    resolv_conf: Option<&str>,
+) -> Option<(std::net::UdpSocket, crate::config::OwnDnsClient)> {
+    let Some(path) = resolv_conf else {
+        tracing::warn!("PTR lookups off: no resolv.conf to name the pod's resolver");
+        return None;
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(path, error = %e, "PTR lookups off: cannot read resolv.conf");
+            return None;
+        }
+    };
+    let Some(&server) = crate::dns::resolv::parse(&text).nameservers.first() else {
+        tracing::warn!(path, "PTR lookups off: resolv.conf names no nameserver");
+        return None;
+    };
+    match ptr_lookups::bind(server) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(%server, error = %e, "PTR lookups off: cannot open a UDP socket");
+            None
+        }
     }
 }
 
@@ -251,6 +365,7 @@ fn spawn_server(
     metrics: Arc<Metrics>,
     capturing: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    background: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -264,6 +379,9 @@ fn spawn_server(
         .name("podpath-http".into())
         .spawn(move || {
             runtime.block_on(async move {
+                if let Some(task) = background {
+                    tokio::spawn(task);
+                }
                 let stop_signal = stop.clone();
                 tokio::spawn(async move {
                     wait_for_signal().await;

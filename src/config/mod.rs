@@ -3,7 +3,7 @@
 //! cardinality bounded. Filled from flags, the pod's environment and
 //! resolv.conf; what is missing is inferred from traffic by the engine.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
@@ -127,16 +127,40 @@ pub struct PodConfig {
     pub namespace: Option<String>,
     /// resolv.conf search list; empty means "infer from traffic".
     pub search: Vec<String>,
+    /// resolv.conf nameservers: the cluster DNS Service, known before the
+    /// first query (a ClusterIP; the service range is guessed around it).
+    pub dns_servers: Vec<IpAddr>,
     pub ndots: u8,
     /// Local TCP ports whose traffic is podpath's own (its metrics port):
     /// never counted as the app's.
     pub exclude_ports: Vec<u16>,
+    /// podpath's own DNS client socket (`run`'s PTR queries), if any: its
+    /// datagrams, the answers and ICMP errors about them are never the app's.
+    pub own_dns: Option<OwnDnsClient>,
     /// How DNS names and SNI appear in metrics and logs.
     pub names: NamePolicy,
     /// Salt for [`NamePolicy::Hash`].
     pub name_salt: String,
     pub limits: Limits,
     pub timeouts: Timeouts,
+}
+
+/// A UDP socket of podpath's that talks DNS to one server. The kernel gives
+/// a bound port to one socket only, so (local port, server address and port)
+/// names exactly this socket's traffic, whatever the local address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OwnDnsClient {
+    pub port: u16,
+    pub server: SocketAddr,
+}
+
+impl OwnDnsClient {
+    /// Whether a datagram from `src` to `dst` is this socket's query or an
+    /// answer to it.
+    pub fn matches(&self, src: SocketAddr, dst: SocketAddr) -> bool {
+        (src.port() == self.port && dst == self.server)
+            || (src == self.server && dst.port() == self.port)
+    }
 }
 
 impl Default for PodConfig {
@@ -148,8 +172,10 @@ impl Default for PodConfig {
             cluster_domain: None,
             namespace: None,
             search: Vec::new(),
+            dns_servers: Vec::new(),
             ndots: 5,
             exclude_ports: Vec::new(),
+            own_dns: None,
             names: NamePolicy::Keep,
             name_salt: String::new(),
             limits: Limits::default(),

@@ -25,6 +25,7 @@
 //! - Attribution: `resolve(dst_ip, ts)` at the SYN; `NameInfo::name` is the
 //!   `dns_name` label, `service`/`namespace` the Service's.
 
+pub mod k8s;
 pub mod lookup;
 pub mod names;
 pub mod resolv;
@@ -118,8 +119,27 @@ pub struct QueryEvent {
     pub retransmission: bool,
 }
 
+/// What one response said about addresses. Emitted as the response arrives
+/// (before its `Completed`), so what it teaches applies to the connection
+/// that follows it, not only after the lookup is reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answered {
+    pub ts: Timestamp,
+    /// The pod address that asked.
+    pub client: IpAddr,
+    /// A/AAAA: the question name; PTR: the target (lower case, no trailing dot).
+    pub name: Arc<str>,
+    /// A/AAAA: the last name of the CNAME chain, when there was one.
+    pub canonical: Option<Arc<str>>,
+    /// A/AAAA: the addresses answered (both families, at most
+    /// `wire::MAX_ANSWERS`); PTR: the address asked about.
+    pub addrs: Vec<IpAddr>,
+    pub source: k8s::NameSource,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum DnsEvent {
+    Answered(Answered),
     Query(QueryEvent),
     /// A query answered, timed out, or refused by ICMP. One per query
     /// (retransmissions excluded): count `podpath_dns_queries_total` here.
@@ -499,6 +519,12 @@ impl DnsTracker {
             }
             return;
         };
+        if q.qtype == QType::PTR {
+            let domain = &self.search.cluster_domain;
+            if let Some(named) = ptr_answer(ts, client.ip(), &q.name, &msg.answers, domain) {
+                out.push(DnsEvent::Answered(named));
+            }
+        }
         let (answers, canonical) = names::chase(&q.name, &msg.answers);
         let addrs: Vec<IpAddr> = answers.iter().map(|(a, _)| *a).collect();
         let app_name = tx
@@ -539,6 +565,14 @@ impl DnsTracker {
                     .collect();
                 self.names.record_answer(set.clone());
             }
+            out.push(DnsEvent::Answered(Answered {
+                ts,
+                client: client.ip(),
+                name: fqdn.clone(),
+                canonical: canonical.as_deref().map(Arc::from),
+                addrs: addrs.clone(),
+                source: k8s::NameSource::DnsAnswer,
+            }));
             for (addr, ttl) in answers {
                 let info = NameInfo {
                     name: name.clone(),
@@ -602,6 +636,41 @@ impl DnsTracker {
             self.inferred.cluster_domain_inferred = true;
         }
     }
+}
+
+/// What a PTR response the app asked for names: the address of the
+/// question and the first PTR target of the question's owner that the
+/// cluster's DNS forms (`dns::k8s`), else the first target. CoreDNS answers
+/// an endpoint IP with one name per Service it backs.
+fn ptr_answer(
+    ts: Timestamp,
+    client: IpAddr,
+    qname: &str,
+    answers: &[wire::Answer],
+    domain: &str,
+) -> Option<Answered> {
+    let addr = k8s::address_of_reverse(qname)?;
+    let targets = answers.iter().filter_map(|a| match &a.data {
+        wire::AnswerData::Ptr(t) if a.name == qname && !t.is_empty() => Some(t.as_str()),
+        _ => None,
+    });
+    let mut first = None;
+    let mut cluster = None;
+    for t in targets {
+        first.get_or_insert(t);
+        if cluster.is_none() && k8s::DestinationName::parse(t, domain).is_cluster() {
+            cluster = Some(t);
+        }
+    }
+    let name = cluster.or(first)?;
+    Some(Answered {
+        ts,
+        client,
+        name: Arc::from(name),
+        canonical: None,
+        addrs: vec![addr],
+        source: k8s::NameSource::AppPtr,
+    })
 }
 
 /// The search list kubelet writes into a pod's resolv.conf.

@@ -98,7 +98,7 @@ pub fn chase(qname: &str, answers: &[Answer]) -> (Vec<(IpAddr, u32)>, Option<Str
             match a.data {
                 AnswerData::A(ip) => out.push((IpAddr::V4(ip), a.ttl.min(chain_ttl))),
                 AnswerData::Aaaa(ip) => out.push((IpAddr::V6(ip), a.ttl.min(chain_ttl))),
-                AnswerData::Cname(_) => {}
+                AnswerData::Cname(_) | AnswerData::Ptr(_) => {}
             }
         }
         let next = answers.iter().find_map(|a| match &a.data {

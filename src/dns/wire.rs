@@ -32,6 +32,7 @@ const MIN_RR_LEN: usize = 11;
 pub const MAX_ANSWERS: usize = 64;
 const RR_TYPE_A: u16 = 1;
 const RR_TYPE_CNAME: u16 = 5;
+const RR_TYPE_PTR: u16 = 12;
 const RR_TYPE_AAAA: u16 = 28;
 const RR_TYPE_OPT: u16 = 41;
 /// The largest message either transport can carry (TCP's 2-byte length).
@@ -72,6 +73,7 @@ pub struct QType(pub u16);
 impl QType {
     pub const A: QType = QType(1);
     pub const CNAME: QType = QType(5);
+    pub const PTR: QType = QType(12);
     pub const AAAA: QType = QType(28);
 
     pub fn as_str(self) -> &'static str {
@@ -154,6 +156,8 @@ pub enum AnswerData {
     Aaaa(Ipv6Addr),
     /// Target, lowercase, without the trailing dot.
     Cname(String),
+    /// PTR target (RFC 1035 §3.3.12), lowercase, without the trailing dot.
+    Ptr(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -264,7 +268,7 @@ fn escaped(name: &Name) -> String {
 ///
 /// Records are walked by hand (owner name skipped, fixed fields read,
 /// RDATA skipped by RDLENGTH); hickory-proto decodes only the names kept —
-/// the question, and the owners and targets of A/AAAA/CNAME answers — with
+/// the question, and the owners and targets of A/AAAA/CNAME/PTR answers — with
 /// its compression and label checks. RDATA of other types is never decoded,
 /// so no decoder for exotic types runs on wire data.
 pub fn parse(msg: &[u8]) -> Result<DnsMessage, WireError> {
@@ -309,13 +313,17 @@ pub fn parse(msg: &[u8]) -> Result<DnsMessage, WireError> {
                 Ok(octets) => AnswerData::Aaaa(Ipv6Addr::from(octets)),
                 Err(_) => return Err(WireError::Record),
             },
-            (RR_TYPE_CNAME, _) => {
+            (RR_TYPE_CNAME | RR_TYPE_PTR, _) => {
                 let (target, target_end) =
                     read_name_end(msg, rr.rdata_at).ok_or(WireError::Record)?;
                 if target_end > rr.end {
                     return Err(WireError::Record);
                 }
-                AnswerData::Cname(target)
+                if rr.rtype == RR_TYPE_PTR {
+                    AnswerData::Ptr(target)
+                } else {
+                    AnswerData::Cname(target)
+                }
             }
             _ => continue,
         };
@@ -540,7 +548,7 @@ fn read_plain_name(msg: &[u8], at: usize) -> PlainName {
 pub(crate) mod tests {
     use super::*;
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-    use hickory_proto::rr::rdata::{A, AAAA, CNAME};
+    use hickory_proto::rr::rdata::{A, AAAA, CNAME, PTR};
     use hickory_proto::rr::{RData, Record, RecordType};
     use std::str::FromStr;
 
@@ -579,6 +587,31 @@ pub(crate) mod tests {
     }
     pub(crate) fn cname(target: &str) -> RData {
         RData::CNAME(CNAME(Name::from_str(target).unwrap()))
+    }
+    pub(crate) fn ptr(target: &str) -> RData {
+        RData::PTR(PTR(Name::from_str(target).unwrap()))
+    }
+
+    #[test]
+    fn ptr_answers_keep_their_target() {
+        let q = "20.0.96.10.in-addr.arpa.";
+        let r = response_bytes(
+            9,
+            q,
+            RecordType::PTR,
+            ResponseCode::NoError,
+            &[(q, 5, ptr("Demo-App.default.svc.cluster.local."))],
+        );
+        let m = parse(&r).unwrap();
+        assert_eq!(m.question.unwrap().qtype.as_str(), "PTR");
+        assert_eq!(
+            m.answers,
+            vec![Answer {
+                name: "20.0.96.10.in-addr.arpa".into(),
+                ttl: 5,
+                data: AnswerData::Ptr("demo-app.default.svc.cluster.local".into()),
+            }]
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! What the engine tells its exporters. Events borrow from engine state; an
 //! exporter copies what it keeps.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use crate::attribution::Attribution;
+use crate::attribution::{Attribution, Path};
 use crate::dns::names::Stale;
 use crate::dns::DnsEvent;
+use crate::engine::destinations::Naming;
 use crate::flow::Protocol;
 use crate::http::Method;
 use crate::Timestamp;
@@ -174,6 +175,21 @@ pub enum Event<'a> {
         evidence: u32,
     },
     Dns(&'a DnsEvent),
+    /// The app dialed `addr` by its literal address for the first time
+    /// (paths `pod_ip`, `cluster_ip`; emitted right after its `Connection`).
+    /// `named`: a name is known already (a `DestinationNamed` follows).
+    LiteralDestination {
+        addr: IpAddr,
+        path: Path,
+        named: bool,
+    },
+    /// What a literal destination is: at its first use when known, else
+    /// when a DNS answer, an app's PTR answer or podpath's own PTR lookup
+    /// names it (and again when a better name replaces it).
+    DestinationNamed {
+        addr: IpAddr,
+        naming: &'a Naming,
+    },
     /// A frame that could not be decoded, by reason.
     Skipped {
         reason: &'static str,

@@ -5,6 +5,7 @@
 //! attributed at their first SYN (or first datagram), with the DNS knowledge
 //! of that moment.
 
+pub mod destinations;
 pub mod event;
 mod proto;
 pub mod rewrite;
@@ -19,12 +20,13 @@ use crate::capture::RawPacket;
 use crate::config::PodConfig;
 use crate::decode::{self, PacketType, TcpSegment, Transport, UdpDatagram};
 use crate::defrag::{self, Defrag};
-use crate::dns::names::service_of;
-use crate::dns::{DnsConfig, DnsEvent, DnsTracker, Form};
+use crate::dns::k8s::{DestinationName, NameSource};
+use crate::dns::{DnsConfig, DnsEvent, DnsTracker};
 use crate::flow::{Flow, FlowKey, FlowTable, Protocol, TcpState};
 use crate::http::{self, Http1};
 use crate::Timestamp;
 
+use destinations::{Destinations, FeedInbox, Learned, NameFeed, Naming};
 pub use event::{
     AppProtocol, ConnectionView, Event, FailReason, H2Unread, HttpView, NullSink, Sink, SniCheck,
     Tee, TlsView,
@@ -49,6 +51,9 @@ pub struct EngineStats {
     /// (neither connected nor timed out).
     pub pending_at_end: u64,
     pub flow_evictions: u64,
+    /// Datagrams and ICMP errors of podpath's own DNS client (not counted
+    /// anywhere else).
+    pub own_dns_packets: u64,
 }
 
 /// How podpath decided an address is the pod's own.
@@ -71,6 +76,8 @@ pub struct Engine {
     dns_events: Vec<DnsEvent>,
     stats: EngineStats,
     rewrite: RewriteDetector,
+    destinations: Destinations,
+    inbox: FeedInbox,
 }
 
 impl Engine {
@@ -88,11 +95,21 @@ impl Engine {
             max_streams: limits.max_dns_streams,
             ..DnsConfig::default()
         });
-        let attributor = Attributor::new(
+        let mut attributor = Attributor::new(
             cfg.service_cidrs.clone(),
             cfg.pod_cidrs.clone(),
             limits.max_dns_names,
         );
+        // What is known before the first packet: the pod's own addresses
+        // (the pod range is guessed around them), then its DNS server (a
+        // ClusterIP; the service range is guessed around it).
+        for &addr in &cfg.pod_ips {
+            attributor.learn_local(addr);
+        }
+        for &addr in cfg.dns_servers.iter().filter(|a| !a.is_loopback()) {
+            attributor.learn_dns_server(addr);
+        }
+        let max_destinations = limits.max_dns_names;
         let local = cfg
             .pod_ips
             .iter()
@@ -114,6 +131,8 @@ impl Engine {
             dns_events: Vec::new(),
             stats: EngineStats::default(),
             rewrite: RewriteDetector::default(),
+            destinations: Destinations::new(max_destinations),
+            inbox: FeedInbox::new(),
         }
     }
 
@@ -212,6 +231,114 @@ impl Engine {
         );
     }
 
+    /// What every destination address is named, and which the app dialed
+    /// literally.
+    pub fn destinations(&self) -> &Destinations {
+        &self.destinations
+    }
+
+    /// A handle for another thread (podpath's own PTR lookups) to hand the
+    /// engine names for addresses; the engine takes them once per second of
+    /// packet time, as if [`Engine::learn_name`] had been called then.
+    pub fn name_feed(&self) -> NameFeed {
+        self.inbox.feed()
+    }
+
+    /// `addr` is named `fqdn` (a PTR target or an A/AAAA question), learned
+    /// from `source`. Names under the cluster domain are read as CoreDNS
+    /// forms them (`dns::k8s`) and teach the attributor what the address is
+    /// (a Service's ClusterIP, a pod); the name is exported for literal
+    /// destinations (`Event::DestinationNamed`), now or at their first use.
+    pub fn learn_name(
+        &mut self,
+        addr: IpAddr,
+        fqdn: &str,
+        source: NameSource,
+        sink: &mut dyn Sink,
+    ) {
+        let domain = self.dns.search().cluster_domain.clone();
+        let what = DestinationName::parse(fqdn, &domain);
+        let fqdn: Arc<str> = match &what {
+            DestinationName::Other(n) => n.clone(),
+            _ => Arc::from(fqdn.trim_end_matches('.').to_ascii_lowercase()),
+        };
+        let cluster_address = what.is_cluster() || in_domain(&fqdn, &domain);
+        self.learn_naming(addr, fqdn, what, source, false, cluster_address, sink);
+    }
+
+    /// `headless`: one answer held several addresses of a family for a
+    /// Service name, so they are its endpoints (pods), not a ClusterIP.
+    /// `cluster_address`: the address is the cluster's (not an external
+    /// address an ExternalName Service aliases), so the name says its class.
+    #[allow(clippy::too_many_arguments)]
+    fn learn_naming(
+        &mut self,
+        addr: IpAddr,
+        fqdn: Arc<str>,
+        what: DestinationName,
+        source: NameSource,
+        headless: bool,
+        cluster_address: bool,
+        sink: &mut dyn Sink,
+    ) {
+        match &what {
+            _ if !cluster_address => {}
+            DestinationName::Service { service, namespace } => {
+                self.attributor.learn_named_address(
+                    addr,
+                    !headless,
+                    Some(service.clone()),
+                    Some(namespace.clone()),
+                );
+            }
+            DestinationName::Endpoint {
+                service, namespace, ..
+            } => self.attributor.learn_named_address(
+                addr,
+                false,
+                Some(service.clone()),
+                Some(namespace.clone()),
+            ),
+            DestinationName::Pod { namespace } => {
+                self.attributor
+                    .learn_named_address(addr, false, None, Some(namespace.clone()))
+            }
+            // Any other name under the cluster domain is still the
+            // cluster's (what the lookup form `cluster_other` meant).
+            DestinationName::Other(_) => self
+                .attributor
+                .learn_named_address(addr, !headless, None, None),
+        }
+        let naming = Naming {
+            fqdn,
+            what,
+            source,
+            at: self.now,
+        };
+        let (evicted, learned) = self.destinations.name(addr, naming);
+        for _ in 0..evicted {
+            sink.on_event(&Event::Evicted {
+                table: "destinations",
+            });
+        }
+        if learned == Learned::NamedLiteral {
+            if let Some(naming) = self.destinations.naming(addr) {
+                sink.on_event(&Event::DestinationNamed { addr, naming });
+            }
+        }
+    }
+
+    /// Takes the names other threads fed in.
+    fn take_fed_names(&mut self, sink: &mut dyn Sink) {
+        let (names, dropped) = self.inbox.take();
+        for _ in 0..dropped {
+            sink.on_event(&Event::Evicted { table: "name_feed" });
+        }
+        for n in names {
+            self.learn_name(n.addr, &n.fqdn, n.source, sink);
+        }
+    }
+
     /// Processes one frame.
     pub fn process(&mut self, raw: &RawPacket<'_>, sink: &mut dyn Sink) {
         self.stats.packets += 1;
@@ -307,6 +434,10 @@ impl Engine {
                 let src = SocketAddr::new(packet.src, dgram.src_port);
                 let dst = SocketAddr::new(packet.dst, dgram.dst_port);
                 if dgram.src_port == 53 || dgram.dst_port == 53 {
+                    if self.cfg.own_dns.is_some_and(|c| c.matches(src, dst)) {
+                        self.stats.own_dns_packets += 1;
+                        return;
+                    }
                     if dgram.dst_port == 53 {
                         self.learn_dns_client(src.ip(), dst.ip(), packet.packet_type);
                     }
@@ -323,6 +454,10 @@ impl Engine {
                     let client = SocketAddr::new(err.original_src, err.original_src_port);
                     let server = SocketAddr::new(err.original_dst, err.original_dst_port);
                     if err.original_dst_port == 53 {
+                        if self.cfg.own_dns.is_some_and(|c| c.matches(client, server)) {
+                            self.stats.own_dns_packets += 1;
+                            return;
+                        }
                         self.dns
                             .on_port_unreachable(now, client, server, &mut self.dns_events);
                         self.drain_dns(sink);
@@ -389,6 +524,7 @@ impl Engine {
     }
 
     fn sweep(&mut self, now: Timestamp, sink: &mut dyn Sink) {
+        self.take_fed_names(sink);
         let expired = self.defrag.expire(now);
         self.skip(defrag::REASON_INCOMPLETE, expired.fragments, sink);
         self.dns.advance(now, &mut self.dns_events);
@@ -419,28 +555,54 @@ impl Engine {
     fn drain_dns(&mut self, sink: &mut dyn Sink) {
         let mut events = std::mem::take(&mut self.dns_events);
         for ev in &events {
-            if let DnsEvent::Lookup(lookup) = ev {
-                let domain = self.dns.search().cluster_domain.clone();
-                let service = service_of(&lookup.fqdn, &domain);
-                let in_cluster = !matches!(lookup.form, Form::External | Form::ExternalAbsolute);
-                for &addr in &lookup.addresses {
-                    match service {
-                        Some((svc, ns)) => self.attributor.learn_service_address(
-                            addr,
-                            Some(Arc::from(svc)),
-                            Some(Arc::from(ns)),
-                        ),
-                        None if in_cluster => {
-                            self.attributor.learn_service_address(addr, None, None)
-                        }
-                        None => {}
-                    }
-                }
+            if let DnsEvent::Answered(answer) = ev {
+                self.learn_answer(answer, sink);
             }
             sink.on_event(&Event::Dns(ev));
         }
         events.clear();
         self.dns_events = events;
+    }
+
+    /// What an answer names, applied as it arrives: a connection right after
+    /// `cart.shop.svc.<domain> → 10.43.12.7` already knows a ClusterIP.
+    fn learn_answer(&mut self, answer: &crate::dns::Answered, sink: &mut dyn Sink) {
+        let domain = self.dns.search().cluster_domain.clone();
+        let mut what = DestinationName::parse(&answer.name, &domain);
+        let mut fqdn = answer.name.clone();
+        // An alias to a Service (`api` CNAME `api.shop.svc.<domain>`) names
+        // the Service; a Service name aliased outside the cluster (an
+        // ExternalName Service) answers an external address, not a ClusterIP.
+        let canonical = answer
+            .canonical
+            .as_ref()
+            .map(|c| (c, DestinationName::parse(c, &domain)));
+        let mut cluster_address = what.is_cluster() || in_domain(&answer.name, &domain);
+        if let Some((c, cwhat)) = canonical {
+            if !what.is_cluster() && cwhat.is_cluster() {
+                what = cwhat;
+                fqdn = c.clone();
+                cluster_address = true;
+            } else if !cwhat.is_cluster() && !in_domain(c, &domain) {
+                cluster_address = false;
+            }
+        }
+        // A ClusterIP Service answers one address per family; more are a
+        // headless Service's endpoints (pods).
+        let v4 = answer.addrs.iter().filter(|a| a.is_ipv4()).count();
+        let v6 = answer.addrs.len() - v4;
+        for &addr in &answer.addrs {
+            let headless = if addr.is_ipv4() { v4 > 1 } else { v6 > 1 };
+            self.learn_naming(
+                addr,
+                fqdn.clone(),
+                what.clone(),
+                answer.source,
+                headless,
+                cluster_address,
+                sink,
+            );
+        }
     }
 
     fn is_local(&self, addr: IpAddr) -> bool {
@@ -565,6 +727,27 @@ impl Engine {
                     attribution: a,
                 };
                 sink.on_event(&Event::Connection(conn));
+                if matches!(a.path, Path::PodIp | Path::ClusterIp) {
+                    let (evicted, first, naming) = self.destinations.dialed(now, dst.ip(), a.path);
+                    if first {
+                        sink.on_event(&Event::LiteralDestination {
+                            addr: dst.ip(),
+                            path: a.path,
+                            named: naming.is_some(),
+                        });
+                        if let Some(naming) = naming {
+                            sink.on_event(&Event::DestinationNamed {
+                                addr: dst.ip(),
+                                naming,
+                            });
+                        }
+                    }
+                    for _ in 0..evicted {
+                        sink.on_event(&Event::Evicted {
+                            table: "destinations",
+                        });
+                    }
+                }
                 if let Some(reason) = stale {
                     sink.on_event(&Event::StaleDns { conn, reason });
                 }
@@ -714,6 +897,12 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether `name` is under the cluster domain (`x.<domain>`, not the domain itself).
+fn in_domain(name: &str, domain: &str) -> bool {
+    name.strip_suffix(domain)
+        .is_some_and(|h| h.len() > 1 && h.ends_with('.'))
 }
 
 pub(crate) fn view<'a>(flow: &Flow, attribution: &'a Attribution) -> ConnectionView<'a> {

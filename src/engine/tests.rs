@@ -383,6 +383,77 @@ fn inbound_calls_are_kept_apart_and_own_port_is_excluded() {
     assert!(!text.contains("9809"), "{text}");
 }
 
+/// podpath's own PTR queries (its DNS socket's port and the resolver) are
+/// dropped exactly: the app's query on another port to the same server, and
+/// a query from the same port number to another server, still count.
+#[test]
+fn podpath_own_dns_queries_are_never_the_apps() {
+    let own = crate::config::OwnDnsClient {
+        port: 45353,
+        server: "10.96.0.10:53".parse().unwrap(),
+    };
+    let mut r = Run::new(LinkType::LinuxSll2);
+    r.engine.cfg.own_dns = Some(own);
+    let ptr_q = crate::ptr::build_query(77, ip("10.244.1.10")).unwrap();
+    let ptr_a = response_bytes(
+        77,
+        "10.1.244.10.in-addr.arpa",
+        RecordType::PTR,
+        ResponseCode::NXDomain,
+        &[],
+    );
+    let out = r.out_pt(POD);
+    let back = r.out_pt(KUBE_DNS);
+    let query = FrameBuilder::new(ip(POD), ip(KUBE_DNS))
+        .udp(45353, 53)
+        .payload(&ptr_q);
+    r.feed(query.clone(), out);
+    r.feed(
+        FrameBuilder::new(ip(KUBE_DNS), ip(POD))
+            .udp(53, 45353)
+            .payload(&ptr_a),
+        back,
+    );
+    // The resolver unreachable: an ICMP error quoting our query.
+    r.feed(
+        FrameBuilder::new(ip(KUBE_DNS), ip(POD)).icmp_port_unreachable(&query),
+        back,
+    );
+    assert_eq!(r.engine.stats().own_dns_packets, 3);
+    // The app's queries: its own port to the same server, and (hypothetically)
+    // our port number towards another server.
+    r.dns(
+        1,
+        "demo-app.default.svc.cluster.local",
+        RecordType::A,
+        ResponseCode::NoError,
+        Some("10.96.100.10"),
+    );
+    r.feed(
+        FrameBuilder::new(ip(POD), ip("10.96.0.11"))
+            .udp(45353, 53)
+            .payload(&ptr_q),
+        out,
+    );
+    let text = r.finish();
+    assert_eq!(r.engine.stats().own_dns_packets, 3);
+    assert_eq!(
+        count(
+            &text,
+            "podpath_dns_queries_total{qtype=\"A\",rcode=\"NOERROR\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        count(&text, "podpath_dns_queries_total{qtype=\"PTR\""),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(count(&text, "podpath_dns_queries_total"), 2.0, "{text}");
+    assert_eq!(count(&text, "podpath_dns_malformed_total"), 0.0, "{text}");
+}
+
 #[test]
 fn label_values_from_traffic_are_capped_and_folds_counted() {
     let mut r = Run::new(LinkType::Ethernet);
@@ -459,4 +530,5 @@ fn undecodable_frames_are_counted_by_reason() {
 }
 
 mod capture;
+mod names;
 mod proto;

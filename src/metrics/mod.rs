@@ -13,6 +13,7 @@ pub use process::peak_rss_bytes;
 
 use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hash};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -23,8 +24,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::attribution::Attribution;
+use crate::attribution::Path;
 use crate::config::NamePolicy;
 use crate::dns::DnsEvent;
+use crate::engine::destinations::Naming;
 use crate::engine::{AppProtocol, Event, Sink, SniCheck, TlsView};
 use crate::hash::{HashMap, HashSet};
 
@@ -102,6 +105,26 @@ pub struct ConnectionLabels {
     pub service: Label,
     pub namespace: Label,
     pub port: Label,
+}
+
+/// `podpath_literal_connections_total`: the literal paths only.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LiteralLabels {
+    pub path: &'static str,
+    pub address: Label,
+    pub port: Label,
+}
+
+/// `podpath_destination_info`: what a literal destination is (one series
+/// per address at a time; join on `address`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationInfoLabels {
+    pub address: Label,
+    pub service: Label,
+    pub namespace: Label,
+    pub pod: Label,
+    pub name: Label,
+    pub source: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -221,6 +244,11 @@ pub struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabels {
     pub table: &'static str,
 }
@@ -257,6 +285,8 @@ fn http_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     pub connections: Family<ConnectionLabels, Counter>,
+    pub literal_connections: Family<LiteralLabels, Counter>,
+    pub destination_info: Family<DestinationInfoLabels, Gauge>,
     pub inbound_connections: Family<InboundLabels, Counter>,
     pub connect_failures: Family<FailureLabels, Counter>,
     pub connect_duration: Hist,
@@ -293,6 +323,8 @@ impl Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             connections: Family::default(),
+            literal_connections: Family::default(),
+            destination_info: Family::default(),
             inbound_connections: Family::default(),
             connect_failures: Family::default(),
             connect_duration: Family::new_with_constructor(connect_histogram as fn() -> Histogram),
@@ -329,6 +361,16 @@ impl Metrics {
             "podpath_connections",
             "Outbound TCP connection attempts (first SYN) and UDP flows, by the path the app used: loopback, pod_ip, cluster_ip, dns or external",
             m.connections.clone(),
+        );
+        r.register(
+            "podpath_literal_connections",
+            "Outbound connections the app made by literal address (paths pod_ip and cluster_ip), by address and port: join with podpath_destination_info on address for what the address is",
+            m.literal_connections.clone(),
+        );
+        r.register(
+            "podpath_destination_info",
+            "1 for each address the app dialed literally once a name for it is known: the Service, namespace and pod (endpoint hostname) the cluster DNS name says, the name itself, and where it came from (dns_answer: an A/AAAA answer the pod received; app_ptr: a PTR answer the app asked for; ptr: podpath's own PTR lookup)",
+            m.destination_info.clone(),
         );
         r.register(
             "podpath_inbound_connections",
@@ -502,6 +544,52 @@ impl Metrics {
     }
 }
 
+/// `podpath run`'s own PTR lookups (src/cli/ptr.rs). Registered only when
+/// they are on: `analyze` makes no network requests and shows none of these.
+/// Every label value is a fixed string.
+#[derive(Clone, Debug, Default)]
+pub struct PtrMetrics {
+    pub queries: Family<ResultLabels, Counter>,
+    pub rate_limited: Counter,
+    pub dropped: Family<ReasonLabels, Counter>,
+    pub ignored_answers: Family<ReasonLabels, Counter>,
+    pub cached: Gauge,
+}
+
+impl Metrics {
+    /// Registers the PTR lookup metrics; call before the registry is shared.
+    pub fn register_ptr(&mut self) -> PtrMetrics {
+        let m = PtrMetrics::default();
+        let r = &mut self.registry;
+        r.register(
+            "podpath_ptr_queries",
+            "PTR queries podpath itself sent to the pod's resolver to name literal destinations (never counted in podpath_dns_*), by how each ended: name, nxdomain, nodata, servfail, refused, error, truncated, timeout, send_error",
+            m.queries.clone(),
+        );
+        r.register(
+            "podpath_ptr_rate_limited",
+            "Literal destinations whose PTR query waited for the rate limit (sent later, not lost)",
+            m.rate_limited.clone(),
+        );
+        r.register(
+            "podpath_ptr_dropped",
+            "Literal destinations never asked about: queue_full (the rate-limited queue or the table of pending lookups was full) or channel_full (the hand-off from the capture thread was full)",
+            m.dropped.clone(),
+        );
+        r.register(
+            "podpath_ptr_ignored_answers",
+            "Datagrams on podpath's PTR socket that answer nothing in flight: unmatched (late, or another question) or malformed",
+            m.ignored_answers.clone(),
+        );
+        r.register(
+            "podpath_ptr_cached_addresses",
+            "Addresses podpath's PTR lookups remember (answered, queued or in flight)",
+            m.cached.clone(),
+        );
+        m
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
@@ -569,12 +657,13 @@ impl Caps {
             return self.empty.clone();
         }
         let redacted;
-        let value = if matches!(label, "dns_name" | "sni") && self.names != NamePolicy::Keep {
-            redacted = self.names.apply(value, &self.salt);
-            &*redacted
-        } else {
-            value
-        };
+        let value =
+            if matches!(label, "dns_name" | "sni" | "name") && self.names != NamePolicy::Keep {
+                redacted = self.names.apply(value, &self.salt);
+                &*redacted
+            } else {
+                value
+            };
         let cap = self.caps.entry((metric, label)).or_insert_with(|| Cap {
             values: HashSet::default(),
         });
@@ -591,6 +680,13 @@ impl Caps {
         let v: Arc<str> = Arc::from(value);
         cap.values.insert(v.clone());
         Label::shared(v)
+    }
+
+    /// Whether `value` was admitted (not folded) for `metric`'s `label`.
+    fn admitted(&self, metric: &'static str, label: &'static str, value: &str) -> bool {
+        self.caps
+            .get(&(metric, label))
+            .is_some_and(|c| c.values.contains(value))
     }
 
     /// Whether `labels` may be a series of `metric`: it already is one, or
@@ -614,6 +710,10 @@ pub struct MetricsSink {
     metrics: Arc<Metrics>,
     caps: Caps,
     handles: Handles,
+    /// The `podpath_destination_info` series of each address (at most one;
+    /// only addresses admitted to `podpath_literal_connections_total`, so
+    /// bounded by its address cap).
+    info: HashMap<IpAddr, DestinationInfoLabels>,
 }
 
 /// Handles (shared atomics) of series already created, by label set, for
@@ -637,6 +737,7 @@ impl MetricsSink {
             metrics,
             caps: Caps::new(max_label_values, max_series),
             handles: Handles::default(),
+            info: HashMap::default(),
         }
     }
 
@@ -696,6 +797,67 @@ impl MetricsSink {
         labels
     }
 
+    /// Counts a connection by literal address (paths `pod_ip`, `cluster_ip`).
+    fn literal_connection(&mut self, path: Path, addr: IpAddr, port: u16) {
+        const M: &str = "podpath_literal_connections_total";
+        let m = &*self.metrics;
+        let mut labels = LiteralLabels {
+            path: path.as_str(),
+            address: self.caps.admit(m, M, "address", &addr.to_string()),
+            port: self.caps.admit(m, M, "port", &port.to_string()),
+        };
+        if !self.caps.admit_series(M, &labels) {
+            labels.address = self.caps.overflow.clone();
+            labels.port = self.caps.overflow.clone();
+            m.label_overflow
+                .get_or_create(&OverflowLabels {
+                    metric: M,
+                    label: "series",
+                })
+                .inc();
+        }
+        m.literal_connections.get_or_create(&labels).inc();
+    }
+
+    /// Sets the one `podpath_destination_info` series of `addr`, replacing
+    /// an older name. Only for addresses that have their own
+    /// `podpath_literal_connections_total` series (not folded into
+    /// `~other`): past that cap the name has nothing to join and is counted
+    /// as an overflow of `podpath_destination_info`.
+    fn destination_named(&mut self, addr: IpAddr, naming: &Naming) {
+        const LITERAL: &str = "podpath_literal_connections_total";
+        const M: &str = "podpath_destination_info";
+        let m = &*self.metrics;
+        let address = addr.to_string();
+        if !self.caps.admitted(LITERAL, "address", &address) {
+            m.label_overflow
+                .get_or_create(&OverflowLabels {
+                    metric: M,
+                    label: "address",
+                })
+                .inc();
+            return;
+        }
+        let labels = DestinationInfoLabels {
+            address: self.caps.admit(m, LITERAL, "address", &address),
+            service: self
+                .caps
+                .admit(m, M, "service", naming.service().unwrap_or("")),
+            namespace: self
+                .caps
+                .admit(m, M, "namespace", naming.namespace().unwrap_or("")),
+            pod: self.caps.admit(m, M, "pod", naming.pod().unwrap_or("")),
+            name: self.caps.admit(m, M, "name", &naming.fqdn),
+            source: naming.source.as_str(),
+        };
+        if let Some(old) = self.info.insert(addr, labels.clone()) {
+            if old != labels {
+                m.destination_info.remove(&old);
+            }
+        }
+        m.destination_info.get_or_create(&labels).set(1);
+    }
+
     fn service_label(&mut self, metric: &'static str, a: Option<&Attribution>) -> Label {
         let service = a.and_then(|a| a.service.as_deref()).unwrap_or("");
         self.caps.admit(&self.metrics, metric, "service", service)
@@ -710,6 +872,10 @@ impl Sink for MetricsSink {
                 let labels =
                     self.connection_labels(c.attribution, c.protocol.as_str(), c.dst.port());
                 m.connections.get_or_create(&labels).inc();
+                let path = c.attribution.path;
+                if matches!(path, Path::PodIp | Path::ClusterIp) {
+                    self.literal_connection(path, c.dst.ip(), c.dst.port());
+                }
             }
             Event::Connected { conn, latency_secs } => {
                 m.connect_duration
@@ -888,6 +1054,8 @@ impl Sink for MetricsSink {
             Event::RewriteDetected { .. } => {
                 m.rewrite_detected.set(1);
             }
+            Event::DestinationNamed { addr, naming } => self.destination_named(*addr, naming),
+            Event::LiteralDestination { .. } => {}
             Event::Dns(ev) => self.on_dns(&m, ev),
             Event::Skipped { reason } => {
                 m.decode_skipped

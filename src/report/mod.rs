@@ -1,7 +1,7 @@
 //! The `analyze` reports: a table a person reads at a glance, and JSON
 //! records (connections, lookups, requests). Built from engine events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::attribution::{AddrClass, Inference, Path};
+use crate::dns::k8s::NameSource;
 use crate::dns::names::Stale;
 use crate::dns::DnsEvent;
 use crate::engine::{AppProtocol, EngineStats, Event, FailReason, Sink, SniCheck};
@@ -136,6 +137,62 @@ pub struct LookupRecord {
     pub addresses: Vec<IpAddr>,
 }
 
+/// Ports and clients kept per literal destination.
+const MAX_DESTINATION_SET: usize = 16;
+
+/// An address the app dialed literally (path `pod_ip` or `cluster_ip`):
+/// who dialed it, how often, and what it is when the capture named it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DestinationRecord {
+    pub address: IpAddr,
+    pub path: Path,
+    /// Outbound connections to it (exact, not limited by the record cap).
+    pub connections: u64,
+    pub refused: u64,
+    pub timeouts: u64,
+    /// Destination ports (at most 16).
+    pub ports: BTreeSet<u16>,
+    /// The pod addresses that dialed it (at most 16).
+    pub clients: BTreeSet<IpAddr>,
+    pub first_ts: f64,
+    pub last_ts: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub named: Option<DestinationNameRecord>,
+}
+
+/// What a literal destination is, from the cluster DNS name the capture
+/// held for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DestinationNameRecord {
+    /// `service`, `endpoint` (a pod backing a Service), `pod`, `other`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The endpoint's hostname or pod name, when the name carries one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    /// The DNS name itself.
+    pub name: String,
+    pub source: NameSource,
+}
+
+impl DestinationNameRecord {
+    /// `Service default/demo-app`, `pod demo-app-1 of Service default/demo-app`,
+    /// `pod in default`, or the name.
+    pub fn describe(&self) -> String {
+        let ns = self.namespace.as_deref().unwrap_or("");
+        match (self.kind, &self.service, &self.pod) {
+            ("service", Some(s), _) => format!("Service {ns}/{s}"),
+            ("endpoint", Some(s), Some(p)) => format!("pod {p} of Service {ns}/{s}"),
+            ("endpoint", Some(s), None) => format!("a pod of Service {ns}/{s}"),
+            ("pod", _, _) => format!("a pod in namespace {ns}"),
+            _ => self.name.clone(),
+        }
+    }
+}
+
 /// Everything `analyze` reports, built from events.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -147,6 +204,9 @@ pub struct Report {
     /// HTTP/2 streams without a request record, by (direction, reason).
     pub h2_unread: BTreeMap<(&'static str, &'static str), u64>,
     pub rewrites: Vec<RewriteRecord>,
+    /// Literal destinations by address (at most `max_records`).
+    #[serde(skip)]
+    pub destinations: BTreeMap<IpAddr, DestinationRecord>,
     /// (qtype, rcode) → queries.
     #[serde(serialize_with = "serialize_pairs")]
     pub dns_queries: BTreeMap<(&'static str, &'static str), u64>,
@@ -208,6 +268,42 @@ impl Report {
         }
     }
 
+    /// Counts a connection by literal address (paths `pod_ip`, `cluster_ip`).
+    fn literal_destination(&mut self, c: &crate::engine::ConnectionView<'_>) {
+        let path = c.attribution.path;
+        if !matches!(path, Path::PodIp | Path::ClusterIp) {
+            return;
+        }
+        let ts = c.ts.as_secs_f64();
+        let addr = c.dst.ip();
+        if !self.destinations.contains_key(&addr) && !self.room(self.destinations.len()) {
+            return;
+        }
+        let d = self
+            .destinations
+            .entry(addr)
+            .or_insert_with(|| DestinationRecord {
+                address: addr,
+                path,
+                connections: 0,
+                refused: 0,
+                timeouts: 0,
+                ports: BTreeSet::new(),
+                clients: BTreeSet::new(),
+                first_ts: ts,
+                last_ts: ts,
+                named: None,
+            });
+        d.connections += 1;
+        d.last_ts = ts;
+        if d.ports.len() < MAX_DESTINATION_SET {
+            d.ports.insert(c.dst.port());
+        }
+        if d.clients.len() < MAX_DESTINATION_SET {
+            d.clients.insert(c.src.ip());
+        }
+    }
+
     fn record_mut(&mut self, id: u64) -> Option<&mut ConnectionRecord> {
         let i = *self.index.get(&id)?;
         self.connections.get_mut(i)
@@ -229,6 +325,7 @@ impl Sink for Report {
     fn on_event(&mut self, event: &Event<'_>) {
         match event {
             Event::Connection(c) => {
+                self.literal_destination(c);
                 if !self.room(self.connections.len()) {
                     return;
                 }
@@ -255,6 +352,14 @@ impl Sink for Report {
                 self.outcome(conn.id, Outcome::Connected, Some(*latency_secs))
             }
             Event::ConnectFailed { conn, reason } => {
+                if let Some(d) = self.destinations.get_mut(&conn.dst.ip()) {
+                    if conn.attribution.path == d.path {
+                        match reason {
+                            FailReason::Refused => d.refused += 1,
+                            FailReason::Timeout => d.timeouts += 1,
+                        }
+                    }
+                }
                 let o = match reason {
                     FailReason::Refused => Outcome::Refused,
                     FailReason::Timeout => Outcome::Timeout,
@@ -343,6 +448,19 @@ impl Sink for Report {
             Event::Skipped { reason } => *self.skipped.entry(reason).or_default() += 1,
             Event::Evicted { table } => *self.evictions.entry(table).or_default() += 1,
             Event::Bytes { .. } => {}
+            Event::LiteralDestination { .. } => {}
+            Event::DestinationNamed { addr, naming } => {
+                if let Some(d) = self.destinations.get_mut(addr) {
+                    d.named = Some(DestinationNameRecord {
+                        kind: naming.what.kind(),
+                        service: naming.service().map(str::to_string),
+                        namespace: naming.namespace().map(str::to_string),
+                        pod: naming.pod().map(str::to_string),
+                        name: naming.fqdn.to_string(),
+                        source: naming.source,
+                    });
+                }
+            }
         }
     }
 }
@@ -408,6 +526,8 @@ impl Report {
             "tls": self.tls,
             "h2_unread_streams": self.h2_unread.iter().map(|((d, r), n)| serde_json::json!({"direction": d, "reason": r, "count": n})).collect::<Vec<_>>(),
             "rewrites": self.rewrites,
+            "literal_destinations": self.destinations.values().collect::<Vec<_>>(),
+            "names_from": NAMES_FROM,
             "dns_queries": serde_json::to_value(SerPairs(&self.dns_queries)).unwrap_or_default(),
             "dns_malformed": self.dns_malformed,
             "skipped": self.skipped,
@@ -494,6 +614,8 @@ impl Report {
                 context.stats.pending_at_end
             );
         }
+
+        self.literal_table(&mut out);
 
         let _ = writeln!(
             out,
@@ -746,6 +868,58 @@ impl Report {
             let _ = writeln!(out, "  {line}");
         }
         out
+    }
+}
+
+/// Where `analyze`'s names for literal destinations come from.
+pub const NAMES_FROM: &str = "DNS answers in the capture only (A/AAAA answers the pod received, before or after the call, and PTR answers the app asked for); analyze makes no network requests";
+
+impl Report {
+    /// The fragile-addressing table: every address dialed literally, with
+    /// what it is when the capture named it.
+    fn literal_table(&self, out: &mut String) {
+        if self.destinations.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "\nLiteral destinations (a pod IP breaks when the pod restarts, a ClusterIP when the Service is recreated)"
+        );
+        let mut rows = vec![vec![
+            "PATH".to_string(),
+            "ADDRESS".into(),
+            "PORTS".into(),
+            "COUNT".into(),
+            "FAILED".into(),
+            "NAMED AS".into(),
+            "FROM".into(),
+        ]];
+        let mut order: Vec<&DestinationRecord> = self.destinations.values().collect();
+        order.sort_by(|a, b| {
+            (a.path, std::cmp::Reverse(a.connections), a.address).cmp(&(
+                b.path,
+                std::cmp::Reverse(b.connections),
+                b.address,
+            ))
+        });
+        for d in order {
+            let ports: Vec<String> = d.ports.iter().map(u16::to_string).collect();
+            let (named, from) = match &d.named {
+                Some(n) => (n.describe(), n.source.as_str()),
+                None => ("(no name in the capture)".to_string(), ""),
+            };
+            rows.push(vec![
+                d.path.as_str().into(),
+                d.address.to_string(),
+                ports.join(","),
+                d.connections.to_string(),
+                (d.refused + d.timeouts).to_string(),
+                named,
+                from.into(),
+            ]);
+        }
+        write_table(out, &rows);
+        let _ = writeln!(out, "  names: {NAMES_FROM}");
     }
 }
 

@@ -5,7 +5,13 @@ For each scenario (the seed walkthrough from demo-app-2, the richer one from
 shop/checkout): `podpath run` inside the client pod's namespace while tcpdump
 records the same namespace; the scenario runs; /metrics is scraped from the
 node namespace (as Prometheus would) and compared, family by family, with
-`podpath analyze` of the tcpdump capture. Then SIGTERM must end podpath with
+`podpath analyze` of the tcpdump capture, less podpath's own PTR queries
+(its socket's port, from the log; the raw capture must hold them, the live
+DNS metrics none, and their count must equal podpath_ptr_queries_total: the
+seed's count is printed). In the seed the literal pod IP and ClusterIP must
+be named Service default/demo-app, in the rich scenario an IPv4 and an IPv6
+pod IP their Services; the recvmsg run has PTR lookups off and must send
+none. Then SIGTERM must end podpath with
 exit 0 within a second. Finally: without CAP_NET_RAW podpath must refuse to
 start with a message naming it, and with only CAP_NET_RAW (file capability,
 non-root user) it must run.
@@ -34,6 +40,7 @@ COMPARED = [
     "podpath_http_requests_total", "podpath_inbound_http_requests_total",
     "podpath_dns_queries_total", "podpath_dns_lookups_total",
     "podpath_dns_lookup_queries_total", "podpath_dns_lookup_wasted_queries_total",
+    "podpath_literal_connections_total",
 ]
 failures = []
 
@@ -61,8 +68,16 @@ def fetch(ns_ip, path, timeout=2.0):
     return (int(code) if code.isdigit() else 0), body
 
 
+LITERAL = re.compile(r'path="(pod_ip|cluster_ip)"')
+NAMED = re.compile(r'(service|namespace)="[^"]*"')
+
+
 def samples(text, families):
-    """Sample lines of the given families, as {line-without-value: value}."""
+    """Sample lines of the given families, as {line-without-value: value}.
+    On the literal paths the service and namespace labels are blanked: live,
+    podpath's PTR answers name addresses a capture alone cannot (a later
+    connection to a named pod IP carries its Service), so the two sides are
+    compared on everything else there."""
     out = {}
     for line in text.splitlines():
         if line.startswith("#") or not line.strip():
@@ -70,9 +85,11 @@ def samples(text, families):
         name = re.split(r"[{ ]", line, 1)[0]
         if name in families:
             key, _, value = line.rpartition(" ")
+            if LITERAL.search(key):
+                key = NAMED.sub(lambda m: f'{m.group(1)}=""', key)
             v = float(value)
             if v != 0:
-                out[key] = v
+                out[key] = out.get(key, 0) + v
     return out
 
 
@@ -81,8 +98,23 @@ def value(text, prefix):
                if l.startswith(prefix))
 
 
-def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mode="ring"):
-    """`mode`: the capture mode asked of `podpath run` (ring, the default, or recvmsg)."""
+def pcap_count(pcap, bpf):
+    """Packets of `pcap` matching the tcpdump filter `bpf`."""
+    out = subprocess.run(["tcpdump", "-n", "-r", pcap, bpf], capture_output=True, text=True)
+    return len([l for l in out.stdout.splitlines() if l.strip()])
+
+
+def own_ptr_port(log_text):
+    m = re.search(r"naming literal destinations by PTR.*source_port=(\d+)", log_text)
+    return int(m.group(1)) if m else None
+
+
+def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mode="ring", names=(),
+             after=(), run_flags=()):
+    """`mode`: the capture mode asked of `podpath run` (ring, the default, or recvmsg).
+    `names`: (address, service, namespace, source or None) the scrape must name.
+    `after`: commands run in the pod after the lab scenario (not in the recorded captures).
+    `run_flags`: flags for `podpath run` only."""
     print(f"\n--- scenario {name}: podpath run in {pod}, capture mode {mode}", flush=True)
     pcap = f"/tmp/podpath-e2e-{name}.pcap"
     flags = CIDRS + ["--cluster-domain", domain] + extra_flags
@@ -92,7 +124,7 @@ def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mo
     env = dict(os.environ, POD_NAMESPACE=k8s_ns, POD_NAME=pod, POD_IP=pod_ip)
     log = open(f"/tmp/podpath-e2e-{name}.log", "w")
     proc = subprocess.Popen(in_ns(f"pp-{pod}", BIN, "run", "--listen", f"0.0.0.0:{PORT}",
-                                  "--capture-mode", mode, *flags),
+                                  "--capture-mode", mode, *flags, *run_flags),
                             env=env, stdout=log, stderr=log)
     deadline = time.time() + 10
     ready = 0
@@ -104,6 +136,8 @@ def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mo
     check(health == 200, f"{name}: /healthz answers 200")
     time.sleep(1.0)  # tcpdump is listening too
     sh(LAB, lab_cmd)
+    for cmd in after:
+        subprocess.run(in_ns(f"pp-{pod}", *cmd), stdout=subprocess.DEVNULL)
     # Let lookups linger out and connect timeouts fire on packet time, then scrape.
     time.sleep(6.0)
     code, live = fetch(pod_ip, "/metrics")
@@ -129,8 +163,46 @@ def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mo
           f"{name}: the log says it captured in {mode} mode")
     check("\x1b[" not in started, f"{name}: the log (not a terminal) has no colour codes")
 
+    if "--resolve-literals" in run_flags:
+        # Off: no socket, no query (any PTR in the capture would be the app's), no metrics.
+        check(own_ptr_port(started) is None and "podpath_ptr_" not in live
+              and pcap_count(pcap, "udp port 53 and (udp[10] & 0x80 = 0)") == 6,
+              f"{name}: with --resolve-literals off podpath sends no query and exports no podpath_ptr_*")
+        port = None
+    else:
+        # podpath's own PTR queries: in the raw capture, in no app metric.
+        port = own_ptr_port(started)
+        check(port is not None, f"{name}: the log names the PTR socket's source port ({port})")
+    if port is not None:
+        own_queries = pcap_count(pcap, f"udp src port {port} and udp dst port 53") if port else -1
+        own_answers = pcap_count(pcap, f"udp dst port {port} and udp src port 53") if port else -1
+        sent = value(live, "podpath_ptr_queries_total")
+        print(f"     podpath's own PTR queries on the wire: {own_queries} (answers {own_answers}); "
+              f"podpath_ptr_queries_total {sent:g}", flush=True)
+        check(own_queries > 0 and own_queries == sent,
+              f"{name}: podpath's PTR queries in the capture ({own_queries}) = podpath_ptr_queries_total ({sent:g})")
+        check('qtype="PTR"' not in "\n".join(l for l in live.splitlines() if l.startswith("podpath_dns_")),
+              f"{name}: no PTR query in the app's DNS metrics")
+    app_pcap = f"/tmp/podpath-e2e-{name}-app.pcap"
+    sh("tcpdump", "-r", pcap, "-w", app_pcap, f"not (udp port {port or 0})",
+       stderr=subprocess.DEVNULL)
+    check(pcap_count(app_pcap, f"udp port {port or 0}") == 0, f"{name}: the app-only capture holds none of them")
+    if names:
+        print("     scrape excerpt:")
+        for l in live.splitlines():
+            if (l.startswith(("podpath_destination_info", "podpath_literal_connections_total",
+                              "podpath_ptr_queries_total")) and not l.endswith(" 0")):
+                print(f"       {l}")
+    for addr, svc, ns, source in names:
+        line = [l for l in live.splitlines()
+                if l.startswith("podpath_destination_info{") and f'address="{addr}"' in l]
+        ok = len(line) == 1 and f'service="{svc}"' in line[0] and f'namespace="{ns}"' in line[0] \
+            and (source is None or f'source="{source}"' in line[0])
+        check(ok, f"{name}: {addr} is named Service {ns}/{svc}"
+                  f"{' by ' + source if source else ''}: {line[0] if line else '(no series)'}")
+
     offline = subprocess.run([BIN, "analyze", "--format", "prometheus", "--exclude-port", str(PORT),
-                              "--pod-ip", pod_ip, "--namespace", k8s_ns, *flags, pcap],
+                              "--pod-ip", pod_ip, "--namespace", k8s_ns, *flags, app_pcap],
                              capture_output=True, text=True)
     check(offline.returncode == 0, f"{name}: analyze of the tcpdump capture exits 0 ({offline.stderr.strip()[:200]})")
     a, b = samples(live, COMPARED), samples(offline.stdout, COMPARED)
@@ -212,8 +284,15 @@ def main():
             ('podpath_http_requests_total{path="cluster_ip"', 1),
             ('podpath_http_requests_total{path="dns"', 2),
             ("podpath_inbound_connections_total", 0),
-        ])
+            # The literal calls by address; the ClusterIP named by the answer
+            # for demo-app that came after it (docs/naming.md).
+            ('podpath_literal_connections_total{path="pod_ip",address="10.244.1.10",port="80"}', 1),
+            ('podpath_literal_connections_total{path="cluster_ip",address="10.96.100.10",port="80"}', 1),
+            ('podpath_destination_info{address="10.96.100.10",service="demo-app",namespace="default",', 1),
+        ], names=[("10.244.1.10", "demo-app", "default", "ptr"),
+                  ("10.96.100.10", "demo-app", "default", None)])
         # The same walkthrough through the fallback path: one recvmsg per frame.
+        # ... and with PTR lookups off.
         scenario("seed-recvmsg", "demo-app-2", "10.244.1.20", "default", "cluster.local", "seed", [], [
             ('podpath_connections_total{path="loopback"', 1),
             ('podpath_connections_total{path="pod_ip"', 1),
@@ -221,13 +300,16 @@ def main():
             ('podpath_connections_total{path="dns"', 2),
             ("podpath_dns_queries_total", 6),
             ('podpath_http_requests_total{path="dns"', 2),
-        ], mode="recvmsg")
+        ], mode="recvmsg", run_flags=["--resolve-literals", "off"])
         scenario("rich", "checkout", "10.244.2.20", "shop", "corp.internal", "rich", [], [
             ('podpath_tcp_connect_failures_total{path="pod_ip",reason="refused"}', 1),
             ('podpath_tcp_connect_failures_total{path="pod_ip",reason="timeout"}', 1),
             ('podpath_connections_total{path="dns",target="pod_ip"', 1),
             ('podpath_inbound_connections_total{protocol="tcp",port="80"}', 1),
-        ])
+        ], names=[("10.244.2.10", "cart", "shop", "ptr"),
+                  # IPv6: an ip6.arpa question, the endpoint's dashed-address name.
+                  ("fd00:10:244::2:40", "catalog", "shop", "ptr")],
+           after=[["curl", "-s", "-o", "/dev/null", "-g", "http://[fd00:10:244::2:40]/"]])
         capability_tests()
     finally:
         subprocess.run([LAB, "down"])

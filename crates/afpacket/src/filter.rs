@@ -46,7 +46,8 @@
 //!        ldh  [x+16]                destination port
 //!        jeq  #53, whole, tcpsnap
 //! udp:   ldh  [x+14]
-//!        jeq  #53, whole
+//!        jeq  #53, whole            (with an own DNS client: jeq #53, ownans)
+//!        [jeq #P, ownq]             own DNS client's port P (see below)
 //!        ldh  [x+16]
 //!        jeq  #53, whole, udpsnap
 //! whole:   ret #0xffffffff          DNS (and fragments): the whole frame
@@ -59,6 +60,21 @@
 //!
 //! A load past the end of a short frame ends the program with 0, so
 //! malformed frames are dropped by the kernel.
+//!
+//! With [`FilterSpec::own_dns`] (podpath's own DNS client socket: local port
+//! P, server S:53) its queries and answers are dropped in the kernel, by the
+//! exact tuple; anything else about port 53 stays whole:
+//!
+//! ```text
+//! ownq:   ldh [x+16]; jeq #53, qaddr, udpsnap       P -> 53
+//! qaddr:  ldh [12]; jeq #family, N, whole
+//!         ld  [dst address word i] ; jeq #S[i], N, whole   (1 word v4, 4 v6)
+//!         ... the last: jeq #S[last], drop, whole
+//! ownans: ldh [x+16]; jeq #P, aaddr, whole          53 -> P
+//! aaddr:  as qaddr, with the source address
+//! ```
+
+use std::net::{IpAddr, SocketAddr};
 
 /// One cBPF instruction, laid out as the kernel's `struct sock_filter`.
 #[repr(C)]
@@ -116,6 +132,9 @@ pub struct FilterSpec {
     pub loopback: bool,
     /// TCP payload bytes kept past the largest possible IP and TCP headers.
     pub tcp_payload: u32,
+    /// A UDP DNS client of the capturing process: (its local port, the
+    /// server's address with port 53). Its datagrams both ways are dropped.
+    pub own_dns: Option<(u16, SocketAddr)>,
 }
 
 impl FilterSpec {
@@ -131,6 +150,7 @@ impl Default for FilterSpec {
         FilterSpec {
             loopback: false,
             tcp_payload: DEFAULT_TCP_PAYLOAD,
+            own_dns: None,
         }
     }
 }
@@ -188,9 +208,25 @@ pub fn capture_filter(spec: &FilterSpec) -> Vec<Instruction> {
     a.jump(BPF_JEQ, 53, L("whole"), L("tcpsnap"));
     a.label("udp");
     a.stmt(BPF_LD | BPF_H | BPF_IND, ETH_HLEN);
-    a.jump(BPF_JEQ, 53, L("whole"), N);
+    match spec.own_dns {
+        None => a.jump(BPF_JEQ, 53, L("whole"), N),
+        Some((port, _)) => {
+            a.jump(BPF_JEQ, 53, L("ownans"), N);
+            a.jump(BPF_JEQ, u32::from(port), L("ownq"), N);
+        }
+    }
     a.stmt(BPF_LD | BPF_H | BPF_IND, ETH_HLEN + 2);
     a.jump(BPF_JEQ, 53, L("whole"), L("udpsnap"));
+    if let Some((port, server)) = spec.own_dns {
+        a.label("ownq");
+        a.stmt(BPF_LD | BPF_H | BPF_IND, ETH_HLEN + 2);
+        a.jump(BPF_JEQ, u32::from(server.port()), N, L("udpsnap"));
+        match_address(&mut a, server.ip(), false);
+        a.label("ownans");
+        a.stmt(BPF_LD | BPF_H | BPF_IND, ETH_HLEN + 2);
+        a.jump(BPF_JEQ, u32::from(port), N, L("whole"));
+        match_address(&mut a, server.ip(), true);
+    }
 
     a.label("whole");
     a.stmt(BPF_RET | BPF_K, WHOLE);
@@ -205,6 +241,35 @@ pub fn capture_filter(spec: &FilterSpec) -> Vec<Instruction> {
     a.label("drop");
     a.stmt(BPF_RET | BPF_K, 0);
     a.finish()
+}
+
+/// Drops the frame if its source (`source`) or destination address is
+/// `addr`, else keeps it whole (it is DNS). Checks the EtherType first: the
+/// address offsets differ by family.
+fn match_address(a: &mut Asm, addr: IpAddr, source: bool) {
+    use Target::{Label as L, Next as N};
+    let (ethertype, offset, words): (u32, u32, Vec<u32>) = match addr {
+        IpAddr::V4(v4) => (0x0800, if source { 26 } else { 30 }, vec![u32::from(v4)]),
+        IpAddr::V6(v6) => (
+            0x86dd,
+            if source { 22 } else { 38 },
+            v6.octets()
+                .chunks_exact(4)
+                .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+                .collect(),
+        ),
+    };
+    a.stmt(BPF_LD | BPF_H | BPF_ABS, 12);
+    a.jump(BPF_JEQ, ethertype, N, L("whole"));
+    let last = words.len() - 1;
+    for (i, w) in words.into_iter().enumerate() {
+        a.stmt(BPF_LD | BPF_W | BPF_ABS, offset + 4 * i as u32);
+        if i == last {
+            a.jump(BPF_JEQ, w, L("drop"), L("whole"));
+        } else {
+            a.jump(BPF_JEQ, w, N, L("whole"));
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -509,11 +574,79 @@ mod tests {
         }
     }
 
+    /// Rewrites the addresses of a frame built by `ipv4` or `ipv6`.
+    fn addresses(mut frame: Vec<u8>, src: IpAddr, dst: IpAddr) -> Vec<u8> {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                frame[26..30].copy_from_slice(&s.octets());
+                frame[30..34].copy_from_slice(&d.octets());
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                frame[22..38].copy_from_slice(&s.octets());
+                frame[38..54].copy_from_slice(&d.octets());
+            }
+            _ => panic!("mixed families"),
+        }
+        frame
+    }
+
+    #[test]
+    fn own_dns_client_traffic_is_dropped_by_its_exact_tuple() {
+        for (pod, server, other) in [
+            ("10.244.1.20", "10.96.0.10", "10.96.0.11"),
+            ("fd00::20", "fd00:10:96::a", "fd00:10:96::b"),
+        ] {
+            let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+            let spec = FilterSpec {
+                own_dns: Some((45353, SocketAddr::new(ip(server), 53))),
+                ..FilterSpec::default()
+            };
+            let udp = |src: &str, sport, dst: &str, dport| {
+                let l4 = ports(sport, dport, 60);
+                let frame = if ip(src).is_ipv4() {
+                    ipv4(17, 0, &l4)
+                } else {
+                    ipv6(17, &l4)
+                };
+                verdict(spec, &addresses(frame, ip(src), ip(dst)), HOST)
+            };
+            // Our query and its answer: dropped.
+            assert_eq!(udp(pod, 45353, server, 53), 0, "{server}");
+            assert_eq!(udp(server, 53, pod, 45353), 0, "{server}");
+            // The app's DNS, and our port towards another server: whole.
+            assert_eq!(udp(pod, 40000, server, 53), WHOLE);
+            assert_eq!(udp(server, 53, pod, 40000), WHOLE);
+            assert_eq!(udp(pod, 45353, other, 53), WHOLE);
+            assert_eq!(udp(other, 53, pod, 45353), WHOLE);
+            // A peer whose port happens to be ours, not DNS: headers as usual.
+            assert_eq!(udp(other, 45353, pod, 8125), UDP_SNAP);
+            assert_eq!(udp(pod, 8125, other, 45353), UDP_SNAP);
+        }
+        // The other family with the same ports is not ours.
+        let spec = FilterSpec {
+            own_dns: Some((45353, "10.96.0.10:53".parse().unwrap())),
+            ..FilterSpec::default()
+        };
+        assert_eq!(verdict(spec, &ipv6(17, &ports(45353, 53, 60)), HOST), WHOLE);
+        assert_eq!(verdict(spec, &ipv6(17, &ports(53, 45353, 60)), HOST), WHOLE);
+        // TCP DNS is untouched.
+        assert_eq!(
+            verdict(spec, &ipv4(6, 0, &ports(45353, 53, 60)), HOST),
+            WHOLE
+        );
+    }
+
     #[test]
     fn every_label_resolves_within_jump_range() {
-        for loopback in [false, true] {
+        for (loopback, own_dns) in [
+            (false, None),
+            (true, None),
+            (true, Some((1, "10.0.0.1:53".parse().unwrap()))),
+            (false, Some((1, "[fd00::1]:53".parse().unwrap()))),
+        ] {
             let prog = capture_filter(&FilterSpec {
                 loopback,
+                own_dns,
                 ..FilterSpec::default()
             });
             assert!(prog.len() < 4096, "BPF_MAXINSNS");
