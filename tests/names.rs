@@ -277,3 +277,35 @@ fn readme_shows_the_real_literal_table() {
     assert!(!shown.is_empty());
     assert_eq!(shown, printed);
 }
+
+/// What `podpath run` knows at start (resolv.conf), given to analyze: the
+/// seed capture without CIDR flags gets both literal paths right, the
+/// ClusterIP dialed before any DNS query included, and says it guessed.
+#[test]
+fn resolv_conf_nameserver_seeds_the_service_range_guess() {
+    let dir = std::env::temp_dir().join(format!("podpath-resolv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n",
+    )
+    .unwrap();
+    let flags = ["--resolv-conf", resolv.to_str().unwrap()];
+    let table = analyze("table", &flags, &capture("seed-any.pcap"));
+    assert!(
+        table.contains("total: loopback 1, pod_ip 1, cluster_ip 1, dns 2, external 0"),
+        "{table}"
+    );
+    assert!(
+        table.contains("inferred service_cidr = 10.96.0.0/12 from the range around the cluster DNS Service 10.96.0.10 (guess: pass --service-cidr)"),
+        "{table}"
+    );
+    // Without it, the ClusterIP call precedes the first query: external.
+    let table = analyze("table", &[], &capture("seed-any.pcap"));
+    assert!(
+        table.contains("total: loopback 1, pod_ip 1, cluster_ip 0, dns 2, external 1"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

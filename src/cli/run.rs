@@ -177,6 +177,11 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         engine.learn_service_address(addr, Some("kubernetes"), Some("default"));
     }
     let missing = missing_facts(engine.config());
+    let guessed: Vec<String> = engine
+        .inferences()
+        .iter()
+        .map(|i| format!("{} = {} from {}", i.what, i.value, i.from))
+        .collect();
     tracing::info!(
         interfaces = %interfaces.join(","),
         capture_mode = ?source.mode(),
@@ -184,6 +189,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         detected = %detected.join("; "),
         config = %described.join("; "),
         missing = %missing.join("; "),
+        guessed = %guessed.join("; "),
         "podpath capturing"
     );
 
@@ -323,7 +329,7 @@ fn ptr_socket(
 fn missing_facts(cfg: &crate::config::PodConfig) -> Vec<String> {
     let mut missing = Vec::new();
     if cfg.service_cidrs.is_empty() {
-        missing.push("no --service-cidr: literal ClusterIPs are recognised only once DNS answers or the kube-dns address reveal them".to_string());
+        missing.push("no --service-cidr: guessed around the cluster DNS Service (resolv.conf's nameserver; see `guessed`), and literal ClusterIPs outside it are recognised only once DNS answers reveal them".to_string());
     }
     if cfg.pod_cidrs.is_empty() {
         missing.push("no --pod-cidr: guessed from the pod's own address (/16); literal pod IPs outside it count as external".to_string());

@@ -256,6 +256,9 @@ impl Engine {
         source: NameSource,
         sink: &mut dyn Sink,
     ) {
+        if fqdn.trim_end_matches('.').is_empty() {
+            return;
+        }
         let domain = self.dns.search().cluster_domain.clone();
         let what = DestinationName::parse(fqdn, &domain);
         let fqdn: Arc<str> = match &what {

@@ -120,6 +120,10 @@ fn names_fed_from_another_thread_arrive_with_the_next_sweep() {
     .join()
     .unwrap();
     assert!(names.named.is_empty(), "not before packet time moves");
+    // An empty name (a root PTR target) names nothing.
+    r.engine
+        .learn_name(ip("10.96.7.7"), ".", NameSource::Ptr, &mut names);
+    assert!(names.named.is_empty());
     let later = Timestamp::from_secs_f64(r.t + 1.5);
     r.engine.advance(later, &mut names);
     assert_eq!(names.named.len(), 1);
