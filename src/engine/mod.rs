@@ -286,6 +286,12 @@ impl Engine {
     ) {
         match &what {
             _ if !cluster_address => {}
+            // podpath's own PTR answers name the address in
+            // `podpath_destination_info` only: were they to teach the
+            // attributor, a live pod's later connections would carry a
+            // Service a capture of the same traffic cannot show, and one
+            // destination's series would split when the answer arrives.
+            _ if source == NameSource::Ptr => {}
             DestinationName::Service { service, namespace } => {
                 self.attributor.learn_named_address(
                     addr,

@@ -68,16 +68,12 @@ def fetch(ns_ip, path, timeout=2.0):
     return (int(code) if code.isdigit() else 0), body
 
 
-LITERAL = re.compile(r'path="(pod_ip|cluster_ip)"')
-NAMED = re.compile(r'(service|namespace)="[^"]*"')
 
 
 def samples(text, families):
     """Sample lines of the given families, as {line-without-value: value}.
-    On the literal paths the service and namespace labels are blanked: live,
-    podpath's PTR answers name addresses a capture alone cannot (a later
-    connection to a named pod IP carries its Service), so the two sides are
-    compared on everything else there."""
+    podpath's own PTR answers name addresses only in podpath_destination_info
+    (not compared), so every compared series must match the capture's."""
     out = {}
     for line in text.splitlines():
         if line.startswith("#") or not line.strip():
@@ -85,8 +81,6 @@ def samples(text, families):
         name = re.split(r"[{ ]", line, 1)[0]
         if name in families:
             key, _, value = line.rpartition(" ")
-            if LITERAL.search(key):
-                key = NAMED.sub(lambda m: f'{m.group(1)}=""', key)
             v = float(value)
             if v != 0:
                 out[key] = out.get(key, 0) + v

@@ -83,6 +83,32 @@ fn a_name_learned_after_the_literal_call_is_exported_for_it() {
     assert_eq!(names.literal.len(), 1);
 }
 
+/// podpath's own PTR answers name the address, never the connection series:
+/// a capture of the same traffic holds no such answer, so `run` and `analyze`
+/// must label the connections alike, and one destination's series must not
+/// split when the answer arrives.
+#[test]
+fn podpaths_own_ptr_names_do_not_relabel_connections() {
+    let mut r = Run::new(LinkType::Ethernet);
+    let mut names = Names::default();
+    syn(&mut r, 40001, "10.244.1.10", &mut names);
+    r.engine.learn_name(
+        ip("10.244.1.10"),
+        "10-244-1-10.demo-app.default.svc.cluster.local.",
+        NameSource::Ptr,
+        &mut names,
+    );
+    syn(&mut r, 40002, "10.244.1.10", &mut names);
+    r.engine.advance(Timestamp::from_secs_f64(r.t + 60.0), &mut names);
+    assert_eq!(r.report.connections.len(), 2);
+    for c in &r.report.connections {
+        assert_eq!(c.path, Path::PodIp);
+        assert_eq!(c.service, None, "{c:?}");
+        assert_eq!(c.namespace, None, "{c:?}");
+    }
+    assert_eq!(names.named.len(), 1, "the name is still exported");
+}
+
 #[test]
 fn a_name_known_before_the_literal_call_is_exported_with_its_first_use() {
     let mut r = Run::new(LinkType::Ethernet);
