@@ -35,9 +35,23 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin podpath \
     && install -D -m 0755 target/release/podpath /out/podpath \
+    && install -D -m 0755 target/release/podpath /out/webhook/podpath \
     && setcap cap_net_raw+ep /out/podpath \
     && getcap /out/podpath | grep -q cap_net_raw
 
+# The admission webhook (`podpath webhook`, deploy/webhook): the same binary
+# without the file capability. A file capability outside the container's
+# bounding set makes execve fail, and the webhook container drops every
+# capability. Build it with --target webhook:
+#   docker build --target webhook -t podpath-webhook:0.1.0 .
+FROM gcr.io/distroless/cc-debian12:nonroot AS webhook
+COPY --from=builder /out/webhook/podpath /usr/local/bin/podpath
+USER 65532:65532
+EXPOSE 9443 9808
+ENTRYPOINT ["/usr/local/bin/podpath"]
+CMD ["webhook"]
+
+# The sidecar, the default target (last stage).
 # distroless/cc: glibc, libgcc and CA certificates, no shell, no package manager.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /out/podpath /usr/local/bin/podpath

@@ -23,5 +23,6 @@ pub mod metrics;
 pub mod report;
 pub mod time;
 pub mod tls;
+pub mod webhook;
 
 pub use time::Timestamp;

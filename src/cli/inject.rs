@@ -12,11 +12,18 @@ use crate::inject::{inject, InjectOptions};
 pub struct InjectArgs {
     /// A YAML file (multi-document, or a List), or `-` for standard input.
     pub file: String,
+    #[command(flatten)]
+    pub sidecar: SidecarArgs,
+}
+
+/// The sidecar's settings, shared by `inject` and `webhook`.
+#[derive(Args, Debug)]
+pub struct SidecarArgs {
     /// Add podpath as a native sidecar: an init container with `restartPolicy: Always` (Kubernetes >= 1.29). The default.
     #[arg(long, conflicts_with = "classic")]
     pub native_sidecar: bool,
     /// Add podpath as a plain container, for clusters older than 1.29.
-    #[arg(long)]
+    #[arg(long, env = "PODPATH_CLASSIC")]
     pub classic: bool,
     /// The podpath image.
     #[arg(long, env = "PODPATH_IMAGE", default_value = crate::inject::DEFAULT_IMAGE)]
@@ -24,6 +31,16 @@ pub struct InjectArgs {
     /// Port of podpath's /metrics, /healthz and /readyz in the pod.
     #[arg(long, env = "PODPATH_METRICS_PORT", default_value_t = crate::inject::DEFAULT_METRICS_PORT)]
     pub metrics_port: u16,
+}
+
+impl SidecarArgs {
+    pub fn options(&self) -> InjectOptions {
+        InjectOptions {
+            image: self.image.clone(),
+            native_sidecar: !self.classic,
+            metrics_port: self.metrics_port,
+        }
+    }
 }
 
 pub fn run(args: InjectArgs) -> Result<i32> {
@@ -36,11 +53,7 @@ pub fn run(args: InjectArgs) -> Result<i32> {
         input = std::fs::read_to_string(&args.file)
             .with_context(|| format!("{}: cannot read", args.file))?;
     }
-    let opts = InjectOptions {
-        image: args.image,
-        native_sidecar: !args.classic,
-        metrics_port: args.metrics_port,
-    };
+    let opts = args.sidecar.options();
     let out = inject(&input, &opts).with_context(|| format!("{}: cannot inject", args.file))?;
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(0)

@@ -21,6 +21,7 @@
 //! container named `podpath` is left untouched, so injecting twice yields
 //! exactly the text that injecting once did.
 
+mod json;
 mod sidecar;
 mod tree;
 
@@ -31,7 +32,10 @@ use thiserror::Error;
 
 use tree::{Node, NodeKind, Pos};
 
-pub use sidecar::{CONTAINER_NAME, DEFAULT_IMAGE, DEFAULT_METRICS_PORT, METRICS_PORT_NAME};
+pub use json::yaml_to_json;
+pub use sidecar::{
+    container_json, CONTAINER_NAME, DEFAULT_IMAGE, DEFAULT_METRICS_PORT, METRICS_PORT_NAME,
+};
 
 /// How the sidecar is added.
 #[derive(Debug, Clone, PartialEq, Eq)]
