@@ -136,7 +136,7 @@ def admission_checks(args, client, work):
         path = work / f"review-{i}.json"
         path.write_text(json.dumps(review(pod, f"uid-{i}")))
         status, body = client.curl(path)
-        label = f"{obj['kind']} {obj['metadata']['name']} ({expect})"
+        label = f"{obj['kind']} {obj['metadata'].get('name') or obj['metadata']['generateName']} ({expect})"
         if status != 200:
             check(label, False, f"HTTP {status}: {body}")
             continue
@@ -166,7 +166,12 @@ def admission_checks(args, client, work):
             if not same:
                 print(f"      differs from podpath inject: {r.stderr.strip()}")
         check(f"admitted with curl and patched: {label}", ok, body[:300])
-        pods_out.append(admitted)
+        # The API server names a generateName pod after mutating admission;
+        # kubernetes-validate wants the name, so add one as it would.
+        named = copy.deepcopy(admitted)
+        if not named["metadata"].get("name"):
+            named["metadata"]["name"] = named["metadata"]["generateName"] + "x7k2p"
+        pods_out.append(named)
     pods_file = work / "admitted-pods.yaml"
     pods_file.write_text(yaml.safe_dump_all(pods_out, sort_keys=False))
     for v in args.k8s_versions.split():
@@ -205,10 +210,15 @@ def bad_request_checks(args, client, work):
     conn.putheader("Content-Length", "1000")
     conn.endheaders(b'{"apiVersion":')
     conn.close()
+    # That one counts as a bad request too, once the server sees the close.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and \
+            metrics(args).get('podpath_webhook_reviews_total{outcome="bad_request"}', 0) < len(cases) + 1:
+        time.sleep(0.1)
     health = http.client.HTTPConnection("127.0.0.1", args.health_port, timeout=5)
     health.request("GET", "/healthz")
     check("healthz still 200 after the bad requests", health.getresponse().status == 200)
-    return len(cases)
+    return len(cases) + 1
 
 
 class Load:

@@ -16,6 +16,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-${PODPATH_BIN:-$root/target/debug/podpath}}
 venv=${PODPATH_CI_VENV:-$HOME/.cache/podpath-ci-venv}
+export PATH="$venv/bin:$PATH"
 port=${WEBHOOK_PORT:-19443}
 health=$((port + 1))
 work=$(mktemp -d)

@@ -80,6 +80,9 @@ def common(objs, label):
     excluded = nsel["kubernetes.io/metadata.name"]
     expect(excluded["operator"] == "NotIn" and {"kube-system", ns} <= set(excluded["values"]),
            f"{label}: kube-system and {ns} excluded")
+    pss = nsel.get("pod-security.kubernetes.io/enforce", {})
+    expect(pss.get("operator") == "NotIn" and set(pss.get("values", [])) == {"baseline", "restricted"},
+           f"{label}: namespaces enforcing baseline or restricted are not injected (PodSecurity would reject the pod)")
     osel = w["objectSelector"]["matchExpressions"]
     expect(osel == [{"key": "podpath.io/inject", "operator": "NotIn", "values": ["disabled"]}],
            f"{label}: pods opt out with podpath.io/inject=disabled")

@@ -13,9 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -50,7 +48,6 @@ struct AppState {
 pub fn review_router(webhook: Arc<Webhook>, metrics: Arc<WebhookMetrics>) -> Router {
     Router::new()
         .route("/inject", post(review_handler))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(AppState { webhook, metrics })
 }
 
@@ -76,18 +73,38 @@ pub fn health_router(metrics: Arc<WebhookMetrics>) -> Router {
         .with_state(metrics)
 }
 
-async fn review_handler(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn review_handler(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
-    let body = match body {
+    let refuse = |status: StatusCode, error: &dyn std::fmt::Display| {
+        state.metrics.count(Outcome::BadRequest);
+        tracing::warn!(status = status.as_u16(), %error, "review refused");
+        (status, format!("{error}\n")).into_response()
+    };
+    // A declared length past the limit is refused before the body is read:
+    // hyper sends `100 Continue` only once the body is polled, so a client
+    // that asked for it gets the 413 instead of uploading the body.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format_args!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        );
+    }
+    // Chunked bodies stop being read at the limit.
+    let body = match axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await {
         Ok(body) => body,
-        Err(rejection) => {
-            // Past the body limit (413) or a broken body stream (400).
-            state.metrics.count(Outcome::BadRequest);
-            tracing::warn!(status = rejection.status().as_u16(), error = %rejection, "review refused");
-            return rejection.into_response();
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            let status = if too_large {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return refuse(status, &e);
         }
     };
     let response = match state.webhook.review(&body) {
