@@ -34,6 +34,11 @@ pub const INJECT_KEY: &str = "podpath.io/inject";
 pub const OPT_OUT_VALUE: &str = "disabled";
 /// `app.kubernetes.io/name` of the webhook's own pods, never injected.
 pub const OWN_NAME: &str = "podpath-webhook";
+/// The annotation recording which podpath version added the sidecar, the
+/// one `inject` keeps on the pod templates it injected, set to the version.
+pub const VERSION_ANNOTATION: &str = "podpath.io/injected-version";
+/// [`VERSION_ANNOTATION`] as a JSON Pointer token (`/` is written `~1`).
+const VERSION_ANNOTATION_TOKEN: &str = "podpath.io~1injected-version";
 
 const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
 
@@ -248,7 +253,25 @@ impl Webhook {
         } else {
             json!({ "op": "add", "path": "/spec/containers/-", "value": self.container })
         };
-        Ok(vec![op])
+        let version = env!("CARGO_PKG_VERSION");
+        let record = match meta.and_then(|m| m.get("annotations")) {
+            Some(Value::Object(_)) => json!({
+                "op": "add",
+                "path": format!("/metadata/annotations/{VERSION_ANNOTATION_TOKEN}"),
+                "value": version,
+            }),
+            _ if meta.is_some_and(Value::is_object) => json!({
+                "op": "add",
+                "path": "/metadata/annotations",
+                "value": { VERSION_ANNOTATION: version },
+            }),
+            _ => json!({
+                "op": "add",
+                "path": "/metadata",
+                "value": { "annotations": { VERSION_ANNOTATION: version } },
+            }),
+        };
+        Ok(vec![op, record])
     }
 }
 

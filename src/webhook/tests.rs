@@ -166,7 +166,7 @@ fn webhook_patch_equals_inject() {
                 continue;
             }
             let injected = yaml_to_json(&inject(&doc, &opts).unwrap()).unwrap();
-            let (_, pod) = admitted(&webhook, &pod_of(&object));
+            let (outcome, pod) = admitted(&webhook, &pod_of(&object));
             assert_eq!(
                 &pod["spec"],
                 template_spec(&injected),
@@ -174,7 +174,14 @@ fn webhook_patch_equals_inject() {
                 object["metadata"]["name"],
                 opts.native_sidecar
             );
-            assert_eq!(pod["metadata"], pod_of(&injected)["metadata"]);
+            // The version annotation is set on the expected side rather than
+            // required of `inject`'s output: setting it twice is a no-op, so
+            // this holds whether or not this `inject` records it.
+            let mut expected = pod_of(&injected)["metadata"].clone();
+            if outcome == Outcome::Injected {
+                expected["annotations"][VERSION_ANNOTATION] = json!(env!("CARGO_PKG_VERSION"));
+            }
+            assert_eq!(pod["metadata"], expected);
             compared += 1;
         }
         assert_eq!(compared, 6);
@@ -232,10 +239,39 @@ fn pods_without_init_containers_get_the_list() {
             pod["spec"]["initContainers"] = v;
         }
         let ops = webhook.patch(&pod).unwrap();
-        assert_eq!(ops.len(), 1);
+        assert_eq!(ops.len(), 2);
         assert_eq!(ops[0]["path"], "/spec/initContainers");
         assert_eq!(ops[0]["value"][0]["name"], "podpath");
+        assert_eq!(ops[1]["path"], "/metadata/annotations");
     }
+}
+
+/// The version annotation joins existing annotations (its `/` escaped in the
+/// JSON Pointer), or creates the map.
+#[test]
+fn version_annotation_is_recorded() {
+    let webhook = Webhook::new(&native()).unwrap();
+    let containers = json!([{"name": "a", "image": "a"}]);
+    for meta in [
+        json!({"generateName": "x-"}),
+        json!({"generateName": "x-", "annotations": {"a/b": "c"}}),
+        json!({"generateName": "x-", "annotations": null}),
+    ] {
+        let pod = json!({"metadata": meta.clone(), "spec": {"containers": containers}});
+        let (outcome, admitted) = admitted(&webhook, &pod);
+        assert_eq!(outcome, Outcome::Injected);
+        let annotations = admitted["metadata"]["annotations"].as_object().unwrap();
+        assert_eq!(annotations[VERSION_ANNOTATION], env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            annotations.len(),
+            1 + usize::from(meta["annotations"].is_object())
+        );
+    }
+    let (_, admitted) = admitted(&webhook, &json!({"spec": {"containers": containers}}));
+    assert_eq!(
+        admitted["metadata"]["annotations"][VERSION_ANNOTATION],
+        env!("CARGO_PKG_VERSION")
+    );
 }
 
 #[test]
