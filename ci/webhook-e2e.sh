@@ -21,6 +21,7 @@ port=${WEBHOOK_PORT:-19443}
 health=$((port + 1))
 work=$(mktemp -d)
 server=""
+# shellcheck disable=SC2329 # run by the EXIT trap
 cleanup() {
     [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
     rm -rf "$work"

@@ -231,10 +231,10 @@ impl Webhook {
         if spec.get("hostNetwork").and_then(Value::as_bool) == Some(true) {
             return Err(Outcome::HostNetwork);
         }
-        if !spec
+        if spec
             .get("containers")
             .and_then(Value::as_array)
-            .is_some_and(|cs| !cs.is_empty())
+            .is_none_or(Vec::is_empty)
         {
             return Err(Outcome::InvalidPod);
         }
