@@ -25,7 +25,7 @@ pub fn yaml_to_json(text: &str) -> Result<Value, InjectError> {
 
 pub(crate) fn node_to_json(node: &Node) -> Value {
     match &node.kind {
-        NodeKind::Scalar { value, plain } => {
+        NodeKind::Scalar { value, plain, .. } => {
             if !plain {
                 Value::String(value.clone())
             } else if node.is_null() {
