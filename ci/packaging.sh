@@ -16,7 +16,8 @@
 #                     $CARGO_TARGET_DIR/release/podpath or target/release/podpath
 #                     when it exists): `podpath inject` on the example and demo
 #                     manifests (strict validation, idempotence; skipped while the
-#                     binary has no inject subcommand), and, as root,
+#                     binary has no inject subcommand), `podpath webhook` over
+#                     TLS (ci/webhook-e2e.sh), and, as root,
 #                     ci/nonroot-check.sh and ci/live-netns.sh (a real `podpath
 #                     run` scraped by Prometheus, every dashboard query)
 #   SKIP_BINARY_CHECKS=1  skip those
@@ -50,6 +51,10 @@ check() {
 echo "== tools"
 if ! command -v promtool >/dev/null; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+# openssl and curl: the webhook test's certificates and requests (ci/webhook-e2e.sh).
+if ! command -v openssl >/dev/null || ! command -v curl >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends openssl curl >/dev/null
 fi
 if [ ! -x "$venv/bin/pip" ]; then
     python3 -m venv "$venv" 2>/dev/null || {
