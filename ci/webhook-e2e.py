@@ -210,15 +210,29 @@ def bad_request_checks(args, client, work):
     conn.putheader("Content-Length", "1000")
     conn.endheaders(b'{"apiVersion":')
     conn.close()
-    # That one counts as a bad request too, once the server sees the close.
+    # A chunked body (no length declared) past the limit: the server stops
+    # reading at 1 MiB and answers 413; the client may see the 413 or, still
+    # uploading, a reset. Either way it is refused and counted.
+    conn = client.connection()
+    status = None
+    try:
+        conn.request("POST", "/inject", body=iter([b" " * 65536] * 32), encode_chunked=True,
+                     headers={"Content-Type": "application/json"})
+        status = conn.getresponse().status
+    except OSError:
+        pass
+    conn.close()
+    check("chunked 2 MiB body refused (413 or reset)", status in (413, None), str(status))
+    # Those two count as bad requests too, once the server sees them.
+    want = len(cases) + 2
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and \
-            metrics(args).get('podpath_webhook_reviews_total{outcome="bad_request"}', 0) < len(cases) + 1:
+            metrics(args).get('podpath_webhook_reviews_total{outcome="bad_request"}', 0) < want:
         time.sleep(0.1)
     health = http.client.HTTPConnection("127.0.0.1", args.health_port, timeout=5)
     health.request("GET", "/healthz")
     check("healthz still 200 after the bad requests", health.getresponse().status == 200)
-    return len(cases) + 1
+    return len(cases) + 2
 
 
 class Load:
