@@ -376,3 +376,43 @@ fn container_json_is_typed() {
         .iter()
         .any(|e| e["name"] == "PODPATH_LISTEN" && e["value"] == "0.0.0.0:9809"));
 }
+
+mod fail_open {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A review whose pod is `pod`, as JSON text to mutate.
+    fn review_text(which: usize) -> Vec<u8> {
+        let docs = documents();
+        let object = yaml_to_json(&docs[which % docs.len()]).unwrap();
+        review_of(&pod_of(&object), "uid-p")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Byte mutations and truncations of real reviews: never a panic;
+        /// every answer allows the pod, echoes the uid, and a patch it
+        /// carries applies to the pod it was computed for.
+        #[test]
+        fn mutated_reviews(which in 0usize..16, cut in 0usize..4000, pos in 0usize..4000, byte in 0u8..=255) {
+            let webhook = Webhook::new(&native()).unwrap();
+            let mut bytes = review_text(which);
+            let p = pos % bytes.len();
+            bytes[p] = byte;
+            bytes.truncate(cut.max(1).min(bytes.len()));
+            if let Ok(answer) = webhook.review(&bytes) {
+                let response = &answer.body["response"];
+                prop_assert_eq!(&response["allowed"], &json!(true));
+                prop_assert_eq!(response["uid"].as_str(), Some(answer.uid.as_str()));
+                if let Some(patch) = response["patch"].as_str() {
+                    let review: Value = serde_json::from_slice(&bytes).unwrap();
+                    let mut pod = review["request"]["object"].clone();
+                    let ops = base64::engine::general_purpose::STANDARD.decode(patch).unwrap();
+                    let ops: json_patch::Patch = serde_json::from_slice(&ops).unwrap();
+                    prop_assert!(json_patch::patch(&mut pod, &ops).is_ok());
+                }
+            }
+        }
+    }
+}
