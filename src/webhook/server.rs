@@ -211,7 +211,7 @@ where
 
 /// hyper's `graceful_shutdown`, whose connection type is generic over the
 /// I/O and the service.
-pub trait GracefulConnection {
+trait GracefulConnection {
     fn graceful(self: std::pin::Pin<&mut Self>);
 }
 
