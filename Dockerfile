@@ -33,19 +33,26 @@ COPY benches ./benches
 COPY tests/captures/seed-any.pcap ./tests/captures/
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin podpath \
+    cargo build --release --locked --no-default-features --bin podpath \
     && install -D -m 0755 target/release/podpath /out/podpath \
-    && install -D -m 0755 target/release/podpath /out/webhook/podpath \
     && setcap cap_net_raw+ep /out/podpath \
     && getcap /out/podpath | grep -q cap_net_raw
 
-# The admission webhook (`podpath webhook`, deploy/webhook): the same binary
-# without the file capability. A file capability outside the container's
-# bounding set makes execve fail, and the webhook container drops every
-# capability. Build it with --target webhook:
+# The admission webhook (`podpath webhook`, deploy/webhook), built with the
+# default features: the sidecar's build above leaves out the `webhook`
+# feature (rustls and ring: 5.7 MB stripped instead of 4.1 MB, measured
+# 2026-11-30). No file capability here: one outside the container's bounding
+# set makes execve fail, and the webhook container drops every capability.
+# BuildKit builds this stage only for --target webhook:
 #   docker build --target webhook -t podpath-webhook:0.1.0 .
+FROM builder AS webhook-builder
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin podpath \
+    && install -D -m 0755 target/release/podpath /out/webhook/podpath
+
 FROM gcr.io/distroless/cc-debian12:nonroot AS webhook
-COPY --from=builder /out/webhook/podpath /usr/local/bin/podpath
+COPY --from=webhook-builder /out/webhook/podpath /usr/local/bin/podpath
 USER 65532:65532
 EXPOSE 9443 9808
 ENTRYPOINT ["/usr/local/bin/podpath"]
