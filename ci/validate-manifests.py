@@ -11,6 +11,11 @@ through promtool:
   PodMonitor:     selector and endpoints present, each endpoint's relabelings
                   and metricRelabelings turned into a scrape config,
                   `promtool check config`.
+  cert-manager Issuer and Certificate (deploy/webhook): kubernetes-validate
+                  has no schema for cert-manager.io/v1 and none is vendored
+                  here, so they are checked against the subset of the v1 API
+                  that deploy/ uses: required fields present, every field
+                  known (strict, like --strict), and the types of the values.
 Any other custom kind fails: nothing in deploy/ should need one.
 Needs PyYAML (a dependency of kubernetes-validate).
 """
@@ -91,6 +96,81 @@ def check_pod_monitor(obj, tmp):
     return 1 if bad else 0
 
 
+CERT_MANAGER_GROUP = "cert-manager.io/v1"
+# The fields of cert-manager.io/v1 that deploy/ uses, from cert-manager's API
+# reference (Issuer: selfSigned or ca; Certificate: the fields below). A type,
+# or a dict of field -> (required, schema). Unknown fields are errors.
+ISSUER_REF = {"name": (True, str), "kind": (False, str), "group": (False, str)}
+CERT_MANAGER_SPECS = {
+    "Issuer": {
+        "selfSigned": (False, {"crlDistributionPoints": (False, list)}),
+        "ca": (False, {"secretName": (True, str)}),
+    },
+    "Certificate": {
+        "secretName": (True, str),
+        "issuerRef": (True, ISSUER_REF),
+        "commonName": (False, str),
+        "dnsNames": (False, list),
+        "ipAddresses": (False, list),
+        "isCA": (False, bool),
+        "duration": (False, str),
+        "renewBefore": (False, str),
+        "usages": (False, list),
+        "privateKey": (False, {
+            "algorithm": (False, str),
+            "size": (False, int),
+            "encoding": (False, str),
+            "rotationPolicy": (False, str),
+        }),
+    },
+}
+CERT_MANAGER_ENUMS = {
+    ("Certificate", "privateKey", "algorithm"): {"RSA", "ECDSA", "Ed25519"},
+    ("Certificate", "privateKey", "rotationPolicy"): {"Never", "Always"},
+}
+
+
+def check_fields(where, value, schema, path, errors):
+    if isinstance(schema, type):
+        if not isinstance(value, schema) or (schema is int and isinstance(value, bool)):
+            errors.append(f"{where}.{'.'.join(path)}: expected {schema.__name__}, got {value!r}")
+        return
+    if not isinstance(value, dict):
+        errors.append(f"{where}.{'.'.join(path)}: expected an object")
+        return
+    for key in value:
+        if key not in schema:
+            errors.append(f"{where}.{'.'.join(path + [key])}: unknown field")
+    for key, (required, sub) in schema.items():
+        if key in value:
+            check_fields(where, value[key], sub, path + [key], errors)
+        elif required:
+            errors.append(f"{where}.{'.'.join(path + [key])}: required")
+
+
+def check_cert_manager(obj):
+    kind, name = obj["kind"], obj["metadata"].get("name")
+    errors = []
+    where = f"{kind} {name}: spec"
+    check_fields(where, obj.get("spec"), CERT_MANAGER_SPECS[kind], [], errors)
+    spec = obj.get("spec") or {}
+    if kind == "Issuer" and len([k for k in ("selfSigned", "ca") if k in spec]) != 1:
+        errors.append(f"{where}: exactly one of selfSigned and ca")
+    for (k, *path), allowed in CERT_MANAGER_ENUMS.items():
+        value = spec
+        for p in path:
+            value = (value or {}).get(p)
+        if k == kind and value is not None and value not in allowed:
+            errors.append(f"{where}.{'.'.join(path)}: {value!r} not in {sorted(allowed)}")
+    if kind == "Certificate" and not (spec.get("dnsNames") or spec.get("commonName")):
+        errors.append(f"{where}: needs dnsNames or commonName")
+    for e in errors:
+        fail(e)
+    if not errors:
+        print(f"{kind} {name}: fields known and typed (cert-manager.io/v1 subset)")
+    return 1 if errors else 0
+
+
 def main(built, version):
     docs = [d for d in yaml.safe_load_all(Path(built).read_text()) if d]
     if not docs:
@@ -105,6 +185,8 @@ def main(built, version):
                 status |= check_prometheus_rule(obj, tmp)
             elif api.startswith(OPERATOR_GROUP) and kind == "PodMonitor":
                 status |= check_pod_monitor(obj, tmp)
+            elif api == CERT_MANAGER_GROUP and kind in CERT_MANAGER_SPECS:
+                status |= check_cert_manager(obj)
             else:
                 status |= fail(f"{api} {kind}: no validator for this kind")
         if builtin:

@@ -24,5 +24,6 @@ pub mod ptr;
 pub mod report;
 pub mod time;
 pub mod tls;
+pub mod webhook;
 
 pub use time::Timestamp;

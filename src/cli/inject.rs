@@ -14,22 +14,39 @@ use crate::inject::{inject_report, Action, InjectOptions, Outcome, Selection, Sk
 pub struct InjectArgs {
     /// A YAML file (multi-document, or a List), or `-` for standard input.
     pub file: String,
+    #[command(flatten)]
+    pub sidecar: SidecarArgs,
+    /// Inject only workloads labelled (or annotated) podpath.io/inject=enabled, as the kustomize components do. Without it every workload is injected unless opted out with podpath.io/inject=disabled.
+    #[arg(long)]
+    pub opt_in: bool,
+}
+
+/// The sidecar's settings, shared by `inject` and `webhook`.
+#[derive(Args, Debug)]
+pub struct SidecarArgs {
     /// Add podpath as a native sidecar: an init container with `restartPolicy: Always` (Kubernetes >= 1.29). The default.
     #[arg(long, conflicts_with = "classic")]
     pub native_sidecar: bool,
     /// Add podpath as a plain container, for clusters older than 1.29.
-    #[arg(long)]
+    #[arg(long, env = "PODPATH_CLASSIC")]
     pub classic: bool,
     /// The podpath image, e.g. registry.example/podpath:0.1.0 or …@sha256:…; the default is the
     /// kustomize components' default too (docs/deploy.md#image).
     #[arg(long, env = "PODPATH_IMAGE", default_value = crate::inject::DEFAULT_IMAGE)]
     pub image: String,
-    /// Inject only workloads labelled (or annotated) podpath.io/inject=enabled, as the kustomize components do. Without it every workload is injected unless opted out with podpath.io/inject=disabled.
-    #[arg(long)]
-    pub opt_in: bool,
     /// Port of podpath's /metrics, /healthz and /readyz in the pod.
     #[arg(long, env = "PODPATH_METRICS_PORT", default_value_t = crate::inject::DEFAULT_METRICS_PORT)]
     pub metrics_port: u16,
+}
+
+impl SidecarArgs {
+    pub fn options(&self) -> InjectOptions {
+        InjectOptions {
+            image: self.image.clone(),
+            native_sidecar: !self.classic,
+            metrics_port: self.metrics_port,
+        }
+    }
 }
 
 pub fn run(args: InjectArgs) -> Result<i32> {
@@ -42,11 +59,7 @@ pub fn run(args: InjectArgs) -> Result<i32> {
         input = std::fs::read_to_string(&args.file)
             .with_context(|| format!("{}: cannot read", args.file))?;
     }
-    let opts = InjectOptions {
-        image: args.image,
-        native_sidecar: !args.classic,
-        metrics_port: args.metrics_port,
-    };
+    let opts = args.sidecar.options();
     let selection = if args.opt_in {
         Selection::OptedIn
     } else {

@@ -1,4 +1,5 @@
-//! Command-line interface: `podpath analyze`, `podpath run`, `podpath inject`.
+//! Command-line interface: `podpath analyze`, `podpath run`, `podpath inject`,
+//! `podpath webhook`.
 //! Every flag is also an environment variable (`PODPATH_*`).
 
 pub mod analyze;
@@ -6,6 +7,8 @@ pub mod inject;
 pub mod ptr;
 pub mod run;
 pub mod server;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 use std::net::IpAddr;
 
@@ -37,6 +40,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Add the podpath sidecar to every pod template of Kubernetes YAML (idempotent).
     Inject(inject::InjectArgs),
+    /// Serve a mutating admission webhook that adds the sidecar to new pods (HTTPS, fail-open).
+    #[cfg(feature = "webhook")]
+    Webhook(webhook::WebhookArgs),
 }
 
 #[derive(Clone, Copy, Debug, Default, ValueEnum, PartialEq, Eq)]
@@ -243,5 +249,7 @@ pub fn main(cli: Cli) -> Result<i32> {
         Command::Analyze(args) => analyze::run(args),
         Command::Run(args) => run::run(args),
         Command::Inject(args) => inject::run(args),
+        #[cfg(feature = "webhook")]
+        Command::Webhook(args) => webhook::run(args),
     }
 }

@@ -26,6 +26,7 @@
 //! is left alone. Every object gets an [`Outcome`] saying what was done or
 //! why it was skipped.
 
+mod json;
 mod sidecar;
 mod tree;
 
@@ -36,8 +37,10 @@ use thiserror::Error;
 
 use tree::{Node, NodeKind, Pos};
 
+pub use json::yaml_to_json;
 pub use sidecar::{
-    CONTAINER_NAME, DEFAULT_IMAGE, DEFAULT_METRICS_PORT, IMAGE_NAME, METRICS_PORT_NAME,
+    container_json, CONTAINER_NAME, DEFAULT_IMAGE, DEFAULT_METRICS_PORT, IMAGE_NAME,
+    METRICS_PORT_NAME,
 };
 
 /// How the sidecar is added.

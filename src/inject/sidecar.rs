@@ -117,3 +117,20 @@ pub(crate) fn container_lines(opts: &InjectOptions, indent: usize, eol: &str) ->
     }
     out
 }
+
+/// The container `container_lines` writes, as JSON: what `podpath webhook`
+/// adds to a pod. Derived from the same lines, so `inject`, the webhook and
+/// (by the kustomize test) `deploy/sidecar/` add one and the same container.
+pub fn container_json(opts: &InjectOptions) -> Result<serde_json::Value, InjectError> {
+    validate(opts)?;
+    match super::json::yaml_to_json(&container_lines(opts, 0, "\n"))? {
+        serde_json::Value::Array(items) if items.len() == 1 => {
+            Ok(items.into_iter().next().unwrap_or_default())
+        }
+        other => Err(InjectError::Yaml {
+            line: 1,
+            column: 1,
+            message: format!("the sidecar's lines are not one sequence item: {other}"),
+        }),
+    }
+}

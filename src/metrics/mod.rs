@@ -9,7 +9,7 @@
 
 mod process;
 
-pub use process::peak_rss_bytes;
+pub use process::{peak_rss_bytes, ProcessCollector};
 
 use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hash};
