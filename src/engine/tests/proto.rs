@@ -234,7 +234,7 @@ fn tls_sni_confirms_the_dns_name_and_a_cut_hello_is_unknown() {
     assert!(table.contains("api.example.com"), "{table}");
 }
 
-fn context(r: &Run) -> crate::report::Context<'_> {
+pub(super) fn context(r: &Run) -> crate::report::Context<'_> {
     crate::report::Context {
         inputs: vec!["test".into()],
         span_secs: 1.0,
