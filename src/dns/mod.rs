@@ -509,17 +509,38 @@ impl DnsTracker {
     ) {
         // Timeouts due by now happen first: the response may be late.
         self.expire_queries(ts, out);
+        let mut late_taken = None;
         let tx = match self.tx.response(ts, client, server, msg) {
             Matched::Answer(tx) => Some(tx),
-            Matched::Late(late) => {
+            Matched::Late { late, waiting } => {
+                // A copy still waits: the resolver takes this answer, so the
+                // lookup does, though no copy is counted as answered.
+                if waiting {
+                    late_taken = Some(Transaction {
+                        client: late.client,
+                        server: late.server,
+                        id: late.id,
+                        qname: late.qname.clone(),
+                        qtype: late.qtype,
+                        transport: late.transport,
+                        sent: ts,
+                        outcome: Outcome::Rcode(msg.rcode),
+                        latency_secs: None,
+                        answered: msg.rcode == wire::Rcode::NOERROR && msg.answer_count > 0,
+                        truncated: msg.truncated,
+                        others_waiting: true,
+                    });
+                }
                 out.push(DnsEvent::LateAnswer(late));
                 None
             }
             Matched::Unmatched => None,
         };
         let Some(q) = &msg.question else {
+            if let Some(tx) = tx.as_ref().or(late_taken.as_ref()) {
+                self.lookups.on_completed(ts, tx, &[]);
+            }
             if let Some(tx) = tx {
-                self.lookups.on_completed(ts, &tx, &[]);
                 out.push(DnsEvent::Completed(tx));
             }
             return;
@@ -528,6 +549,7 @@ impl DnsTracker {
         let addrs: Vec<IpAddr> = answers.iter().map(|(a, _)| *a).collect();
         let app_name = tx
             .as_ref()
+            .or(late_taken.as_ref())
             .and_then(|tx| self.lookups.on_completed(ts, tx, &addrs));
         if !answers.is_empty() {
             let fqdn: Arc<str> = Arc::from(q.name.as_str());

@@ -10,15 +10,14 @@
 //!
 //! Each transmission ends once: answered (its rcode and latency), `TIMEOUT`
 //! (no answer within the timeout of its own sending) or `UNREACHABLE` (ICMP
-//! port unreachable). A response is paired with the oldest transmission of
-//! its question still within its timeout; when none is, with the oldest
-//! timed-out one: a late answer, reported apart (the transmission was
-//! already counted as `TIMEOUT`). Preferring transmissions still waiting
-//! reads the common case right: a first copy lost (the conntrack race that
-//! drops one of A/AAAA) and the copy sent 5 s later answered at once is one
-//! `TIMEOUT` and one fast answer, not a 5 s answer. The wire cannot tell
-//! which copy a response answers; a server that answers every copy late, in
-//! order, is read right as well.
+//! port unreachable). The wire cannot tell which copy a response answers;
+//! it is paired with the oldest unanswered copy (servers answer in order),
+//! except that a response within [`FAST_SECS`] of the newest copy still
+//! waiting answers that copy when older ones have timed out: the first copy
+//! was lost (the conntrack race that drops one of A/AAAA) and the copy sent
+//! 5 s later was answered at once, one `TIMEOUT` and one fast answer rather
+//! than a 5 s answer. A response paired with a timed-out copy is a late
+//! answer, reported apart (the copy was already counted as `TIMEOUT`).
 //!
 //! Timed-out transmissions are remembered for [`LATE_WINDOW_SECS`] to pair
 //! late answers; a response matching nothing is counted as unmatched.
@@ -39,6 +38,9 @@ use crate::Timestamp;
 
 /// How long after its timeout a transmission can still be paired with a late answer.
 pub const LATE_WINDOW_SECS: f64 = 60.0;
+/// A response this soon after the newest copy still waiting answers that
+/// copy rather than an older one that timed out.
+pub const FAST_SECS: f64 = 0.5;
 /// Transmissions of one question waiting for an answer at a time.
 pub const MAX_SENDS: usize = 16;
 
@@ -102,8 +104,10 @@ pub struct Transaction {
 pub struct LateAnswer {
     pub client: SocketAddr,
     pub server: SocketAddr,
+    pub id: u16,
     pub qname: Arc<str>,
     pub qtype: QType,
+    pub transport: Transport,
     pub rcode: Rcode,
     /// From the transmission it answers.
     pub latency_secs: f64,
@@ -113,7 +117,12 @@ pub struct LateAnswer {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Matched {
     Answer(Transaction),
-    Late(LateAnswer),
+    /// `waiting`: another copy of the question still waits, so the resolver
+    /// takes this answer (same id, same socket).
+    Late {
+        late: LateAnswer,
+        waiting: bool,
+    },
     Unmatched,
 }
 
@@ -320,7 +329,18 @@ impl Transactions {
         let Some(key) = key else {
             return Matched::Unmatched;
         };
-        if let Some((sent, _)) = entry.waiting.pop_front() {
+        let fast = entry
+            .waiting
+            .back()
+            .is_some_and(|(sent, _)| ts.secs_since(*sent) <= FAST_SECS);
+        let copy = if entry.timed_out.is_empty() {
+            entry.waiting.pop_front()
+        } else if fast {
+            entry.waiting.pop_back()
+        } else {
+            None
+        };
+        if let Some((sent, _)) = copy {
             let tx = Transaction {
                 client,
                 server,
@@ -344,18 +364,25 @@ impl Transactions {
             self.stats.unmatched_responses += 1;
             return Matched::Unmatched;
         };
-        if entry.timed_out.is_empty() {
+        let waiting = !entry.waiting.is_empty();
+        let transport = entry.transport;
+        if !waiting && entry.timed_out.is_empty() {
             self.entries.remove(&key);
         }
         self.stats.late_answers += 1;
-        Matched::Late(LateAnswer {
-            client,
-            server,
-            qname: key.qname,
-            qtype: key.qtype,
-            rcode: msg.rcode,
-            latency_secs: ts.secs_since(sent),
-        })
+        Matched::Late {
+            late: LateAnswer {
+                client,
+                server,
+                id: key.id,
+                qname: key.qname,
+                qtype: key.qtype,
+                transport,
+                rcode: msg.rcode,
+                latency_secs: ts.secs_since(sent),
+            },
+            waiting,
+        }
     }
 
     /// An ICMP port unreachable for a datagram `client` sent to `server`
@@ -582,10 +609,13 @@ mod tests {
             &[],
         ))
         .unwrap();
-        let Matched::Late(l) = t.response(secs(17.0), addr(CLIENT), addr(SERVER), &late) else {
+        let Matched::Late { late: l, waiting } =
+            t.response(secs(17.0), addr(CLIENT), addr(SERVER), &late)
+        else {
             panic!("not a late answer");
         };
         assert_eq!(l.rcode.as_str(), "SERVFAIL");
+        assert!(!waiting);
         assert!((l.latency_secs - 7.0).abs() < 1e-9);
         // A second copy of it matches nothing.
         assert_eq!(
@@ -652,6 +682,36 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(t.stats().queries, 3);
         assert_eq!(t.stats().retransmitted_queries, 2);
+    }
+
+    #[test]
+    fn copies_answered_in_order_after_their_timeout_are_all_late() {
+        // Copies 1 s apart, each answered 6.5 s after it: the first answer
+        // comes while the third copy still waits, but long after it was sent.
+        let mut t = Transactions::new(5.0, 16);
+        for at in [0.0, 1.0, 2.0] {
+            send(&mut t, at, 1, "x.example");
+        }
+        let r = wire::parse(&response_bytes(
+            1,
+            "x.example.",
+            RecordType::A,
+            ResponseCode::ServFail,
+            &[],
+        ))
+        .unwrap();
+        let mut out = Vec::new();
+        let mut got = Vec::new();
+        for at in [6.5, 7.5, 8.5] {
+            t.expire(secs(at), &mut out);
+            match t.response(secs(at), addr(CLIENT), addr(SERVER), &r) {
+                Matched::Late { late, waiting } => got.push((late.latency_secs, waiting)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(got, [(6.5, true), (6.5, false), (6.5, false)]);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|tx| tx.outcome == Outcome::Timeout));
     }
 
     #[test]
