@@ -200,6 +200,8 @@ fn recorded_tls_h2c_stale_and_rewrite_scenarios() {
         assert_eq!(
             http,
             vec![
+                // The pod IP dialed literally right after echo's lookup.
+                get(Path::PodIp, None),
                 grpc(0),
                 grpc(0),
                 grpc(14),
@@ -231,6 +233,19 @@ fn recorded_tls_h2c_stale_and_rewrite_scenarios() {
         );
 
         assert!(detected);
+        // That literal call followed echo's answer within the rewrite
+        // window (a candidate, held), and stayed pod_ip once curl dialed
+        // echo's ClusterIP.
+        let literal = report
+            .connections
+            .iter()
+            .find(|c| c.path == Path::PodIp)
+            .unwrap();
+        assert_eq!(literal.dst, "10.244.2.41:80".parse().unwrap());
+        assert!(!literal.rewritten);
+        let echo = report.lookups.iter().find(|l| &*l.name == "echo").unwrap();
+        let after = literal.ts - echo.ts;
+        assert!(after > 0.0 && after < rewrite::WINDOW_SECS, "{after}");
         let rewrites: Vec<_> = report
             .rewrites
             .iter()
@@ -256,7 +271,7 @@ fn recorded_tls_h2c_stale_and_rewrite_scenarios() {
             ("podpath_dns_stale_connections_total{path=\"dns\",dns_name=\"db\",reason=\"not_in_latest_answer\"}", 1.0),
             ("podpath_dns_stale_connections_total{path=\"dns\",dns_name=\"db\",reason=\"past_ttl\"}", 1.0),
             ("podpath_rewritten_connections_total{dns_name=\"demo-app\",port=\"80\"}", 4.0),
-            ("podpath_connections_total{path=\"pod_ip\"", 0.0),
+            ("podpath_connections_total{path=\"pod_ip\"", 1.0),
             ("podpath_destination_rewrite_detected ", 1.0),
         ] {
             assert_eq!(count(&text, series), n, "{series} (snap {snap:?})\n{text}");
