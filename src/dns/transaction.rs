@@ -715,6 +715,28 @@ mod tests {
     }
 
     #[test]
+    fn copies_of_one_question_are_bounded() {
+        let mut t = Transactions::new(5.0, 16);
+        for i in 0..100 {
+            send(&mut t, f64::from(i) * 0.01, 1, "x.example");
+        }
+        assert_eq!(t.pending(), MAX_SENDS);
+        let st = t.stats();
+        assert_eq!((st.queries, st.retransmitted_queries), (100, 99));
+        assert_eq!(st.overflow, 100 - MAX_SENDS as u64);
+        // Questions remembered only for late answers give way to new ones.
+        let mut t = Transactions::new(5.0, 2);
+        send(&mut t, 0.0, 1, "a");
+        send(&mut t, 0.0, 2, "b");
+        let mut out = Vec::new();
+        t.expire(secs(6.0), &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(send(&mut t, 6.0, 3, "c"), QueryStatus::New);
+        assert_eq!(send(&mut t, 6.0, 4, "d"), QueryStatus::New);
+        assert_eq!(send(&mut t, 6.0, 5, "e"), QueryStatus::Overflow);
+    }
+
+    #[test]
     fn a_lost_first_copy_times_out_and_the_answer_goes_to_the_copy_waiting() {
         // glibc resends after 5 s; the first copy was dropped on the way.
         let mut t = Transactions::new(5.0, 16);

@@ -456,7 +456,7 @@ impl Metrics {
         );
         r.register(
             "podpath_dns_lookup_queries",
-            "DNS queries the lookups of a name cost",
+            "DNS queries the lookups of a name cost, retransmissions included",
             m.dns_lookup_queries.clone(),
         );
         r.register(

@@ -640,3 +640,37 @@ fn a_pod_ip_literal_dialed_right_after_an_unrelated_lookup_stays_pod_ip() {
     assert_eq!(count(&text, "podpath_rewritten_connections_total{"), 0.0);
     assert!(!r.engine.rewrite_detected());
 }
+
+#[test]
+fn held_candidates_are_bounded_and_the_oldest_decided_early() {
+    let mut r = Run::new(LinkType::LinuxSll2);
+    let n = rewrite::MAX_HELD + 20;
+    for i in 0..n {
+        let i = u16::try_from(i).unwrap();
+        // Each name twice (a new pod IP each time): no pattern reaches the
+        // evidence threshold, every connection is held.
+        let name = format!("svc{}.default.svc.cluster.local", i / 2);
+        r.dns(
+            1000 + i,
+            &name,
+            RecordType::A,
+            ResponseCode::NoError,
+            Some(&format!("10.96.1.{}", i / 2 + 1)),
+        );
+        let pod = format!("10.244.{}.{}", 10 + i / 200, i % 200 + 1);
+        r.http(POD, 20000 + i, &pod, 8080, "200 OK");
+    }
+    // Within the hold time: only the overflow was decided.
+    assert_eq!(r.report.connections.len(), n - rewrite::MAX_HELD);
+    r.finish();
+    assert_eq!(r.report.connections.len(), n);
+    let odd: Vec<_> = r
+        .report
+        .connections
+        .iter()
+        .filter(|c| !(c.rewritten && c.path == Path::Dns))
+        .map(|c| (c.dst, c.path))
+        .collect();
+    assert!(odd.is_empty(), "{odd:?}");
+    assert_eq!(r.report.http_requests.len(), n);
+}
