@@ -619,6 +619,9 @@ impl Engine {
                 self.flow_evicted(old, sink);
             }
             if let Some(first) = self.rewrite.hold(held) {
+                sink.on_event(&Event::Evicted {
+                    table: "rewrite_held",
+                });
                 self.decide(first, true, sink);
             }
             return key;
@@ -799,6 +802,9 @@ impl Engine {
                 if full {
                     let id = flow.id;
                     if let Some(h) = self.rewrite.take(id) {
+                        sink.on_event(&Event::Evicted {
+                            table: "rewrite_held",
+                        });
                         self.decide(h, true, sink);
                     }
                 }

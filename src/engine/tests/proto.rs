@@ -660,9 +660,16 @@ fn held_candidates_are_bounded_and_the_oldest_decided_early() {
         let pod = format!("10.244.{}.{}", 10 + i / 200, i % 200 + 1);
         r.http(POD, 20000 + i, &pod, 8080, "200 OK");
     }
-    // Within the hold time: only the overflow was decided.
+    // Within the hold time: only the overflow was decided, and counted.
     assert_eq!(r.report.connections.len(), n - rewrite::MAX_HELD);
-    r.finish();
+    let text = r.finish();
+    assert_eq!(
+        count(
+            &text,
+            "podpath_table_evictions_total{table=\"rewrite_held\"}"
+        ),
+        20.0
+    );
     assert_eq!(r.report.connections.len(), n);
     let odd: Vec<_> = r
         .report
