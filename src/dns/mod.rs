@@ -468,10 +468,13 @@ impl DnsTracker {
         };
         let qname: Arc<str> = Arc::from(q.name.as_str());
         self.infer(&qname);
+        let overflow = self.tx.stats().overflow;
         let status = self
             .tx
             .query(ts, src, dst, msg.id, qname.clone(), q.qtype, transport);
-        if status == QueryStatus::Overflow {
+        // A query not tracked (table full, or too many copies of it waiting)
+        // never completes: counted here instead.
+        if self.tx.stats().overflow > overflow {
             out.push(DnsEvent::Evicted { table: "pending" });
         }
         let retransmission = status == QueryStatus::Retransmission;

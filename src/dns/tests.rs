@@ -1044,3 +1044,21 @@ fn a_copy_resent_after_the_timeout_is_a_retransmission_of_the_same_lookup() {
     assert_eq!((l.queries, l.retransmissions), (2, 1));
     assert!((l.duration_secs - 5.003).abs() < 1e-6);
 }
+
+#[test]
+fn copies_past_the_bound_are_counted_as_not_tracked() {
+    let mut s = Sim::new(k8s_config());
+    let fq = "cart.default.svc.cluster.local.";
+    let id = s.query(0.0, fq, RecordType::A);
+    for i in 1..20 {
+        resend(&mut s, f64::from(i) * 0.01, id, fq, RecordType::A);
+    }
+    let evicted = s
+        .events
+        .iter()
+        .filter(|e| matches!(e, DnsEvent::Evicted { table: "pending" }))
+        .count();
+    assert_eq!(evicted, 20 - transaction::MAX_SENDS);
+    s.t.flush(&mut s.events);
+    assert_eq!(s.completed().len(), transaction::MAX_SENDS);
+}
