@@ -711,25 +711,33 @@ impl Report {
             write_table(&mut out, &rows);
         }
 
-        if !self.rewrites.is_empty() {
+        // Rewritten connections by (name, port), with the detection if the
+        // pattern reached the evidence threshold.
+        let mut rw: BTreeMap<(&str, u16), u64> = BTreeMap::new();
+        for c in self.connections.iter().filter(|c| c.rewritten) {
+            let name = c.dns_name.as_deref().unwrap_or("");
+            *rw.entry((name, c.dst.port())).or_default() += 1;
+        }
+        for r in &self.rewrites {
+            rw.entry((r.dns_name.as_str(), r.port)).or_default();
+        }
+        if !rw.is_empty() {
             let _ = writeln!(
                 out,
-                "\nDestination rewriting detected (lookups answering a ClusterIP followed by connections to pod IPs)"
+                "\nDestination rewriting (lookups answering a ClusterIP followed by connections to pod IPs)"
             );
-            for r in &self.rewrites {
-                let rewritten = self
-                    .connections
+            for ((name, port), n) in rw {
+                let detected = self
+                    .rewrites
                     .iter()
-                    .filter(|c| {
-                        c.rewritten
-                            && c.dns_name.as_deref() == Some(&r.dns_name)
-                            && c.dst.port() == r.port
-                    })
-                    .count();
+                    .find(|r| r.dns_name == name && r.port == port);
+                let how = match detected {
+                    Some(r) => format!("detected after {} connections", r.evidence),
+                    None => "below the detection threshold, no answer of the lookups dialed".into(),
+                };
                 let _ = writeln!(
                     out,
-                    "  {} port {}: detected after {} connections; {} connection(s) attributed to the name",
-                    r.dns_name, r.port, r.evidence, rewritten
+                    "  {name} port {port}: {how}; {n} connection(s) attributed to the name"
                 );
             }
         }

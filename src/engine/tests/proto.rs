@@ -501,7 +501,12 @@ fn destination_rewrite_is_attributed_to_the_name_from_the_first_connection() {
         "{text}"
     );
     let table = r.report.to_table(&context(&r));
-    assert!(table.contains("Destination rewriting detected"), "{table}");
+    assert!(
+        table.contains(
+            "demo-app port 8080: detected after 3 connections; 4 connection(s) attributed to the name"
+        ),
+        "{table}"
+    );
 }
 
 #[test]
@@ -587,6 +592,11 @@ fn a_lone_rewritten_connection_is_held_then_attributed_to_the_name() {
         (Path::Dns, Some(AddrClass::PodIp), true)
     );
     assert_eq!(r.report.http_requests[0].path, Some(Path::Dns));
+    let table = r.report.to_table(&context(&r));
+    assert!(
+        table.contains("demo-app port 8080: below the detection threshold, no answer of the lookups dialed; 1 connection(s) attributed to the name"),
+        "{table}"
+    );
 }
 
 #[test]
