@@ -63,6 +63,8 @@ COUNTERS_AND_GAUGES = {
     "podpath_destination_rewrite_detected",
     "podpath_udp_port_unreachable_total",
     "podpath_dns_malformed_total",
+    "podpath_dns_retransmissions_total",
+    "podpath_dns_late_answers_total",
 }
 HISTOGRAMS = {
     "podpath_tcp_connect_duration_seconds",

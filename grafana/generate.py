@@ -550,6 +550,30 @@ def dns_dashboard():
         12,
         8,
     )
+    l.add(
+        timeseries(
+            "Retransmitted queries and late answers",
+            [
+                target(
+                    f"sum by (qtype) (rate(podpath_dns_retransmissions_total{{{SEL}}}[{RI}]))",
+                    "retransmitted {{qtype}}",
+                    ref="A",
+                ),
+                target(
+                    f"sum by (rcode) (rate(podpath_dns_late_answers_total{{{SEL}}}[{RI}]))",
+                    "late {{rcode}}",
+                    ref="B",
+                ),
+            ],
+            unit="reqps",
+            description="Queries the resolver sent again with the same id because no answer came "
+            "in time (they are in the query counts too), and answers that came after the query had "
+            "timed out (counted as TIMEOUT), by their rcode. Runbook: "
+            "docs/alerts.md#podpathdnsretransmissions.",
+        ),
+        24,
+        8,
+    )
     l.row("Stale answers and rewritten destinations")
     l.add(
         timeseries(

@@ -2,7 +2,10 @@
 # Runs `podpath analyze` over every capture in a corpus directory:
 # - it must never crash: exit 0, or exit 1 with a one-line error;
 # - DNS query and response counts must agree with tshark's (messages on the
-#   wire; DNS quoted inside ICMP errors is not a message).
+#   wire; DNS quoted inside ICMP errors is not a message), and so must the
+#   retransmitted queries (same id and question sent again), with tshark's
+#   retransmission window set to podpath's: an earlier copy sent at most
+#   65 s before (5 s query timeout + 60 s late-answer window).
 # Usage: scripts/corpus-check.sh DIR
 set -euo pipefail
 dir=$(realpath "${1:?usage: corpus-check.sh DIR}")
@@ -36,17 +39,21 @@ for path in files:
     report = json.loads(p.stdout)
     dns = report.get("dns", {})
     ours = (dns.get("queries_seen", 0), dns.get("responses_seen", 0))
-    def tcount(flt):
-        t = subprocess.run(["tshark", "-n", "-r", path, "-Y", flt, "-T", "fields", "-e", "dns.id"],
+    def tcount(flt, field="dns.id"):
+        t = subprocess.run(["tshark", "-n", "-o", "dns.retransmission_timer:65", "-r", path,
+                            "-Y", flt, "-T", "fields", "-e", field],
                            capture_output=True, text=True, timeout=120)
         # One line per frame; a TCP frame may carry several messages (ids comma-separated).
         return sum(len(l.split(",")) for l in t.stdout.splitlines() if l.strip())
     theirs = (tcount("dns && dns.flags.response == 0 && !mdns && !llmnr && !icmp && !icmpv6"),
               tcount("dns && dns.flags.response == 1 && !mdns && !llmnr && !icmp && !icmpv6"))
-    status = "ok" if ours == theirs else "MISMATCH"
+    ours_retx = dns.get("retransmitted_queries", 0)
+    theirs_retx = tcount("dns.retransmission && dns.flags.response == 0 && !mdns && !llmnr && !icmp && !icmpv6",
+                         "dns.retransmission")
+    status = "ok" if ours == theirs and ours_retx == theirs_retx else "MISMATCH"
     if status != "ok":
         bad += 1
-    rows.append((path, status, f"podpath q/r={ours} tshark q/r={theirs}"))
+    rows.append((path, status, f"podpath q/r/retx={ours + (ours_retx,)} tshark q/r/retx={theirs + (theirs_retx,)}"))
 for r in rows:
     print(f"{r[1]:9} {os.path.relpath(r[0], root)}: {r[2]}")
 print(f"corpus: {len(files)} files, {bad} failing")

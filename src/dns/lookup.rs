@@ -110,8 +110,11 @@ pub struct Lookup {
     /// queries was answered, else NOERROR (no data), else NXDOMAIN, else the
     /// first other outcome; TIMEOUT when nothing completed.
     pub result: Outcome,
-    /// Queries sent (retransmissions with the same id not counted).
+    /// Queries sent, retransmissions (same id) included: the lookup's share
+    /// of `podpath_dns_queries_total`.
     pub queries: u32,
+    /// Of `queries`, copies sent again with the same id (no answer came in time).
+    pub retransmissions: u32,
     /// Queries for candidates other than the final one.
     pub wasted: u32,
     /// The final candidate, e.g. `demo-app.default.svc.cluster.local`.
@@ -150,6 +153,7 @@ struct Open {
     answered: bool,
     addresses: Vec<IpAddr>,
     queries: u32,
+    retransmissions: u32,
     cur_queries: u32,
     started: Timestamp,
     last_activity: Timestamp,
@@ -224,6 +228,7 @@ impl Open {
             form: form(&self.name, &fqdn, self.absolute, &search.cluster_domain),
             result: self.result.unwrap_or(Outcome::Timeout),
             queries: self.queries,
+            retransmissions: self.retransmissions,
             wasted: self.queries - self.cur_queries.min(self.queries),
             fqdn,
             addresses: self.addresses,
@@ -514,6 +519,7 @@ impl Lookups {
             answered: false,
             addresses: Vec::new(),
             queries: 0,
+            retransmissions: 0,
             cur_queries: 0,
             started: ts,
             last_activity: ts,
@@ -531,25 +537,57 @@ impl Lookups {
         evicted
     }
 
-    /// A transaction completed; returns the name the application wrote when
-    /// the transaction belongs to an open lookup.
+    /// The open lookup of `client` whose current candidate is `qname` and
+    /// that asked `qtype` (outstanding ones first).
+    fn asking(&self, client: IpAddr, qname: &str, qtype: QType) -> Option<(u64, bool)> {
+        let ids = self.by_name.get(qname)?;
+        let mut settled = None;
+        for &id in ids {
+            let Some(o) = self.slots.get(&id) else {
+                continue;
+            };
+            if o.client != client || o.current() != qname {
+                continue;
+            }
+            match o.qtypes.iter().find(|(t, _)| *t == qtype) {
+                Some((_, QState::Outstanding)) => return Some((id, true)),
+                Some(_) if settled.is_none() => settled = Some((id, false)),
+                _ => {}
+            }
+        }
+        settled
+    }
+
+    /// A query sent again with the same id: it costs a query and keeps the
+    /// question open (also after a timeout: it was the resolver's retry).
+    pub fn on_retransmission(&mut self, ts: Timestamp, client: IpAddr, qname: &str, qtype: QType) {
+        let Some((id, _)) = self.asking(client, qname, qtype) else {
+            return;
+        };
+        if let Some(o) = self.slots.get_mut(&id) {
+            o.note_query(ts, qtype);
+            o.retransmissions = o.retransmissions.saturating_add(1);
+        }
+        self.schedule(id);
+    }
+
+    /// A transmission completed; returns the name the application wrote when
+    /// it belongs to an open lookup. An answer to another copy of a question
+    /// already settled still counts (its rank and addresses), without
+    /// reopening it.
     pub fn on_completed(
         &mut self,
         ts: Timestamp,
         tx: &Transaction,
         addresses: &[IpAddr],
     ) -> Option<Arc<str>> {
-        let client = tx.client.ip();
-        let id = self.by_name.get(&*tx.qname)?.iter().copied().find(|id| {
-            self.slots.get(id).is_some_and(|o| {
-                o.client == client
-                    && o.current() == &*tx.qname
-                    && o.qtypes
-                        .iter()
-                        .any(|(t, s)| *t == tx.qtype && *s == QState::Outstanding)
-            })
-        })?;
+        let (id, outstanding) = self.asking(tx.client.ip(), &tx.qname, tx.qtype)?;
         let open = self.slots.get_mut(&id)?;
+        // Another copy of a settled question that got no answer of its own
+        // tells nothing new.
+        if !outstanding && !matches!(tx.outcome, Outcome::Rcode(_)) {
+            return Some(open.name.clone());
+        }
         // glibc sends a candidate's query again (next server or attempt)
         // after anything but a NOERROR or NXDOMAIN answer, and over TCP after
         // a truncated one.
@@ -558,8 +596,10 @@ impl Lookups {
                 tx.outcome,
                 Outcome::Rcode(Rcode::NOERROR) | Outcome::Rcode(Rcode::NXDOMAIN)
             );
-        if let Some(entry) = open.qtypes.iter_mut().find(|(t, _)| *t == tx.qtype) {
-            entry.1 = QState::Done { retry };
+        if outstanding {
+            if let Some(entry) = open.qtypes.iter_mut().find(|(t, _)| *t == tx.qtype) {
+                entry.1 = QState::Done { retry };
+            }
         }
         // A truncated answer is replaced by the TCP retry's.
         if !tx.truncated || open.result.is_none() {

@@ -19,9 +19,11 @@
 //!   `on_port_unreachable(ts, original_src:port, original_dst:port)`.
 //! - `advance(now)` whenever packet time moves (per packet, or per batch and
 //!   on `Next::Idle`); `flush` once at the end of input.
-//! - `Completed` events feed `podpath_dns_queries_total{qtype, rcode}` and the
-//!   response-time histogram; `Lookup` events the lookup metrics; `Query`
-//!   events tell which local addresses send queries (the pod's own).
+//! - `Completed` events (one per query on the wire, retransmissions
+//!   included) feed `podpath_dns_queries_total{qtype, rcode}` and the
+//!   response-time histogram; `LateAnswer` events the late answers;
+//!   `Lookup` events the lookup metrics; `Query` events tell which local
+//!   addresses send queries (the pod's own) and which are retransmissions.
 //! - Attribution: `resolve(dst_ip, ts)` at the SYN; `NameInfo::name` is the
 //!   `dns_name` label, `service`/`namespace` the Service's.
 
@@ -43,13 +45,13 @@ pub use lookup::{Form, Lookup, Search};
 pub use names::NameInfo;
 pub use resolv::ResolvConf;
 pub use stream::StreamStats;
-pub use transaction::{Outcome, Transaction, Transport, TxStats};
+pub use transaction::{LateAnswer, Outcome, Transaction, Transport, TxStats};
 pub use wire::{QType, Rcode, WireError};
 
 use lookup::Lookups;
 use names::NameTable;
 use stream::Streams;
-use transaction::{QueryStatus, Transactions};
+use transaction::{Matched, QueryStatus, Transactions};
 
 /// TCP DNS directions idle this long are dropped (CoreDNS closes after 10 s).
 const STREAM_IDLE_SECS: f64 = 60.0;
@@ -115,7 +117,8 @@ pub struct QueryEvent {
     pub qname: Arc<str>,
     pub qtype: QType,
     pub transport: Transport,
-    /// Same client, server, id and question as a query still pending.
+    /// Same client, server, id and question as an earlier query still
+    /// unanswered (waiting, or timed out within the late window).
     pub retransmission: bool,
 }
 
@@ -141,9 +144,11 @@ pub struct Answered {
 pub enum DnsEvent {
     Answered(Answered),
     Query(QueryEvent),
-    /// A query answered, timed out, or refused by ICMP. One per query
-    /// (retransmissions excluded): count `podpath_dns_queries_total` here.
+    /// A query answered, timed out, or refused by ICMP. One per query on
+    /// the wire (retransmissions included): count `podpath_dns_queries_total` here.
     Completed(Transaction),
+    /// An answer to a query that had already completed as `TIMEOUT`.
+    LateAnswer(LateAnswer),
     Lookup(Lookup),
     Malformed {
         reason: &'static str,
@@ -336,15 +341,7 @@ impl DnsTracker {
     /// Packet time moved to `now`: fires query timeouts, reports finished
     /// lookups, drops expired names and idle TCP streams.
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<DnsEvent>) {
-        let mut done = std::mem::take(&mut self.scratch);
-        self.tx.expire(now, &mut done);
-        for tx in done.drain(..) {
-            // The lookup saw the timeout when it happened, not when `advance` ran.
-            let at = tx.sent.add_secs(self.cfg.query_timeout_secs).min(now);
-            self.lookups.on_completed(at, &tx, &[]);
-            out.push(DnsEvent::Completed(tx));
-        }
-        self.scratch = done;
+        self.expire_queries(now, out);
         let mut lookups = Vec::new();
         self.lookups.expire(now, &self.search, &mut lookups);
         out.extend(lookups.into_iter().map(DnsEvent::Lookup));
@@ -353,6 +350,22 @@ impl DnsTracker {
             self.last_stream_sweep = now;
             self.streams.expire(now, STREAM_IDLE_SECS);
         }
+    }
+
+    /// Completes the queries whose timeout passed at `now`.
+    fn expire_queries(&mut self, now: Timestamp, out: &mut Vec<DnsEvent>) {
+        let mut done = std::mem::take(&mut self.scratch);
+        self.tx.expire(now, &mut done);
+        for tx in done.drain(..) {
+            // A copy still waiting keeps the lookup's question open.
+            if !tx.others_waiting {
+                // The lookup saw the timeout when it happened, not when `advance` ran.
+                let at = tx.sent.add_secs(self.cfg.query_timeout_secs).min(now);
+                self.lookups.on_completed(at, &tx, &[]);
+            }
+            out.push(DnsEvent::Completed(tx));
+        }
+        self.scratch = done;
     }
 
     /// End of input. Every pending query completes as `TIMEOUT` (the capture
@@ -475,14 +488,20 @@ impl DnsTracker {
         };
         let qname: Arc<str> = Arc::from(q.name.as_str());
         self.infer(&qname);
+        let overflow = self.tx.stats().overflow;
         let status = self
             .tx
             .query(ts, src, dst, msg.id, qname.clone(), q.qtype, transport);
-        if status == QueryStatus::Overflow {
+        // A query not tracked (table full, or too many copies of it waiting)
+        // never completes: counted here instead.
+        if self.tx.stats().overflow > overflow {
             out.push(DnsEvent::Evicted { table: "pending" });
         }
         let retransmission = status == QueryStatus::Retransmission;
-        if !retransmission {
+        if retransmission {
+            self.lookups
+                .on_retransmission(ts, src.ip(), &qname, q.qtype);
+        } else {
             let mut early = Vec::new();
             if self
                 .lookups
@@ -511,10 +530,40 @@ impl DnsTracker {
         msg: &wire::DnsMessage,
         out: &mut Vec<DnsEvent>,
     ) {
-        let tx = self.tx.response(ts, client, server, msg);
+        // Timeouts due by now happen first: the response may be late.
+        self.expire_queries(ts, out);
+        let mut late_taken = None;
+        let tx = match self.tx.response(ts, client, server, msg) {
+            Matched::Answer(tx) => Some(tx),
+            Matched::Late { late, waiting } => {
+                // A copy still waits: the resolver takes this answer, so the
+                // lookup does, though no copy is counted as answered.
+                if waiting {
+                    late_taken = Some(Transaction {
+                        client: late.client,
+                        server: late.server,
+                        id: late.id,
+                        qname: late.qname.clone(),
+                        qtype: late.qtype,
+                        transport: late.transport,
+                        sent: ts,
+                        outcome: Outcome::Rcode(msg.rcode),
+                        latency_secs: None,
+                        answered: msg.rcode == wire::Rcode::NOERROR && msg.answer_count > 0,
+                        truncated: msg.truncated,
+                        others_waiting: true,
+                    });
+                }
+                out.push(DnsEvent::LateAnswer(late));
+                None
+            }
+            Matched::Unmatched => None,
+        };
         let Some(q) = &msg.question else {
+            if let Some(tx) = tx.as_ref().or(late_taken.as_ref()) {
+                self.lookups.on_completed(ts, tx, &[]);
+            }
             if let Some(tx) = tx {
-                self.lookups.on_completed(ts, &tx, &[]);
                 out.push(DnsEvent::Completed(tx));
             }
             return;
@@ -529,6 +578,7 @@ impl DnsTracker {
         let addrs: Vec<IpAddr> = answers.iter().map(|(a, _)| *a).collect();
         let app_name = tx
             .as_ref()
+            .or(late_taken.as_ref())
             .and_then(|tx| self.lookups.on_completed(ts, tx, &addrs));
         if !answers.is_empty() {
             let fqdn: Arc<str> = Arc::from(q.name.as_str());

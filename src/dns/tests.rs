@@ -644,14 +644,15 @@ fn glibc_after_timeouts_tries_the_name_as_written() {
     assert_eq!(&*l.name, "demo-app");
     assert_eq!(l.result.as_str(), "TIMEOUT");
     assert_eq!(&*l.fqdn, "demo-app");
-    assert_eq!((l.queries, l.wasted), (4, 2));
+    // Every copy on the wire counts, in the lookup as in the query count.
+    assert_eq!((l.queries, l.retransmissions, l.wasted), (8, 4, 4));
     assert_eq!(s.t.stats().tx.retransmitted_queries, 4);
     let timeouts = s
         .completed()
         .iter()
         .filter(|t| t.outcome == Outcome::Timeout)
         .count();
-    assert_eq!(timeouts, 4);
+    assert_eq!(timeouts, 8);
 }
 
 #[test]
@@ -931,4 +932,133 @@ proptest! {
         t.on_tcp(secs(1.0), addr(SERVER), addr(CLIENT), &tcp(1, TcpFlags::ACK, &framed(&msg[..end])), &mut out);
         prop_assert!(out.len() <= 2);
     }
+}
+
+/// Sends the query `id` for `name` again (a resolver's retransmission).
+fn resend(s: &mut Sim, at: f64, id: u16, name: &str, qtype: RecordType) {
+    let bytes = query_bytes(id, name, qtype);
+    s.t.advance(secs(at), &mut s.events);
+    s.t.on_udp(secs(at), addr(CLIENT), addr(SERVER), &bytes, &mut s.events);
+}
+
+fn late_answers(s: &Sim) -> Vec<&LateAnswer> {
+    s.events
+        .iter()
+        .filter_map(|e| match e {
+            DnsEvent::LateAnswer(l) => Some(l),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_slow_server_answering_every_copy_is_three_answered_queries_and_one_lookup() {
+    let mut s = Sim::new(k8s_config());
+    let fq = "cart.default.svc.cluster.local.";
+    let id = s.query(0.0, fq, RecordType::A);
+    resend(&mut s, 1.0, id, fq, RecordType::A);
+    resend(&mut s, 2.0, id, fq, RecordType::A);
+    let retx = s
+        .events
+        .iter()
+        .filter(|e| matches!(e, DnsEvent::Query(q) if q.retransmission))
+        .count();
+    assert_eq!(retx, 2);
+    for at in [2.5, 3.5, 4.5] {
+        s.respond(
+            at,
+            id,
+            fq,
+            RecordType::A,
+            ResponseCode::NoError,
+            &[(fq, 5, a("10.96.0.30"))],
+        );
+    }
+    let done = s.completed();
+    assert_eq!(done.len(), 3);
+    assert!(done
+        .iter()
+        .all(|t| t.outcome.as_str() == "NOERROR" && (t.latency_secs.unwrap() - 2.5).abs() < 1e-9));
+    assert!(late_answers(&s).is_empty());
+    let l = s.only_lookup(20.0);
+    assert_eq!(&*l.name, "cart");
+    assert_eq!(l.result.as_str(), "NOERROR");
+    assert_eq!((l.queries, l.retransmissions, l.wasted), (3, 2, 0));
+    assert_eq!(l.addresses, ["10.96.0.30".parse::<IpAddr>().unwrap()]);
+    let st = s.t.stats().tx;
+    assert_eq!((st.queries, st.retransmitted_queries), (3, 2));
+    assert_eq!(
+        (st.responses, st.unmatched_responses, st.late_answers),
+        (3, 0, 0)
+    );
+}
+
+#[test]
+fn servfail_after_seven_seconds_is_three_timeouts_and_three_late_answers() {
+    let mut s = Sim::new(k8s_config());
+    let fq = "cart.default.svc.cluster.local.";
+    let id = s.query(0.0, fq, RecordType::A);
+    resend(&mut s, 1.0, id, fq, RecordType::A);
+    resend(&mut s, 2.0, id, fq, RecordType::A);
+    for at in [7.0, 8.0, 9.0] {
+        s.respond(at, id, fq, RecordType::A, ResponseCode::ServFail, &[]);
+    }
+    let done = s.completed();
+    assert_eq!(done.len(), 3);
+    assert!(done.iter().all(|t| t.outcome == Outcome::Timeout));
+    let late = late_answers(&s);
+    assert_eq!(late.len(), 3);
+    assert!(late
+        .iter()
+        .all(|l| l.rcode.as_str() == "SERVFAIL" && (l.latency_secs - 7.0).abs() < 1e-9));
+    let l = s.only_lookup(30.0);
+    assert_eq!(l.result.as_str(), "TIMEOUT");
+    assert_eq!((l.queries, l.retransmissions), (3, 2));
+    let st = s.t.stats().tx;
+    assert_eq!(
+        (st.timeouts, st.late_answers, st.unmatched_responses),
+        (3, 3, 0)
+    );
+}
+
+#[test]
+fn a_copy_resent_after_the_timeout_is_a_retransmission_of_the_same_lookup() {
+    // glibc's 5 s retry after the first copy was lost (the conntrack race).
+    let mut s = Sim::new(k8s_config());
+    let fq = "cart.default.svc.cluster.local.";
+    let id = s.query(0.0, fq, RecordType::A);
+    resend(&mut s, 5.001, id, fq, RecordType::A);
+    s.respond(
+        5.003,
+        id,
+        fq,
+        RecordType::A,
+        ResponseCode::NoError,
+        &[(fq, 5, a("10.96.0.30"))],
+    );
+    let outcomes: Vec<&str> = s.completed().iter().map(|t| t.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["TIMEOUT", "NOERROR"]);
+    assert!((s.completed()[1].latency_secs.unwrap() - 0.002).abs() < 1e-9);
+    let l = s.only_lookup(30.0);
+    assert_eq!(l.result.as_str(), "NOERROR");
+    assert_eq!((l.queries, l.retransmissions), (2, 1));
+    assert!((l.duration_secs - 5.003).abs() < 1e-6);
+}
+
+#[test]
+fn copies_past_the_bound_are_counted_as_not_tracked() {
+    let mut s = Sim::new(k8s_config());
+    let fq = "cart.default.svc.cluster.local.";
+    let id = s.query(0.0, fq, RecordType::A);
+    for i in 1..20 {
+        resend(&mut s, f64::from(i) * 0.01, id, fq, RecordType::A);
+    }
+    let evicted = s
+        .events
+        .iter()
+        .filter(|e| matches!(e, DnsEvent::Evicted { table: "pending" }))
+        .count();
+    assert_eq!(evicted, 20 - transaction::MAX_SENDS);
+    s.t.flush(&mut s.events);
+    assert_eq!(s.completed().len(), transaction::MAX_SENDS);
 }

@@ -1,17 +1,32 @@
-//! Query ↔ response matching.
+//! Query ↔ response matching, per transmission.
 //!
-//! A transaction is keyed by client address and port, server address and
-//! port, message id, and the question (name and type). A response completes
-//! the pending query with the same key (a response without a question
-//! matches on addresses and id alone). A query still pending after the
-//! timeout completes as `TIMEOUT`; an ICMP port unreachable answering it
-//! completes it as `UNREACHABLE`. A query sent again with the same key while
-//! pending is a retransmission: counted, not a new transaction, latency
-//! measured from the first copy.
+//! A question is keyed by client address and port, server address and port,
+//! message id, and the question (name and type). A resolver that gets no
+//! answer sends the same message again (glibc and musl keep the id and the
+//! socket): every copy is a transmission, counted as a query on the wire (as
+//! CoreDNS's `coredns_dns_requests_total` and tshark count them), and every
+//! copy after the first while an earlier one is unanswered is a
+//! retransmission.
 //!
-//! The pending table holds at most `max_pending` queries; past that new
-//! queries are not tracked (counted as `overflow`) and their responses are
-//! counted as unmatched.
+//! Each transmission ends once: answered (its rcode and latency), `TIMEOUT`
+//! (no answer within the timeout of its own sending) or `UNREACHABLE` (ICMP
+//! port unreachable). The wire cannot tell which copy a response answers;
+//! it is paired with the oldest unanswered copy (servers answer in order),
+//! except that a response within [`FAST_SECS`] of the newest copy still
+//! waiting answers that copy when older ones have timed out: the first copy
+//! was lost (the conntrack race that drops one of A/AAAA) and the copy sent
+//! 5 s later was answered at once, one `TIMEOUT` and one fast answer rather
+//! than a 5 s answer. A response paired with a timed-out copy is a late
+//! answer, reported apart (the copy was already counted as `TIMEOUT`).
+//!
+//! Timed-out transmissions are remembered for [`LATE_WINDOW_SECS`] to pair
+//! late answers; a response matching nothing is counted as unmatched.
+//!
+//! The table holds at most `max_pending` questions (a question remembered
+//! only for late answers gives way first); past that new questions are not
+//! tracked (counted as `overflow`) and their responses are counted as
+//! unmatched. A question keeps at most [`MAX_SENDS`] transmissions waiting;
+//! more copies are counted as queries and retransmissions, not paired.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -20,6 +35,14 @@ use std::sync::Arc;
 use super::wire::{DnsMessage, QType, Rcode};
 use crate::hash::HashMap;
 use crate::Timestamp;
+
+/// How long after its timeout a transmission can still be paired with a late answer.
+pub const LATE_WINDOW_SECS: f64 = 60.0;
+/// A response this soon after the newest copy still waiting answers that
+/// copy rather than an older one that timed out.
+pub const FAST_SECS: f64 = 0.5;
+/// Transmissions of one question waiting for an answer at a time.
+pub const MAX_SENDS: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -36,7 +59,7 @@ impl Transport {
     }
 }
 
-/// How a transaction ended.
+/// How a transmission ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Rcode(Rcode),
@@ -55,7 +78,7 @@ impl Outcome {
     }
 }
 
-/// A completed query.
+/// A completed transmission of a query.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transaction {
     pub client: SocketAddr,
@@ -72,16 +95,47 @@ pub struct Transaction {
     pub answered: bool,
     /// The response had the TC bit (the client will retry over TCP).
     pub truncated: bool,
+    /// Other transmissions of the same question are still waiting.
+    pub others_waiting: bool,
+}
+
+/// A response to a transmission that had already timed out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LateAnswer {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub id: u16,
+    pub qname: Arc<str>,
+    pub qtype: QType,
+    pub transport: Transport,
+    pub rcode: Rcode,
+    /// From the transmission it answers.
+    pub latency_secs: f64,
+}
+
+/// What a response was paired with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Matched {
+    Answer(Transaction),
+    /// `waiting`: another copy of the question still waits, so the resolver
+    /// takes this answer (same id, same socket).
+    Late {
+        late: LateAnswer,
+        waiting: bool,
+    },
+    Unmatched,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TxStats {
+    /// Every query with a question, retransmissions included.
     pub queries: u64,
     pub retransmitted_queries: u64,
     pub responses: u64,
     pub unmatched_responses: u64,
+    pub late_answers: u64,
     pub timeouts: u64,
-    /// Queries not tracked because the pending table was full.
+    /// Queries not tracked because the table (or a question's send list) was full.
     pub overflow: u64,
 }
 
@@ -95,10 +149,12 @@ struct TxKey {
 }
 
 #[derive(Debug)]
-struct Pending {
-    sent: Timestamp,
+struct Entry {
     transport: Transport,
-    generation: u64,
+    /// Transmissions within their timeout, oldest first: (sent, generation).
+    waiting: VecDeque<(Timestamp, u64)>,
+    /// Transmissions past their timeout without an answer, oldest first.
+    timed_out: VecDeque<(Timestamp, u64)>,
 }
 
 /// What `Transactions::query` did with a query.
@@ -106,16 +162,18 @@ struct Pending {
 pub enum QueryStatus {
     New,
     Retransmission,
-    /// Not tracked: the pending table is full.
+    /// Not tracked: the table is full.
     Overflow,
 }
 
 #[derive(Debug)]
 pub struct Transactions {
-    pending: HashMap<TxKey, Pending>,
-    /// (deadline, generation, key) in arrival order; entries whose generation
-    /// no longer matches the pending entry are stale and skipped.
+    entries: HashMap<TxKey, Entry>,
+    /// (deadline, generation, key) per transmission, in sending order;
+    /// entries whose transmission is gone are stale and skipped.
     deadlines: VecDeque<(Timestamp, u64, TxKey)>,
+    /// (forget at, generation, key) per timed-out transmission, in order.
+    forget: VecDeque<(Timestamp, u64, TxKey)>,
     timeout_secs: f64,
     max_pending: usize,
     generation: u64,
@@ -125,8 +183,9 @@ pub struct Transactions {
 impl Transactions {
     pub fn new(timeout_secs: f64, max_pending: usize) -> Self {
         Transactions {
-            pending: HashMap::default(),
+            entries: HashMap::default(),
             deadlines: VecDeque::new(),
+            forget: VecDeque::new(),
             timeout_secs: if timeout_secs.is_finite() && timeout_secs > 0.0 {
                 timeout_secs
             } else {
@@ -142,8 +201,9 @@ impl Transactions {
         self.stats
     }
 
+    /// Transmissions waiting for an answer.
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.entries.values().map(|e| e.waiting.len()).sum()
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -164,42 +224,74 @@ impl Transactions {
             qtype,
             qname,
         };
-        if self.pending.contains_key(&key) {
-            self.stats.retransmitted_queries += 1;
-            return QueryStatus::Retransmission;
-        }
         self.stats.queries += 1;
-        if self.pending.len() >= self.max_pending {
-            self.stats.overflow += 1;
-            return QueryStatus::Overflow;
-        }
         self.generation += 1;
-        self.deadlines
-            .push_back((ts.add_secs(self.timeout_secs), self.generation, key.clone()));
-        self.pending.insert(
-            key,
-            Pending {
-                sent: ts,
-                transport,
-                generation: self.generation,
-            },
-        );
-        if self.deadlines.len() > 4 * self.max_pending {
-            let pending = &self.pending;
-            self.deadlines
-                .retain(|(_, g, k)| pending.get(k).is_some_and(|p| p.generation == *g));
+        let generation = self.generation;
+        if let Some(e) = self.entries.get_mut(&key) {
+            self.stats.retransmitted_queries += 1;
+            if e.waiting.len() >= MAX_SENDS {
+                self.stats.overflow += 1;
+                return QueryStatus::Retransmission;
+            }
+            e.waiting.push_back((ts, generation));
+        } else {
+            if self.entries.len() >= self.max_pending && !self.forget_one() {
+                self.stats.overflow += 1;
+                return QueryStatus::Overflow;
+            }
+            self.entries.insert(
+                key.clone(),
+                Entry {
+                    transport,
+                    waiting: VecDeque::from([(ts, generation)]),
+                    timed_out: VecDeque::new(),
+                },
+            );
         }
-        QueryStatus::New
+        let retransmission = self
+            .entries
+            .get(&key)
+            .is_some_and(|e| e.waiting.len() > 1 || !e.timed_out.is_empty());
+        self.deadlines
+            .push_back((ts.add_secs(self.timeout_secs), generation, key));
+        if self.deadlines.len() > 4 * self.max_pending * MAX_SENDS.min(4) {
+            let entries = &self.entries;
+            self.deadlines.retain(|(_, g, k)| {
+                entries
+                    .get(k)
+                    .is_some_and(|e| e.waiting.iter().any(|(_, w)| w == g))
+            });
+        }
+        if retransmission {
+            QueryStatus::Retransmission
+        } else {
+            QueryStatus::New
+        }
     }
 
-    /// Matches a response (sent by `server` to `client`) to its query.
+    /// Drops the oldest timed-out transmission whose question has nothing
+    /// else remembered; true when a question left the table.
+    fn forget_one(&mut self) -> bool {
+        while let Some((_, generation, key)) = self.forget.pop_front() {
+            if let Some(e) = self.entries.get_mut(&key) {
+                e.timed_out.retain(|(_, g)| *g != generation);
+                if e.waiting.is_empty() && e.timed_out.is_empty() {
+                    self.entries.remove(&key);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Pairs a response (sent by `server` to `client`) with a transmission.
     pub fn response(
         &mut self,
         ts: Timestamp,
         client: SocketAddr,
         server: SocketAddr,
         msg: &DnsMessage,
-    ) -> Option<Transaction> {
+    ) -> Matched {
         self.stats.responses += 1;
         let key = match &msg.question {
             Some(q) => {
@@ -210,30 +302,91 @@ impl Transactions {
                     qtype: q.qtype,
                     qname: Arc::from(q.name.as_str()),
                 };
-                self.pending.contains_key(&probe).then_some(probe)
+                self.entries.contains_key(&probe).then_some(probe)
             }
-            None => self
-                .pending
-                .keys()
-                .find(|k| k.client == client && k.server == server && k.id == msg.id)
-                .cloned(),
+            // Without a question: the addresses and id alone, a waiting
+            // transmission first.
+            None => {
+                let mut found = None;
+                for (k, e) in &self.entries {
+                    if k.client == client && k.server == server && k.id == msg.id {
+                        let waiting = !e.waiting.is_empty();
+                        if waiting || found.is_none() {
+                            found = Some(k.clone());
+                        }
+                        if waiting {
+                            break;
+                        }
+                    }
+                }
+                found
+            }
+        };
+        let Some(entry) = key.as_ref().and_then(|k| self.entries.get_mut(k)) else {
+            self.stats.unmatched_responses += 1;
+            return Matched::Unmatched;
         };
         let Some(key) = key else {
-            self.stats.unmatched_responses += 1;
-            return None;
+            return Matched::Unmatched;
         };
-        let pending = self.pending.remove(&key)?;
-        Some(Transaction {
-            latency_secs: Some(ts.secs_since(pending.sent)),
-            outcome: Outcome::Rcode(msg.rcode),
-            answered: msg.rcode == Rcode::NOERROR && msg.answer_count > 0,
-            truncated: msg.truncated,
-            ..complete(key, pending, Outcome::Timeout)
-        })
+        let fast = entry
+            .waiting
+            .back()
+            .is_some_and(|(sent, _)| ts.secs_since(*sent) <= FAST_SECS);
+        let copy = if entry.timed_out.is_empty() {
+            entry.waiting.pop_front()
+        } else if fast {
+            entry.waiting.pop_back()
+        } else {
+            None
+        };
+        if let Some((sent, _)) = copy {
+            let tx = Transaction {
+                client,
+                server,
+                id: key.id,
+                qname: key.qname.clone(),
+                qtype: key.qtype,
+                transport: entry.transport,
+                sent,
+                outcome: Outcome::Rcode(msg.rcode),
+                latency_secs: Some(ts.secs_since(sent)),
+                answered: msg.rcode == Rcode::NOERROR && msg.answer_count > 0,
+                truncated: msg.truncated,
+                others_waiting: !entry.waiting.is_empty(),
+            };
+            if entry.waiting.is_empty() && entry.timed_out.is_empty() {
+                self.entries.remove(&key);
+            }
+            return Matched::Answer(tx);
+        }
+        let Some((sent, _)) = entry.timed_out.pop_front() else {
+            self.stats.unmatched_responses += 1;
+            return Matched::Unmatched;
+        };
+        let waiting = !entry.waiting.is_empty();
+        let transport = entry.transport;
+        if !waiting && entry.timed_out.is_empty() {
+            self.entries.remove(&key);
+        }
+        self.stats.late_answers += 1;
+        Matched::Late {
+            late: LateAnswer {
+                client,
+                server,
+                id: key.id,
+                qname: key.qname,
+                qtype: key.qtype,
+                transport,
+                rcode: msg.rcode,
+                latency_secs: ts.secs_since(sent),
+            },
+            waiting,
+        }
     }
 
     /// An ICMP port unreachable for a datagram `client` sent to `server`
-    /// completes every query pending between them.
+    /// completes every UDP transmission waiting between them.
     pub fn unreachable(
         &mut self,
         client: SocketAddr,
@@ -241,70 +394,113 @@ impl Transactions {
         out: &mut Vec<Transaction>,
     ) {
         let keys: Vec<TxKey> = self
-            .pending
-            .keys()
-            .filter(|k| k.client == client && k.server == server)
-            .cloned()
+            .entries
+            .iter()
+            .filter(|(k, e)| {
+                k.client == client
+                    && k.server == server
+                    && e.transport == Transport::Udp
+                    && !e.waiting.is_empty()
+            })
+            .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
-            if let Some(p) = self.pending.remove(&key) {
-                if p.transport == Transport::Udp {
-                    out.push(complete(key, p, Outcome::Unreachable));
-                } else {
-                    self.pending.insert(key, p);
-                }
+            let Some(e) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            let waiting: Vec<(Timestamp, u64)> = e.waiting.drain(..).collect();
+            let transport = e.transport;
+            if e.timed_out.is_empty() {
+                self.entries.remove(&key);
+            }
+            for (sent, _) in waiting {
+                out.push(complete(&key, transport, sent, Outcome::Unreachable, false));
             }
         }
     }
 
-    /// Completes queries whose timeout has passed at `now` as `TIMEOUT`.
+    /// Completes transmissions whose timeout has passed at `now` as
+    /// `TIMEOUT`, and forgets timed-out ones past the late window.
     pub fn expire(&mut self, now: Timestamp, out: &mut Vec<Transaction>) {
         while let Some((deadline, _, _)) = self.deadlines.front() {
             if *deadline > now {
                 break;
             }
-            let Some((_, generation, key)) = self.deadlines.pop_front() else {
+            let Some((deadline, generation, key)) = self.deadlines.pop_front() else {
                 break;
             };
-            let live = self
-                .pending
-                .get(&key)
-                .is_some_and(|p| p.generation == generation);
-            if live {
-                if let Some(p) = self.pending.remove(&key) {
-                    self.stats.timeouts += 1;
-                    out.push(complete(key, p, Outcome::Timeout));
+            let Some(e) = self.entries.get_mut(&key) else {
+                continue;
+            };
+            let Some(i) = e.waiting.iter().position(|(_, g)| *g == generation) else {
+                continue;
+            };
+            let Some((sent, _)) = e.waiting.remove(i) else {
+                continue;
+            };
+            e.timed_out.push_back((sent, generation));
+            let others = !e.waiting.is_empty();
+            let transport = e.transport;
+            self.stats.timeouts += 1;
+            self.forget
+                .push_back((deadline.add_secs(LATE_WINDOW_SECS), generation, key.clone()));
+            out.push(complete(&key, transport, sent, Outcome::Timeout, others));
+        }
+        while let Some((at, _, _)) = self.forget.front() {
+            if *at > now {
+                break;
+            }
+            let Some((_, generation, key)) = self.forget.pop_front() else {
+                break;
+            };
+            if let Some(e) = self.entries.get_mut(&key) {
+                e.timed_out.retain(|(_, g)| *g != generation);
+                if e.waiting.is_empty() && e.timed_out.is_empty() {
+                    self.entries.remove(&key);
                 }
             }
         }
     }
 
-    /// End of input: every pending query completes as `TIMEOUT`, however
-    /// recently it was sent (the capture holds no answer for it).
+    /// End of input: every waiting transmission completes as `TIMEOUT`,
+    /// however recently it was sent (the capture holds no answer for it).
     pub fn flush(&mut self, out: &mut Vec<Transaction>) {
-        let mut rest: Vec<(TxKey, Pending)> = self.pending.drain().collect();
-        rest.sort_by_key(|(_, p)| p.generation);
-        for (key, p) in rest {
+        let mut rest: Vec<(u64, Timestamp, TxKey, Transport)> = Vec::new();
+        for (key, e) in self.entries.drain() {
+            for (sent, g) in e.waiting {
+                rest.push((g, sent, key.clone(), e.transport));
+            }
+        }
+        rest.sort_by_key(|(g, ..)| *g);
+        for (_, sent, key, transport) in rest {
             self.stats.timeouts += 1;
-            out.push(complete(key, p, Outcome::Timeout));
+            out.push(complete(&key, transport, sent, Outcome::Timeout, false));
         }
         self.deadlines.clear();
+        self.forget.clear();
     }
 }
 
-fn complete(key: TxKey, p: Pending, outcome: Outcome) -> Transaction {
+fn complete(
+    key: &TxKey,
+    transport: Transport,
+    sent: Timestamp,
+    outcome: Outcome,
+    others_waiting: bool,
+) -> Transaction {
     Transaction {
         client: key.client,
         server: key.server,
         id: key.id,
-        qname: key.qname,
+        qname: key.qname.clone(),
         qtype: key.qtype,
-        transport: p.transport,
-        sent: p.sent,
+        transport,
+        sent,
         outcome,
         latency_secs: None,
         answered: false,
         truncated: false,
+        others_waiting,
     }
 }
 
@@ -325,6 +521,13 @@ mod tests {
 
     const CLIENT: &str = "10.0.0.5:41000";
     const SERVER: &str = "10.96.0.10:53";
+
+    fn answer(m: Matched) -> Option<Transaction> {
+        match m {
+            Matched::Answer(tx) => Some(tx),
+            _ => None,
+        }
+    }
 
     fn send(t: &mut Transactions, at: f64, id: u16, name: &str) -> QueryStatus {
         t.query(
@@ -350,9 +553,10 @@ mod tests {
             &[],
         ))
         .unwrap();
-        assert!(t
-            .response(secs(1.1), addr(CLIENT), addr(SERVER), &wrong_name)
-            .is_none());
+        assert_eq!(
+            t.response(secs(1.1), addr(CLIENT), addr(SERVER), &wrong_name),
+            Matched::Unmatched
+        );
         let wrong_id = wire::parse(&response_bytes(
             8,
             "a.example.",
@@ -361,9 +565,10 @@ mod tests {
             &[],
         ))
         .unwrap();
-        assert!(t
-            .response(secs(1.1), addr(CLIENT), addr(SERVER), &wrong_id)
-            .is_none());
+        assert_eq!(
+            t.response(secs(1.1), addr(CLIENT), addr(SERVER), &wrong_id),
+            Matched::Unmatched
+        );
         let right = wire::parse(&response_bytes(
             7,
             "a.example.",
@@ -372,12 +577,11 @@ mod tests {
             &[],
         ))
         .unwrap();
-        assert!(t
-            .response(secs(1.1), addr("10.0.0.5:41001"), addr(SERVER), &right)
-            .is_none());
-        let tx = t
-            .response(secs(1.25), addr(CLIENT), addr(SERVER), &right)
-            .unwrap();
+        assert_eq!(
+            t.response(secs(1.1), addr("10.0.0.5:41001"), addr(SERVER), &right),
+            Matched::Unmatched
+        );
+        let tx = answer(t.response(secs(1.25), addr(CLIENT), addr(SERVER), &right)).unwrap();
         assert_eq!(tx.outcome.as_str(), "NXDOMAIN");
         assert!((tx.latency_secs.unwrap() - 0.25).abs() < 1e-9);
         assert!(!tx.answered);
@@ -396,22 +600,170 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].outcome.as_str(), "TIMEOUT");
         assert_eq!(out[0].latency_secs, None);
-        // A late response no longer matches.
+        // A late response is paired with the timed-out transmission, as late.
         let late = wire::parse(&response_bytes(
             1,
             "slow.example.",
+            RecordType::A,
+            ResponseCode::ServFail,
+            &[],
+        ))
+        .unwrap();
+        let Matched::Late { late: l, waiting } =
+            t.response(secs(17.0), addr(CLIENT), addr(SERVER), &late)
+        else {
+            panic!("not a late answer");
+        };
+        assert_eq!(l.rcode.as_str(), "SERVFAIL");
+        assert!(!waiting);
+        assert!((l.latency_secs - 7.0).abs() < 1e-9);
+        // A second copy of it matches nothing.
+        assert_eq!(
+            t.response(secs(17.5), addr(CLIENT), addr(SERVER), &late),
+            Matched::Unmatched
+        );
+        assert_eq!(t.stats().late_answers, 1);
+        assert_eq!(t.stats().unmatched_responses, 1);
+    }
+
+    #[test]
+    fn timed_out_transmissions_are_forgotten_after_the_late_window() {
+        let mut t = Transactions::new(5.0, 16);
+        send(&mut t, 0.0, 1, "slow.example");
+        let mut out = Vec::new();
+        t.expire(secs(5.0 + LATE_WINDOW_SECS + 0.1), &mut out);
+        assert_eq!(out.len(), 1);
+        let late = wire::parse(&response_bytes(
+            1,
+            "slow.example.",
+            RecordType::A,
+            ResponseCode::ServFail,
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(
+            t.response(secs(70.0), addr(CLIENT), addr(SERVER), &late),
+            Matched::Unmatched
+        );
+        // Sent again after that: a new question, not a retransmission.
+        assert_eq!(send(&mut t, 71.0, 1, "slow.example"), QueryStatus::New);
+    }
+
+    #[test]
+    fn every_transmission_is_paired_oldest_waiting_first() {
+        // A slow server answering each of three copies 2.5 s after it.
+        let mut t = Transactions::new(5.0, 16);
+        assert_eq!(send(&mut t, 0.0, 1, "x.example"), QueryStatus::New);
+        assert_eq!(
+            send(&mut t, 1.0, 1, "x.example"),
+            QueryStatus::Retransmission
+        );
+        assert_eq!(
+            send(&mut t, 2.0, 1, "x.example"),
+            QueryStatus::Retransmission
+        );
+        let r = wire::parse(&response_bytes(
+            1,
+            "x.example.",
+            RecordType::A,
+            ResponseCode::NoError,
+            &[("x.example.", 30, wire::tests::a("192.0.2.1"))],
+        ))
+        .unwrap();
+        let mut sent = Vec::new();
+        for at in [2.5, 3.5, 4.5] {
+            let tx = answer(t.response(secs(at), addr(CLIENT), addr(SERVER), &r)).unwrap();
+            assert!((tx.latency_secs.unwrap() - 2.5).abs() < 1e-9);
+            sent.push((tx.sent.as_secs_f64(), tx.others_waiting));
+        }
+        assert_eq!(sent, [(0.0, true), (1.0, true), (2.0, false)]);
+        let mut out = Vec::new();
+        t.expire(secs(100.0), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(t.stats().queries, 3);
+        assert_eq!(t.stats().retransmitted_queries, 2);
+    }
+
+    #[test]
+    fn copies_answered_in_order_after_their_timeout_are_all_late() {
+        // Copies 1 s apart, each answered 6.5 s after it: the first answer
+        // comes while the third copy still waits, but long after it was sent.
+        let mut t = Transactions::new(5.0, 16);
+        for at in [0.0, 1.0, 2.0] {
+            send(&mut t, at, 1, "x.example");
+        }
+        let r = wire::parse(&response_bytes(
+            1,
+            "x.example.",
+            RecordType::A,
+            ResponseCode::ServFail,
+            &[],
+        ))
+        .unwrap();
+        let mut out = Vec::new();
+        let mut got = Vec::new();
+        for at in [6.5, 7.5, 8.5] {
+            t.expire(secs(at), &mut out);
+            match t.response(secs(at), addr(CLIENT), addr(SERVER), &r) {
+                Matched::Late { late, waiting } => got.push((late.latency_secs, waiting)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(got, [(6.5, true), (6.5, false), (6.5, false)]);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|tx| tx.outcome == Outcome::Timeout));
+    }
+
+    #[test]
+    fn copies_of_one_question_are_bounded() {
+        let mut t = Transactions::new(5.0, 16);
+        for i in 0..100 {
+            send(&mut t, f64::from(i) * 0.01, 1, "x.example");
+        }
+        assert_eq!(t.pending(), MAX_SENDS);
+        let st = t.stats();
+        assert_eq!((st.queries, st.retransmitted_queries), (100, 99));
+        assert_eq!(st.overflow, 100 - MAX_SENDS as u64);
+        // Questions remembered only for late answers give way to new ones.
+        let mut t = Transactions::new(5.0, 2);
+        send(&mut t, 0.0, 1, "a");
+        send(&mut t, 0.0, 2, "b");
+        let mut out = Vec::new();
+        t.expire(secs(6.0), &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(send(&mut t, 6.0, 3, "c"), QueryStatus::New);
+        assert_eq!(send(&mut t, 6.0, 4, "d"), QueryStatus::New);
+        assert_eq!(send(&mut t, 6.0, 5, "e"), QueryStatus::Overflow);
+    }
+
+    #[test]
+    fn a_lost_first_copy_times_out_and_the_answer_goes_to_the_copy_waiting() {
+        // glibc resends after 5 s; the first copy was dropped on the way.
+        let mut t = Transactions::new(5.0, 16);
+        send(&mut t, 0.0, 1, "x.example");
+        let mut out = Vec::new();
+        t.expire(secs(5.0), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].others_waiting);
+        assert_eq!(
+            send(&mut t, 5.001, 1, "x.example"),
+            QueryStatus::Retransmission
+        );
+        let r = wire::parse(&response_bytes(
+            1,
+            "x.example.",
             RecordType::A,
             ResponseCode::NoError,
             &[],
         ))
         .unwrap();
-        assert!(t
-            .response(secs(16.0), addr(CLIENT), addr(SERVER), &late)
-            .is_none());
+        let tx = answer(t.response(secs(5.003), addr(CLIENT), addr(SERVER), &r)).unwrap();
+        assert!((tx.latency_secs.unwrap() - 0.002).abs() < 1e-9);
+        assert_eq!(t.stats().late_answers, 0);
     }
 
     #[test]
-    fn retransmission_is_one_transaction_and_answered_one_does_not_time_out() {
+    fn each_copy_of_a_query_is_a_transmission() {
         let mut t = Transactions::new(5.0, 16);
         send(&mut t, 0.0, 1, "x.example");
         assert_eq!(
@@ -426,15 +778,17 @@ mod tests {
             &[("x.example.", 30, wire::tests::a("192.0.2.1"))],
         ))
         .unwrap();
-        let tx = t
-            .response(secs(1.5), addr(CLIENT), addr(SERVER), &r)
-            .unwrap();
+        let tx = answer(t.response(secs(1.5), addr(CLIENT), addr(SERVER), &r)).unwrap();
         assert!(tx.answered);
         assert!((tx.latency_secs.unwrap() - 1.5).abs() < 1e-9);
+        assert!(tx.others_waiting);
+        // The second copy got no answer of its own.
         let mut out = Vec::new();
         t.expire(secs(100.0), &mut out);
-        assert!(out.is_empty());
-        assert_eq!(t.stats().queries, 1);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].outcome, Outcome::Timeout);
+        assert_eq!(out[0].sent, secs(1.0));
+        assert_eq!(t.stats().queries, 2);
         assert_eq!(t.stats().retransmitted_queries, 1);
     }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::attribution::{Attribution, Attributor, Inference, Path, Resolved};
+use crate::attribution::{AddrClass, Attribution, Attributor, Inference, Path, Resolved};
 use crate::capture::RawPacket;
 use crate::config::PodConfig;
 use crate::decode::{self, PacketType, TcpSegment, Transport, UdpDatagram};
@@ -31,7 +31,7 @@ pub use event::{
     AppProtocol, ConnectionView, Event, FailReason, H2Unread, HttpView, NullSink, Sink, SniCheck,
     Tee, TlsView,
 };
-use rewrite::RewriteDetector;
+use rewrite::{Decision, Held, HeldEvent, Keep, RewriteDetector};
 
 /// How often (packet time) timeouts are checked and byte counts exported.
 const SWEEP_INTERVAL_SECS: f64 = 1.0;
@@ -497,6 +497,13 @@ impl Engine {
     pub fn finish(&mut self, sink: &mut dyn Sink) {
         let now = self.now;
         self.sweep(now, sink);
+        // Held attributions are decided before the flows are drained, as
+        // when their hold runs out.
+        let mut due = Vec::new();
+        self.rewrite.due(None, &mut due);
+        for h in due {
+            self.decide(h, true, sink);
+        }
         let incomplete = self.defrag.flush();
         self.skip(defrag::REASON_INCOMPLETE, incomplete.fragments, sink);
         self.dns.flush(&mut self.dns_events);
@@ -534,6 +541,11 @@ impl Engine {
 
     fn sweep(&mut self, now: Timestamp, sink: &mut dyn Sink) {
         self.take_fed_names(sink);
+        let mut due = Vec::new();
+        self.rewrite.due(Some(now), &mut due);
+        for h in due {
+            self.decide(h, true, sink);
+        }
         let expired = self.defrag.expire(now);
         self.skip(defrag::REASON_INCOMPLETE, expired.fragments, sink);
         self.dns.advance(now, &mut self.dns_events);
@@ -549,16 +561,22 @@ impl Engine {
             }
         });
         for mut flow in expired {
+            let mut sink = flow_sink(&mut self.rewrite, &flow, sink);
             if flow.protocol == Protocol::Tcp
                 && flow.state == TcpState::SynSent
                 && flow.outbound
                 && flow.counted
             {
-                emit_failed(&flow, FailReason::Timeout, sink);
+                emit_failed(&flow, FailReason::Timeout, &mut sink);
             }
-            emit_bytes(&mut flow, sink);
+            emit_bytes(&mut flow, &mut sink);
         }
-        self.flows.for_each_mut(|f| emit_bytes(f, sink));
+        // A held flow's bytes wait in the flow for its decision.
+        self.flows.for_each_mut(|f| {
+            if !f.held {
+                emit_bytes(f, sink)
+            }
+        });
     }
 
     fn drain_dns(&mut self, sink: &mut dyn Sink) {
@@ -705,14 +723,40 @@ impl Engine {
         let key = FlowKey::new(protocol, src, dst);
         let now = self.now;
         let mut rewritten = None;
-        if let (Some(a), Protocol::Tcp) = (attribution.as_mut(), protocol) {
-            if let Some(v) =
-                self.rewrite
+        let mut hold = None;
+        let mut refuted = Vec::new();
+        let mut confirmed = Vec::new();
+        if let Some(a) = attribution.as_mut() {
+            // The pod dialing what a lookup answered refutes candidates of that lookup.
+            let by_cluster_ip = a.path == Path::Dns && a.target == Some(AddrClass::ClusterIp);
+            let name = a.dns_name.as_ref().filter(|_| by_cluster_ip);
+            self.rewrite.dialed(src.ip(), dst.ip(), name, &mut refuted);
+            if protocol == Protocol::Tcp {
+                match self
+                    .rewrite
                     .on_connection(now, src, dst, a, &self.dns, &self.attributor)
-            {
-                *a = v.attribution;
-                rewritten = Some(v.detected);
+                {
+                    Decision::Keep => {}
+                    Decision::Rewritten {
+                        attribution,
+                        detected,
+                    } => {
+                        *a = attribution;
+                        rewritten = Some(detected);
+                        if detected.is_some() {
+                            self.rewrite.confirmed(a, dst.port(), &mut confirmed);
+                        }
+                    }
+                    Decision::Hold(candidate) => hold = Some(candidate),
+                }
             }
+        }
+        // Held connections decided by this one come out before it.
+        for h in refuted {
+            self.decide(h, false, sink);
+        }
+        for h in confirmed {
+            self.decide(h, true, sink);
         }
         let stale = match &attribution {
             Some(a) if a.path == Path::Dns && rewritten.is_none() => {
@@ -725,6 +769,34 @@ impl Engine {
             .insert(key, protocol, src, dst, outbound, state, now);
         flow.attribution = attribution;
         flow.counted = true;
+        if let Some((candidate, literal)) = hold.zip(flow.attribution.clone()) {
+            // Its events go to the hold until the decision; meanwhile the
+            // flow carries the candidate attribution (for the TLS name check).
+            flow.attribution = Some(candidate.rewritten.clone());
+            flow.held = true;
+            let held = Held {
+                flow_id: flow.id,
+                key,
+                ts: now,
+                src,
+                dst,
+                literal,
+                candidate: *candidate,
+                events: Vec::new(),
+                bytes_sent: 0,
+                bytes_received: 0,
+            };
+            if let Some(old) = evicted {
+                self.flow_evicted(old, sink);
+            }
+            if let Some(first) = self.rewrite.hold(held) {
+                sink.on_event(&Event::Evicted {
+                    table: "rewrite_held",
+                });
+                self.decide(first, true, sink);
+            }
+            return key;
+        }
         if outbound {
             if let Some(a) = &flow.attribution {
                 let conn = ConnectionView {
@@ -786,9 +858,99 @@ impl Engine {
             });
         }
         if let Some(old) = evicted {
-            evicted_flow(&mut self.stats, old, sink);
+            self.flow_evicted(old, sink);
         }
         key
+    }
+
+    /// A flow pushed out of the full table: counted, and its bytes exported.
+    fn flow_evicted(&mut self, mut old: Flow, sink: &mut dyn Sink) {
+        self.stats.flow_evictions += 1;
+        sink.on_event(&Event::Evicted { table: "flows" });
+        let mut to = flow_sink(&mut self.rewrite, &old, sink);
+        emit_bytes(&mut old, &mut to);
+    }
+
+    /// Emits a held connection with its decided attribution: its
+    /// `Connection`, then the events kept meanwhile.
+    fn decide(&mut self, h: Held, rewritten: bool, sink: &mut dyn Sink) {
+        let attribution = if rewritten {
+            h.candidate.rewritten
+        } else {
+            h.literal
+        };
+        if let Some(flow) = self.flows.get_mut(&h.key).filter(|f| f.id == h.flow_id) {
+            flow.attribution = Some(attribution.clone());
+            flow.held = false;
+        }
+        let conn = ConnectionView {
+            id: h.flow_id,
+            ts: h.ts,
+            protocol: Protocol::Tcp,
+            src: h.src,
+            dst: h.dst,
+            attribution: &attribution,
+        };
+        sink.on_event(&Event::Connection(conn));
+        if rewritten {
+            sink.on_event(&Event::Rewritten { conn });
+        }
+        for ev in &h.events {
+            match ev {
+                HeldEvent::Connected { latency_secs } => sink.on_event(&Event::Connected {
+                    conn,
+                    latency_secs: *latency_secs,
+                }),
+                HeldEvent::Failed(reason) => sink.on_event(&Event::ConnectFailed {
+                    conn,
+                    reason: *reason,
+                }),
+                HeldEvent::Http {
+                    ts,
+                    method,
+                    status,
+                    latency_secs,
+                    protocol,
+                    grpc_status,
+                } => sink.on_event(&Event::Http(HttpView {
+                    ts: *ts,
+                    outbound: true,
+                    connection_id: h.flow_id,
+                    dst: h.dst,
+                    attribution: Some(&attribution),
+                    method: *method,
+                    status: *status,
+                    latency_secs: *latency_secs,
+                    protocol: *protocol,
+                    grpc_status: *grpc_status,
+                })),
+                HeldEvent::Tls {
+                    sni,
+                    status,
+                    alpn,
+                    dns_check,
+                } => sink.on_event(&Event::Tls(TlsView {
+                    conn,
+                    sni: sni.as_deref(),
+                    status: *status,
+                    alpn: alpn.as_deref(),
+                    // Checked against the looked-up name: void without one.
+                    dns_check: dns_check.filter(|_| rewritten),
+                })),
+                HeldEvent::H2Stream(reason) => sink.on_event(&Event::H2Stream {
+                    outbound: true,
+                    attribution: Some(&attribution),
+                    reason: *reason,
+                }),
+            }
+        }
+        if h.bytes_sent > 0 || h.bytes_received > 0 {
+            sink.on_event(&Event::Bytes {
+                attribution: &attribution,
+                sent: h.bytes_sent,
+                received: h.bytes_received,
+            });
+        }
     }
 
     fn on_tcp(
@@ -814,7 +976,8 @@ impl Engine {
             if reused || reversed {
                 // Port reuse: the old connection is over, a new one starts.
                 if let Some(mut old) = self.flows.remove(&key) {
-                    emit_bytes(&mut old, sink);
+                    let mut to = flow_sink(&mut self.rewrite, &old, sink);
+                    emit_bytes(&mut old, &mut to);
                 }
             } else {
                 flow.last_seen = now;
@@ -822,7 +985,21 @@ impl Engine {
                     flow.syn_retransmits += 1;
                     return;
                 }
-                update_tcp(flow, src, seg, now, max_pending, &self.dns, sink);
+                let mut to = flow_sink(&mut self.rewrite, flow, sink);
+                update_tcp(flow, src, seg, now, max_pending, &self.dns, &mut to);
+                let full = match to {
+                    FlowSink::Held(k) => k.0.events.len() >= rewrite::MAX_HELD_EVENTS,
+                    FlowSink::Direct(_) => false,
+                };
+                if full {
+                    let id = flow.id;
+                    if let Some(h) = self.rewrite.take(id) {
+                        sink.on_event(&Event::Evicted {
+                            table: "rewrite_held",
+                        });
+                        self.decide(h, true, sink);
+                    }
+                }
                 return;
             }
         }
@@ -865,7 +1042,7 @@ impl Engine {
             flow.http = Some(Box::new(Http1::new(max_pending)));
             update_tcp(flow, src, seg, now, max_pending, &self.dns, sink);
             if let Some(old) = evicted {
-                evicted_flow(&mut self.stats, old, sink);
+                self.flow_evicted(old, sink);
             }
         }
     }
@@ -925,11 +1102,33 @@ pub(crate) fn view<'a>(flow: &Flow, attribution: &'a Attribution) -> ConnectionV
     }
 }
 
-/// A flow pushed out of the full table: counted, and its bytes exported.
-fn evicted_flow(stats: &mut EngineStats, mut old: Flow, sink: &mut dyn Sink) {
-    stats.flow_evictions += 1;
-    sink.on_event(&Event::Evicted { table: "flows" });
-    emit_bytes(&mut old, sink);
+/// Where one flow's events go: to its hold while its attribution is held.
+enum FlowSink<'a> {
+    Direct(&'a mut dyn Sink),
+    Held(Keep<'a>),
+}
+
+impl Sink for FlowSink<'_> {
+    fn on_event(&mut self, event: &Event<'_>) {
+        match self {
+            FlowSink::Direct(s) => s.on_event(event),
+            FlowSink::Held(k) => k.on_event(event),
+        }
+    }
+}
+
+fn flow_sink<'a>(
+    rewrite: &'a mut RewriteDetector,
+    flow: &Flow,
+    sink: &'a mut dyn Sink,
+) -> FlowSink<'a> {
+    let (held, id) = (flow.held, flow.id);
+    if held {
+        if let Some(h) = rewrite.held_mut(id) {
+            return FlowSink::Held(Keep(h));
+        }
+    }
+    FlowSink::Direct(sink)
 }
 
 fn emit_failed(flow: &Flow, reason: FailReason, sink: &mut dyn Sink) {

@@ -532,3 +532,78 @@ fn undecodable_frames_are_counted_by_reason() {
 mod capture;
 mod names;
 mod proto;
+
+/// A query sent three times to a server that answers each copy SERVFAIL
+/// after 7 s, then a question whose first copy is lost and whose copy sent
+/// 5 s later is answered at once.
+#[test]
+fn dns_retransmissions_and_late_answers_are_counted_per_copy() {
+    let mut r = Run::new(LinkType::Ethernet);
+    let slow = "slow.default.svc.cluster.local";
+    let q = query_bytes(7, slow, RecordType::A);
+    let start = r.t;
+    let send = |r: &mut Run, at: f64, from_pod: bool, bytes: &[u8]| {
+        r.t = start + at - 0.001;
+        let f = if from_pod {
+            FrameBuilder::new(ip(POD), ip(KUBE_DNS)).udp(41007, 53)
+        } else {
+            FrameBuilder::new(ip(KUBE_DNS), ip(POD)).udp(53, 41007)
+        };
+        r.feed(f.payload(bytes), None);
+    };
+    for at in [0.0, 1.0, 2.0] {
+        send(&mut r, at, true, &q);
+    }
+    let servfail = response_bytes(7, slow, RecordType::A, ResponseCode::ServFail, &[]);
+    for at in [7.0, 8.0, 9.0] {
+        send(&mut r, at, false, &servfail);
+    }
+    let lost = "lost.default.svc.cluster.local";
+    let q = query_bytes(8, lost, RecordType::A);
+    send(&mut r, 20.0, true, &q);
+    send(&mut r, 25.001, true, &q);
+    let ok = response_bytes(
+        8,
+        lost,
+        RecordType::A,
+        ResponseCode::NoError,
+        &[(lost, 5, a("10.96.0.44"))],
+    );
+    send(&mut r, 25.003, false, &ok);
+    r.t = start + 40.0;
+    let text = r.finish();
+    for (series, want) in [
+        (
+            "podpath_dns_queries_total{qtype=\"A\",rcode=\"TIMEOUT\"}",
+            4.0,
+        ),
+        (
+            "podpath_dns_queries_total{qtype=\"A\",rcode=\"NOERROR\"}",
+            1.0,
+        ),
+        ("podpath_dns_retransmissions_total{qtype=\"A\"}", 3.0),
+        ("podpath_dns_late_answers_total{rcode=\"SERVFAIL\"}", 3.0),
+        ("podpath_dns_lookup_queries_total{dns_name=\"slow\"", 3.0),
+        ("podpath_dns_lookup_queries_total{dns_name=\"lost\"", 2.0),
+        (
+            "podpath_dns_lookups_total{dns_name=\"lost\",form=\"short\",result=\"NOERROR\"}",
+            1.0,
+        ),
+        (
+            "podpath_dns_lookups_total{dns_name=\"slow\",form=\"short\",result=\"TIMEOUT\"}",
+            1.0,
+        ),
+        ("podpath_dns_response_duration_seconds_count", 1.0),
+    ] {
+        assert_eq!(count(&text, series), want, "{series}\n{text}");
+    }
+    let table = r.report.to_table(&proto::context(&r));
+    assert!(
+        table.contains("retransmissions (same id sent again, in the total): 3"),
+        "{table}"
+    );
+    assert!(
+        table.contains("late answers (after the query timed out): 3 (SERVFAIL 3)"),
+        "{table}"
+    );
+}

@@ -118,6 +118,9 @@ pub struct Flow {
     pub app_probes: u8,
     /// Counted in the metrics (attempt or inbound); false for excluded/midstream flows.
     pub counted: bool,
+    /// Its attribution waits for the rewrite detector's decision: its
+    /// events are kept by the detector until then.
+    pub held: bool,
 }
 
 impl Flow {
@@ -257,6 +260,7 @@ impl FlowTable {
             h2: None,
             app_probes: 0,
             counted: false,
+            held: false,
         };
         let slot = self.flows.entry(key).insert_entry(flow).into_mut();
         (slot, evicted)

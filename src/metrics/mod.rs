@@ -220,6 +220,16 @@ pub struct DnsQueryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QTypeLabels {
+    pub qtype: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RcodeLabels {
+    pub rcode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LookupLabels {
     pub dns_name: Label,
     pub form: &'static str,
@@ -306,6 +316,8 @@ pub struct Metrics {
     pub rewrite_detected: Gauge,
     pub dns_queries: Family<DnsQueryLabels, Counter>,
     pub dns_response_duration: Histogram,
+    pub dns_retransmissions: Family<QTypeLabels, Counter>,
+    pub dns_late_answers: Family<RcodeLabels, Counter>,
     pub dns_lookups: Family<LookupLabels, Counter>,
     pub dns_lookup_queries: Family<LookupNameLabels, Counter>,
     pub dns_lookup_wasted: Family<LookupNameLabels, Counter>,
@@ -344,6 +356,8 @@ impl Metrics {
             rewrite_detected: Gauge::default(),
             dns_queries: Family::default(),
             dns_response_duration: Histogram::new(DNS_BUCKETS),
+            dns_retransmissions: Family::default(),
+            dns_late_answers: Family::default(),
             dns_lookups: Family::default(),
             dns_lookup_queries: Family::default(),
             dns_lookup_wasted: Family::default(),
@@ -459,13 +473,23 @@ impl Metrics {
         );
         r.register(
             "podpath_dns_queries",
-            "Every DNS query on the wire, by query type and response code (TIMEOUT: no response)",
+            "Every DNS query on the wire, retransmissions included, by query type and the response code of the answer paired with it (TIMEOUT: none within the timeout)",
             m.dns_queries.clone(),
         );
         r.register(
             "podpath_dns_response_duration_seconds",
-            "DNS query to response latency",
+            "DNS query to response latency, per query on the wire (a retransmission from its own sending)",
             m.dns_response_duration.clone(),
+        );
+        r.register(
+            "podpath_dns_retransmissions",
+            "DNS queries sent again with the same id and question while an earlier copy was unanswered (the resolver got no answer in time)",
+            m.dns_retransmissions.clone(),
+        );
+        r.register(
+            "podpath_dns_late_answers",
+            "DNS answers that came after the query had timed out (already counted as TIMEOUT), by their response code",
+            m.dns_late_answers.clone(),
         );
         r.register(
             "podpath_dns_lookups",
@@ -474,7 +498,7 @@ impl Metrics {
         );
         r.register(
             "podpath_dns_lookup_queries",
-            "DNS queries the lookups of a name cost",
+            "DNS queries the lookups of a name cost, retransmissions included",
             m.dns_lookup_queries.clone(),
         );
         r.register(
@@ -1180,6 +1204,20 @@ impl MetricsSink {
                 if admitted {
                     self.handles.lookups.insert(key, handles);
                 }
+            }
+            DnsEvent::Query(q) if q.retransmission => {
+                m.dns_retransmissions
+                    .get_or_create(&QTypeLabels {
+                        qtype: q.qtype.as_str(),
+                    })
+                    .inc();
+            }
+            DnsEvent::LateAnswer(l) => {
+                m.dns_late_answers
+                    .get_or_create(&RcodeLabels {
+                        rcode: l.rcode.as_str(),
+                    })
+                    .inc();
             }
             DnsEvent::Malformed { reason, .. } => {
                 m.dns_malformed

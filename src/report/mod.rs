@@ -128,6 +128,8 @@ pub struct LookupRecord {
     pub form: &'static str,
     pub result: &'static str,
     pub queries: u32,
+    /// Of `queries`, copies sent again with the same id.
+    pub retransmissions: u32,
     pub wasted: u32,
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -211,6 +213,10 @@ pub struct Report {
     #[serde(serialize_with = "serialize_pairs")]
     pub dns_queries: BTreeMap<(&'static str, &'static str), u64>,
     pub dns_malformed: BTreeMap<&'static str, u64>,
+    /// qtype → queries sent again with the same id (included in `dns_queries`).
+    pub dns_retransmissions: BTreeMap<&'static str, u64>,
+    /// rcode → answers that came after their query had timed out.
+    pub dns_late_answers: BTreeMap<&'static str, u64>,
     pub skipped: BTreeMap<&'static str, u64>,
     pub evictions: BTreeMap<&'static str, u64>,
     /// Records not kept because the report reached its cap (counts still exact in metrics).
@@ -482,10 +488,20 @@ impl Report {
                     form: l.form.as_str(),
                     result: l.result.as_str(),
                     queries: l.queries,
+                    retransmissions: l.retransmissions,
                     wasted: l.wasted,
                     answered_name: Some(l.fqdn.clone()),
                     addresses: l.addresses.to_vec(),
                 });
+            }
+            DnsEvent::Query(q) if q.retransmission => {
+                *self
+                    .dns_retransmissions
+                    .entry(q.qtype.as_str())
+                    .or_default() += 1
+            }
+            DnsEvent::LateAnswer(l) => {
+                *self.dns_late_answers.entry(l.rcode.as_str()).or_default() += 1
             }
             DnsEvent::Malformed { reason, .. } => {
                 *self.dns_malformed.entry(reason).or_default() += 1
@@ -509,6 +525,7 @@ impl Report {
                 "retransmitted_queries": context.dns.tx.retransmitted_queries,
                 "responses_matched_or_not": context.dns.tx.responses,
                 "unmatched_responses": context.dns.tx.unmatched_responses,
+                "late_answers": context.dns.tx.late_answers,
                 "timeouts": context.dns.tx.timeouts,
                 "malformed": context.dns.malformed,
                 "ignored": context.dns.ignored,
@@ -530,6 +547,8 @@ impl Report {
             "names_from": NAMES_FROM,
             "dns_queries": serde_json::to_value(SerPairs(&self.dns_queries)).unwrap_or_default(),
             "dns_malformed": self.dns_malformed,
+            "dns_retransmissions": self.dns_retransmissions,
+            "dns_late_answers": self.dns_late_answers,
             "skipped": self.skipped,
             "evictions": self.evictions,
             "records_dropped": self.records_dropped,
@@ -663,6 +682,27 @@ impl Report {
         }
         let rc: Vec<String> = by_rcode.iter().map(|(r, n)| format!("{r} {n}")).collect();
         let _ = writeln!(out, "  total: {total} ({})", rc.join(", "));
+        // Shown only when there are some: most captures have none.
+        let retransmitted: u64 = self.dns_retransmissions.values().sum();
+        if retransmitted > 0 {
+            let _ = writeln!(
+                out,
+                "  retransmissions (same id sent again, in the total): {retransmitted}"
+            );
+        }
+        if !self.dns_late_answers.is_empty() {
+            let late: u64 = self.dns_late_answers.values().sum();
+            let rc: Vec<String> = self
+                .dns_late_answers
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  late answers (after the query timed out): {late} ({})",
+                rc.join(", ")
+            );
+        }
 
         let _ = writeln!(out, "\nHTTP requests");
         type HttpKey<'r> = (
@@ -793,25 +833,33 @@ impl Report {
             write_table(&mut out, &rows);
         }
 
-        if !self.rewrites.is_empty() {
+        // Rewritten connections by (name, port), with the detection if the
+        // pattern reached the evidence threshold.
+        let mut rw: BTreeMap<(&str, u16), u64> = BTreeMap::new();
+        for c in self.connections.iter().filter(|c| c.rewritten) {
+            let name = c.dns_name.as_deref().unwrap_or("");
+            *rw.entry((name, c.dst.port())).or_default() += 1;
+        }
+        for r in &self.rewrites {
+            rw.entry((r.dns_name.as_str(), r.port)).or_default();
+        }
+        if !rw.is_empty() {
             let _ = writeln!(
                 out,
-                "\nDestination rewriting detected (lookups answering a ClusterIP followed by connections to pod IPs)"
+                "\nDestination rewriting (lookups answering a ClusterIP followed by connections to pod IPs)"
             );
-            for r in &self.rewrites {
-                let rewritten = self
-                    .connections
+            for ((name, port), n) in rw {
+                let detected = self
+                    .rewrites
                     .iter()
-                    .filter(|c| {
-                        c.rewritten
-                            && c.dns_name.as_deref() == Some(&r.dns_name)
-                            && c.dst.port() == r.port
-                    })
-                    .count();
+                    .find(|r| r.dns_name == name && r.port == port);
+                let how = match detected {
+                    Some(r) => format!("detected after {} connections", r.evidence),
+                    None => "below the detection threshold, no answer of the lookups dialed".into(),
+                };
                 let _ = writeln!(
                     out,
-                    "  {} port {}: detected after {} connections; {} connection(s) attributed to the name",
-                    r.dns_name, r.port, r.evidence, rewritten
+                    "  {name} port {port}: {how}; {n} connection(s) attributed to the name"
                 );
             }
         }

@@ -234,7 +234,7 @@ fn tls_sni_confirms_the_dns_name_and_a_cut_hello_is_unknown() {
     assert!(table.contains("api.example.com"), "{table}");
 }
 
-fn context(r: &Run) -> crate::report::Context<'_> {
+pub(super) fn context(r: &Run) -> crate::report::Context<'_> {
     crate::report::Context {
         inputs: vec!["test".into()],
         span_secs: 1.0,
@@ -474,7 +474,7 @@ fn rewritten_call(r: &mut Run, id: u16, pod_ip: &str, sport: u16) {
 }
 
 #[test]
-fn destination_rewrite_is_detected_after_three_pairs_and_attributed_to_the_name() {
+fn destination_rewrite_is_attributed_to_the_name_from_the_first_connection() {
     let mut r = Run::new(LinkType::LinuxSll2);
     for (i, sport) in (0..4).zip(40500u16..) {
         rewritten_call(&mut r, 10 + i, "10.244.3.7", sport);
@@ -487,15 +487,7 @@ fn destination_rewrite_is_detected_after_three_pairs_and_attributed_to_the_name(
         .map(|c| (c.path, c.target, c.dns_name.as_deref(), c.rewritten))
         .collect();
     let rewritten = (Path::Dns, Some(AddrClass::PodIp), Some("demo-app"), true);
-    assert_eq!(
-        got,
-        vec![
-            (Path::PodIp, None, None, false),
-            (Path::PodIp, None, None, false),
-            rewritten,
-            rewritten,
-        ]
-    );
+    assert_eq!(got, vec![rewritten, rewritten, rewritten, rewritten]);
     assert!(r.engine.rewrite_detected());
     assert_eq!(r.report.rewrites.len(), 1);
     assert_eq!(r.report.rewrites[0].evidence, 3);
@@ -505,11 +497,16 @@ fn destination_rewrite_is_detected_after_three_pairs_and_attributed_to_the_name(
             &text,
             "podpath_rewritten_connections_total{dns_name=\"demo-app\",port=\"8080\"}"
         ),
-        2.0,
+        4.0,
         "{text}"
     );
     let table = r.report.to_table(&context(&r));
-    assert!(table.contains("Destination rewriting detected"), "{table}");
+    assert!(
+        table.contains(
+            "demo-app port 8080: detected after 3 connections; 4 connection(s) attributed to the name"
+        ),
+        "{table}"
+    );
 }
 
 #[test]
@@ -540,4 +537,157 @@ fn no_rewrite_for_pod_ips_used_literally_or_dialed_late() {
         text.contains("\npodpath_destination_rewrite_detected 0\n"),
         "{text}"
     );
+}
+
+#[test]
+fn a_lone_rewritten_connection_is_held_then_attributed_to_the_name() {
+    let mut r = Run::new(LinkType::LinuxSll2);
+    rewritten_call(&mut r, 40, "10.244.3.7", 40800);
+    // Held: neither counted as a literal pod IP nor yet as the name.
+    let text = r.metrics.encode(false);
+    assert_eq!(count(&text, "podpath_connections_total{"), 0.0, "{text}");
+    assert_eq!(count(&text, "podpath_http_requests_total{"), 0.0, "{text}");
+    // The hold runs out in packet time, with or without traffic.
+    let at = Timestamp::from_secs_f64(r.t + rewrite::HOLD_SECS);
+    {
+        let mut tee = Tee(vec![&mut r.report, &mut r.sink]);
+        r.engine.advance(at, &mut tee);
+    }
+    let text = r.metrics.encode(false);
+    assert_eq!(
+        count(
+            &text,
+            "podpath_connections_total{path=\"dns\",target=\"pod_ip\",protocol=\"tcp\",dns_name=\"demo-app\""
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        count(&text, "podpath_connections_total{path=\"pod_ip\""),
+        0.0
+    );
+    assert_eq!(
+        count(&text, "podpath_http_requests_total{path=\"dns\""),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        count(
+            &text,
+            "podpath_tcp_connect_duration_seconds_count{path=\"dns\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(&text, "podpath_connection_bytes_total{path=\"dns\""),
+        27.0 + 38.0
+    );
+    // Below the evidence threshold: rewritten, not yet "detected".
+    assert_eq!(count(&text, "podpath_destination_rewrite_detected "), 0.0);
+    let text = r.finish();
+    assert_eq!(count(&text, "podpath_rewritten_connections_total{"), 1.0);
+    let c = &r.report.connections[0];
+    assert_eq!(
+        (c.path, c.target, c.rewritten),
+        (Path::Dns, Some(AddrClass::PodIp), true)
+    );
+    assert_eq!(r.report.http_requests[0].path, Some(Path::Dns));
+    let table = r.report.to_table(&context(&r));
+    assert!(
+        table.contains("demo-app port 8080: below the detection threshold, no answer of the lookups dialed; 1 connection(s) attributed to the name"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_pod_ip_literal_dialed_right_after_an_unrelated_lookup_stays_pod_ip() {
+    let mut r = Run::new(LinkType::LinuxSll2);
+    // demo-app is looked up, a pod IP is dialed literally at once, then
+    // the app dials demo-app's ClusterIP: the lookup was not rewritten.
+    r.dns(
+        50,
+        "demo-app.default.svc.cluster.local",
+        RecordType::A,
+        ResponseCode::NoError,
+        Some("10.96.100.10"),
+    );
+    r.http(POD, 40900, "10.244.3.7", 8080, "200 OK");
+    r.http(POD, 40901, "10.96.100.10", 80, "200 OK");
+    r.t += 3.0;
+    // From then on, lookups of demo-app followed by a pod IP are decided
+    // at once: literal pod IP calls below the evidence threshold.
+    r.dns(
+        51,
+        "demo-app.default.svc.cluster.local",
+        RecordType::A,
+        ResponseCode::NoError,
+        Some("10.96.100.10"),
+    );
+    r.http(POD, 40902, "10.244.3.8", 8080, "200 OK");
+    let text = r.finish();
+    let got: Vec<_> = r
+        .report
+        .connections
+        .iter()
+        .map(|c| (c.dst.to_string(), c.path, c.rewritten))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("10.244.3.7:8080".to_string(), Path::PodIp, false),
+            ("10.96.100.10:80".to_string(), Path::Dns, false),
+            ("10.244.3.8:8080".to_string(), Path::PodIp, false),
+        ]
+    );
+    assert_eq!(
+        count(&text, "podpath_connections_total{path=\"pod_ip\""),
+        2.0
+    );
+    assert_eq!(
+        count(&text, "podpath_http_requests_total{path=\"pod_ip\""),
+        2.0
+    );
+    assert_eq!(count(&text, "podpath_rewritten_connections_total{"), 0.0);
+    assert!(!r.engine.rewrite_detected());
+}
+
+#[test]
+fn held_candidates_are_bounded_and_the_oldest_decided_early() {
+    let mut r = Run::new(LinkType::LinuxSll2);
+    let n = rewrite::MAX_HELD + 20;
+    for i in 0..n {
+        let i = u16::try_from(i).unwrap();
+        // Each name twice (a new pod IP each time): no pattern reaches the
+        // evidence threshold, every connection is held.
+        let name = format!("svc{}.default.svc.cluster.local", i / 2);
+        r.dns(
+            1000 + i,
+            &name,
+            RecordType::A,
+            ResponseCode::NoError,
+            Some(&format!("10.96.1.{}", i / 2 + 1)),
+        );
+        let pod = format!("10.244.{}.{}", 10 + i / 200, i % 200 + 1);
+        r.http(POD, 20000 + i, &pod, 8080, "200 OK");
+    }
+    // Within the hold time: only the overflow was decided, and counted.
+    assert_eq!(r.report.connections.len(), n - rewrite::MAX_HELD);
+    let text = r.finish();
+    assert_eq!(
+        count(
+            &text,
+            "podpath_table_evictions_total{table=\"rewrite_held\"}"
+        ),
+        20.0
+    );
+    assert_eq!(r.report.connections.len(), n);
+    let odd: Vec<_> = r
+        .report
+        .connections
+        .iter()
+        .filter(|c| !(c.rewritten && c.path == Path::Dns))
+        .map(|c| (c.dst, c.path))
+        .collect();
+    assert!(odd.is_empty(), "{odd:?}");
+    assert_eq!(r.report.http_requests.len(), n);
 }

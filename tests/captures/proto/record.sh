@@ -44,7 +44,7 @@ ip -n "$C" link set eth0 up
 ip -n "$C" route add default dev eth0
 ip -n "$S" addr add 10.244.2.30/16 dev eth0
 ip -n "$S" link set eth0 up
-for a in 10.96.0.10 10.96.50.5 203.0.113.10 203.0.113.11 10.244.2.31 10.244.2.40; do
+for a in 10.96.0.10 10.96.50.5 203.0.113.10 203.0.113.11 10.244.2.31 10.244.2.40 10.244.2.41; do
     ip -n "$S" addr add "$a/32" dev lo
 done
 ip -n "$S" route add default dev eth0
@@ -96,6 +96,7 @@ http {
         listen 10.244.2.30:80;
         listen 10.244.2.31:80;
         listen 10.244.2.40:80;
+        listen 10.244.2.41:80;
         location / { return 200 "ok\n"; }
     }
 }
@@ -118,6 +119,10 @@ cx openssl s_client -connect 203.0.113.11:443 -noservername -alpn http/1.1 </dev
 # 2. h2c: one gRPC-shaped call from curl (nghttp2's HPACK), then three
 #    requests on one connection from h2c_client.py (python hpack, with the
 #    dynamic table carrying over between them).
+#    Before them, a pod IP dialed literally right after an unrelated lookup
+#    (echo's): held as a rewrite candidate, then refuted by curl dialing
+#    echo's ClusterIP, so a literal pod_ip call.
+cx sh -c 'getent ahosts echo >/dev/null; curl -s -o /dev/null http://10.244.2.41/'; step
 cx curl -s --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' \
     --data-binary hello -o /dev/null http://echo:50051/demo.Echo/Say; step
 cx python3 "$HERE/h2c_client.py" echo 50051; step
