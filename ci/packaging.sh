@@ -78,7 +78,11 @@ base_images_pinned() {
     # Every base image but scratch is named with its digest; the binary is
     # finished (stripped, file capability set) by the script CI tests.
     local unpinned
-    unpinned=$(grep -E '^FROM ' Dockerfile | grep -vE '^FROM scratch( |$)' | grep -vE '@sha256:[0-9a-f]{64}( |$)' || true)
+    # A FROM naming an earlier stage (FROM builder AS …) pulls nothing.
+    local stages
+    stages=$(grep -oiE '^FROM .* AS [a-z0-9_-]+' Dockerfile | awk '{print $NF}' | paste -sd'|' -)
+    unpinned=$(grep -E '^FROM ' Dockerfile | grep -vE '^FROM scratch( |$)' | grep -vE '@sha256:[0-9a-f]{64}( |$)' \
+        | grep -vE "^FROM (${stages:-scratch})( |$)" || true)
     [ -z "$unpinned" ] || { echo "base images not pinned by digest: $unpinned"; return 1; }
     grep -q 'scripts/finish-binary.sh target/release/podpath /out' Dockerfile \
         || { echo "the Dockerfile does not finish the binary with scripts/finish-binary.sh"; return 1; }
