@@ -6,8 +6,11 @@ benchmarks, seen from the pod 10.244.1.20:
             (address in 198.18.0.0/15, port) pairs, no answer (connect timeouts)
   names N   N DNS lookups of distinct names through kube-dns, each one query
             (<random>.default.svc.cluster.local A) and its NXDOMAIN answer
+  answers N N DNS lookups of distinct names, each answered NOERROR with 64
+            distinct A records (the most an answer set keeps): fills the
+            address -> name table and the latest-answer table to their caps
 
-Packets are 10 µs apart. Usage: gen_flood.py flows|names N OUT.pcap
+Packets are 10 µs apart. Usage: gen_flood.py flows|names|answers N OUT.pcap (OUT "-" = stdout)
 """
 import random
 import struct
@@ -54,7 +57,7 @@ def main():
     kind, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     rng = random.Random(5)
     t = 1_700_000_000 * 1_000_000
-    with open(out, "wb") as f:
+    with (open(out, "wb") if out != "-" else sys.stdout.buffer) as f:
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 276))
 
         def write(pkt):
@@ -69,7 +72,7 @@ def main():
                 dport = 1024 + (i & 0xFF) * 200 + rng.randrange(200)
                 sport = 32768 + rng.randrange(28000)
                 write(sll2(OUTGOING, ipv4(POD, dst, 6, tcp_syn(POD, dst, sport, dport, rng.getrandbits(32)), i)))
-        elif kind == "names":
+        elif kind in ("names", "answers"):
             for i in range(n):
                 label = "%08x" % rng.getrandbits(32) + "-%d" % i
                 qname = dns_name(label + ".default.svc.cluster.local")
@@ -80,11 +83,20 @@ def main():
                 # NXDOMAIN with the SOA of the zone, as CoreDNS answers.
                 soa_rdata = dns_name("ns.dns.cluster.local") + dns_name("hostmaster.cluster.local") + struct.pack("!IIIII", 1, 7200, 1800, 86400, 5)
                 soa = dns_name("cluster.local") + struct.pack("!HHIH", 6, 1, 5, len(soa_rdata)) + soa_rdata
-                resp = struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 1, 0) + question + soa
+                if kind == "names":
+                    resp = struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 1, 0) + question + soa
+                else:
+                    # 64 A records in 100.64.0.0/10, distinct across the whole flood;
+                    # each owner name a compression pointer to the question (offset 12).
+                    records = b"".join(
+                        struct.pack("!HHHIH", 0xC00C, 1, 1, 300, 4) + struct.pack("!I", 0x64400000 + (i * 64 + k) % (1 << 22))
+                        for k in range(64)
+                    )
+                    resp = struct.pack("!HHHHHH", qid, 0x8180, 1, 64, 0, 0) + question + records
                 write(sll2(OUTGOING, ipv4(POD, KUBE_DNS, 17, udp(sport, 53, query), 2 * i)))
                 write(sll2(HOST, ipv4(KUBE_DNS, POD, 17, udp(53, sport, resp), 2 * i + 1)))
         else:
-            raise SystemExit("usage: gen_flood.py flows|names N OUT.pcap")
+            raise SystemExit("usage: gen_flood.py flows|names|answers N OUT.pcap")
 
 
 if __name__ == "__main__":

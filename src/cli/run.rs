@@ -113,6 +113,19 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     let detected = apply_pod_environment(&mut args);
     let mut cfg = args.pod.to_config()?;
     cfg.exclude_ports.push(args.listen.port());
+    // Each capture interface gets a ring; in a pod that is eth0 and lo.
+    let rings =
+        crate::capture::live::select_interfaces(pnet_datalink::interfaces(), &args.interfaces)
+            .map_or(2, |chosen| chosen.len());
+    let fixed = crate::config::memory::Fixed {
+        interfaces: rings,
+        ring_size: args.ring_size,
+        extra: 0,
+    };
+    let sizing =
+        args.pod
+            .size_for_memory(&mut cfg, fixed, crate::config::memory::container_limit());
+    args.ring_size = sizing.ring_size;
     let kube_api: Option<IpAddr> = std::env::var("KUBERNETES_SERVICE_HOST")
         .ok()
         .and_then(|h| h.parse().ok());
@@ -131,6 +144,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     let interfaces: Vec<String> = source.interface_names().map(str::to_string).collect();
 
     let metrics = Arc::new(Metrics::new());
+    super::export_sizing(&metrics, &cfg, &sizing);
     let capturing = Arc::new(AtomicBool::new(true));
     metrics.capture_up.set(1);
     for name in &interfaces {
@@ -159,6 +173,17 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         missing = %missing.join("; "),
         "podpath capturing"
     );
+    tracing::info!(
+        max_flows = limits.max_flows,
+        max_dns_names = limits.max_dns_names,
+        max_series = limits.max_series,
+        ring_size = sizing.ring_size,
+        "{}",
+        sizing.describe()
+    );
+    if sizing.budget.is_some_and(|b| sizing.estimate > b) {
+        tracing::warn!("the memory budget is below what the smallest tables need: raise the container's memory limit");
+    }
 
     let server = spawn_server(
         args.listen,

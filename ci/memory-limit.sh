@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# A flood under a memory cgroup (issue 12, item 4): podpath reads the limit,
+# sizes its tables to three quarters of it, and survives 1M distinct flows
+# plus thousands of distinct DNS names, each answered with 64 addresses,
+# without an OOM kill and with its peak under that budget. The same flood
+# with the sizing off (--memory-budget off) must be OOM-killed: the limit is
+# tight enough that the sizing is what keeps podpath alive.
+#
+#   ci/memory-limit.sh [PODPATH_BIN]      as root; cgroup v2, or v1's memory controller
+#
+# Environment: LIMIT_MIB (default 40), FLOOD_FLOWS (1000000), FLOOD_ANSWERS (5000).
+# Prints one line of figures per run; exits non-zero on any failure.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-${PODPATH_BIN:-$root/target/debug/podpath}}
+limit_mib=${LIMIT_MIB:-40}
+flows=${FLOOD_FLOWS:-1000000}
+answers=${FLOOD_ANSWERS:-5000}
+limit=$((limit_mib << 20))
+# shellcheck disable=SC2017 # rounded as podpath rounds it (limit / 4 * 3)
+budget=$((limit / 4 * 3))
+
+[ "$(id -u)" = 0 ] || { echo "memory-limit: needs root (creates a cgroup)"; exit 1; }
+[ -x "$bin" ] || { echo "memory-limit: no podpath binary at $bin"; exit 1; }
+
+# A child cgroup with the memory controller: v2 under the root of this
+# process's view of the hierarchy (where controllers can be delegated), v1
+# under this process's own memory cgroup (so it stays within whatever
+# limits that one has).
+if grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+    version=2
+    parent=/sys/fs/cgroup
+    if ! grep -qw memory "$parent/cgroup.subtree_control"; then
+        echo +memory > "$parent/cgroup.subtree_control" || {
+            echo "memory-limit: cannot enable the memory controller for children of $parent"; exit 1; }
+    fi
+elif [ -d /sys/fs/cgroup/memory ]; then
+    version=1
+    parent=/sys/fs/cgroup/memory$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3 }' /proc/self/cgroup)
+else
+    echo "memory-limit: no cgroup memory controller (neither v2 nor v1) on this machine"
+    exit 1
+fi
+
+work=$(mktemp -d)
+cgroups=()
+# shellcheck disable=SC2329 # invoked by the trap
+cleanup() {
+    local cg
+    for cg in "${cgroups[@]}"; do
+        rmdir "$cg" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+python3 "$root/bench/gen_flood.py" flows "$flows" "$work/flows.pcap"
+python3 "$root/bench/gen_flood.py" answers "$answers" "$work/answers.pcap"
+
+# run NAME ARGS...: runs `podpath analyze --format prometheus ARGS... FLOODS` in
+# a fresh cgroup limited to $limit; sets rc, peak, oom_kills, seconds.
+run() {
+    local name=$1 cg start
+    shift
+    cg=$parent/podpath-memory-$$-$name
+    mkdir "$cg"
+    cgroups+=("$cg")
+    if [ "$version" = 2 ]; then
+        echo "$limit" > "$cg/memory.max"
+        echo 0 > "$cg/memory.swap.max" 2>/dev/null || true
+    else
+        echo "$limit" > "$cg/memory.limit_in_bytes"
+        echo "$limit" > "$cg/memory.memsw.limit_in_bytes" 2>/dev/null || true
+    fi
+    start=$(date +%s%N)
+    rc=0
+    sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
+        "$bin" analyze --format prometheus --service-cidr 10.96.0.0/12 --pod-cidr 10.244.0.0/16 "$@" \
+        "$work/flows.pcap" "$work/answers.pcap" > "$work/$name.prom" 2> "$work/$name.err" || rc=$?
+    seconds=$(( ($(date +%s%N) - start) / 100000000 ))
+    if [ "$version" = 2 ]; then
+        peak=$(cat "$cg/memory.peak")
+        oom_kills=$(awk '$1 == "oom_kill" { print $2 }' "$cg/memory.events")
+    else
+        peak=$(cat "$cg/memory.max_usage_in_bytes")
+        oom_kills=$(awk '$1 == "oom_kill" { print $2 }' "$cg/memory.oom_control")
+    fi
+    printf '%s: cgroup v%s, limit %d MiB, exit %d, peak %d.%d MiB, oom_kill %s, %d.%d s\n' \
+        "$name" "$version" "$limit_mib" "$rc" $((peak >> 20)) $(((peak & 0xfffff) * 10 >> 20)) \
+        "${oom_kills:-?}" $((seconds / 10)) $((seconds % 10))
+}
+
+failed=0
+fail() { echo "FAIL  $*"; failed=1; }
+metric() { awk -v m="$1" '$1 == m { print $2 }' "$work/sized.prom"; }
+
+run sized
+[ "$rc" = 0 ] || { fail "sized run exited $rc"; sed 's/^/      /' "$work/sized.err"; }
+[ "${oom_kills:-1}" = 0 ] || fail "sized run: oom_kill $oom_kills"
+[ "$peak" -le "$budget" ] || fail "sized run: peak $peak above the budget $budget (3/4 of the limit)"
+[ "$(metric podpath_memory_limit_bytes)" = "$limit" ] || fail "podpath_memory_limit_bytes is $(metric podpath_memory_limit_bytes), not $limit"
+[ "$(metric podpath_memory_budget_bytes)" = "$budget" ] || fail "podpath_memory_budget_bytes is $(metric podpath_memory_budget_bytes), not $budget"
+cap_flows=$(metric 'podpath_table_capacity{table="flows"}')
+cap_names=$(metric 'podpath_table_capacity{table="names"}')
+evicted=$(metric 'podpath_table_evictions_total{table="flows"}')
+echo "      tables: flows $cap_flows, names $cap_names; flow evictions $evicted"
+[ -n "$cap_flows" ] && [ "$cap_flows" -lt 57344 ] || fail "the flow table was not sized down: $cap_flows"
+[ -n "$cap_names" ] && [ "$cap_names" -lt "$answers" ] || fail "the name table ($cap_names) does not fill up with $answers names"
+[ "${evicted:-0}" -ge $((flows - 57344)) ] || fail "flow evictions $evicted: the flood did not fill the table"
+
+run unsized --memory-budget off
+if [ "$rc" = 0 ] || [ "${oom_kills:-0}" = 0 ]; then
+    fail "with --memory-budget off the flood was not OOM-killed (exit $rc, oom_kill $oom_kills): the limit does not test the sizing"
+fi
+
+[ "$failed" = 0 ] && echo "memory-limit: ok"
+exit "$failed"
