@@ -6,11 +6,15 @@ benchmarks, seen from the pod 10.244.1.20:
             (address in 198.18.0.0/15, port) pairs, no answer (connect timeouts)
   names N   N DNS lookups of distinct names through kube-dns, each one query
             (<random>.default.svc.cluster.local A) and its NXDOMAIN answer
+  series N  N distinct DNS names of Services (svc-<i>.default.svc.cluster.local,
+            each answered with its own ClusterIP), then 30 refused TCP connects to
+            each name's address on 30 ports: every (name, port) is a label set,
+            to fill the label-capped metric families to their series caps
   answers N N DNS lookups of distinct names, each answered NOERROR with 64
             distinct A records (the most an answer set keeps): fills the
             address -> name table and the latest-answer table to their caps
 
-Packets are 10 µs apart. Usage: gen_flood.py flows|names|answers N OUT.pcap (OUT "-" = stdout)
+Packets are 10 µs apart. Usage: gen_flood.py flows|names|answers|series N OUT.pcap (OUT "-" = stdout)
 """
 import random
 import struct
@@ -95,8 +99,30 @@ def main():
                     resp = struct.pack("!HHHHHH", qid, 0x8180, 1, 64, 0, 0) + question + records
                 write(sll2(OUTGOING, ipv4(POD, KUBE_DNS, 17, udp(sport, 53, query), 2 * i)))
                 write(sll2(HOST, ipv4(KUBE_DNS, POD, 17, udp(53, sport, resp), 2 * i + 1)))
+        elif kind == "series":
+            for i in range(n):
+                qname = dns_name("svc-%d.default.svc.cluster.local" % i)
+                qid = rng.getrandbits(16)
+                sport = 32768 + rng.randrange(28000)
+                question = qname + struct.pack("!HH", 1, 1)
+                query = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question
+                addr = 0x0A600000 + 0x100 + i  # 10.96.1.0 + i
+                answer = struct.pack("!HHHIH", 0xC00C, 1, 1, 3600, 4) + struct.pack("!I", addr)
+                resp = struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + answer
+                write(sll2(OUTGOING, ipv4(POD, KUBE_DNS, 17, udp(sport, 53, query), 2 * i)))
+                write(sll2(HOST, ipv4(KUBE_DNS, POD, 17, udp(53, sport, resp), 2 * i + 1)))
+            for i in range(n):
+                dst = struct.pack("!I", 0x0A600000 + 0x100 + i)
+                for port in range(30):
+                    sport = 32768 + rng.randrange(28000)
+                    dport = 8000 + port
+                    seq = rng.getrandbits(32)
+                    write(sll2(OUTGOING, ipv4(POD, dst, 6, tcp_syn(POD, dst, sport, dport, seq), port)))
+                    # RST+ACK: refused.
+                    rst = struct.pack("!HHIIBBHHH", dport, sport, 0, (seq + 1) & 0xFFFFFFFF, 5 << 4, 0x14, 0, 0, 0)
+                    write(sll2(HOST, ipv4(dst, POD, 6, rst, port)))
         else:
-            raise SystemExit("usage: gen_flood.py flows|names|answers N OUT.pcap")
+            raise SystemExit("usage: gen_flood.py flows|names|answers|series N OUT.pcap")
 
 
 if __name__ == "__main__":
