@@ -365,3 +365,96 @@ pub fn main(cli: Cli) -> Result<i32> {
         Command::Inject(args) => inject::run(args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::memory::{Fixed, MemoryLimit};
+
+    const MI: u64 = 1 << 20;
+    const ANALYZE: Fixed = Fixed {
+        interfaces: 0,
+        ring_size: 0,
+        extra: 0,
+    };
+
+    fn pod_args(flags: &[&str]) -> PodArgs {
+        let argv = ["podpath", "analyze"].iter().chain(flags).copied();
+        match Cli::try_parse_from(argv).expect("flags parse").command {
+            Command::Analyze(a) => a.pod,
+            _ => unreachable!(),
+        }
+    }
+
+    fn limit(bytes: u64) -> Option<MemoryLimit> {
+        Some(MemoryLimit {
+            bytes,
+            source: "/sys/fs/cgroup/memory.max".into(),
+        })
+    }
+
+    #[test]
+    fn auto_budget_is_three_quarters_of_the_cgroup_limit() {
+        let args = pod_args(&[]);
+        let mut cfg = args.to_config().unwrap();
+        let sizing = args.size_for_memory(&mut cfg, ANALYZE, limit(64 * MI));
+        assert_eq!(sizing.budget, Some(48 * MI));
+        assert_eq!(cfg.limits.max_flows, 14_336);
+        assert!(cfg.limits.max_dns_names < 16_384);
+        assert!(sizing.estimate <= 48 * MI);
+        assert!(
+            sizing.describe().contains("budget 48.0 MiB"),
+            "{}",
+            sizing.describe()
+        );
+        // No limit: nothing sized.
+        let mut cfg = args.to_config().unwrap();
+        let sizing = args.size_for_memory(&mut cfg, ANALYZE, None);
+        assert_eq!(sizing.budget, None);
+        assert_eq!(cfg.limits.max_flows, 57_344);
+    }
+
+    #[test]
+    fn explicit_tables_and_budgets_win() {
+        let args = pod_args(&["--max-flows", "1000", "--memory-budget", "48Mi"]);
+        let mut cfg = args.to_config().unwrap();
+        // The flag's budget wins over the cgroup's limit.
+        let sizing = args.size_for_memory(&mut cfg, ANALYZE, limit(1 << 40));
+        assert_eq!(sizing.budget, Some(48 * MI));
+        assert_eq!(cfg.limits.max_flows, 1000);
+        let args = pod_args(&["--memory-budget", "off"]);
+        let mut cfg = args.to_config().unwrap();
+        let sizing = args.size_for_memory(&mut cfg, ANALYZE, limit(32 * MI));
+        assert_eq!(sizing.budget, None);
+        assert_eq!(cfg.limits.max_flows, 57_344);
+        assert!(sizing.estimate > 32 * MI);
+    }
+
+    #[test]
+    fn bad_budgets_and_zero_tables_are_refused() {
+        let argv = ["podpath", "analyze", "--memory-budget", "12MB"];
+        let err = Cli::try_parse_from(argv).unwrap_err().to_string();
+        assert!(err.contains("96Mi"), "{err}");
+        assert!(pod_args(&["--max-dns-names", "0"]).to_config().is_err());
+    }
+
+    #[test]
+    fn capacities_and_limits_are_exported() {
+        let args = pod_args(&[]);
+        let mut cfg = args.to_config().unwrap();
+        let sizing = args.size_for_memory(&mut cfg, ANALYZE, limit(64 * MI));
+        let metrics = crate::metrics::Metrics::new();
+        export_sizing(&metrics, &cfg, &sizing);
+        let text = metrics.encode(false);
+        for line in [
+            "podpath_table_capacity{table=\"flows\"} 14336",
+            "podpath_table_capacity{table=\"series\"}",
+            "podpath_memory_limit_bytes 67108864",
+            "podpath_memory_budget_bytes 50331648",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+}
