@@ -182,7 +182,9 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         sizing.describe()
     );
     if sizing.budget.is_some_and(|b| sizing.estimate > b) {
-        tracing::warn!("the memory budget is below what the smallest tables need: raise the container's memory limit");
+        tracing::warn!(
+            "even the smallest tables exceed the memory budget: raise the container's memory limit (docs/memory.md)"
+        );
     }
 
     let server = spawn_server(

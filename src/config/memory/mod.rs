@@ -268,48 +268,60 @@ pub fn plan(budget: u64, limits: &Limits, fixed: Fixed, pinned: Pinned) -> Plan 
             left = left.saturating_sub(cost);
         }
     }
+    // Flows first: the largest capacity that fills its buckets to 7/8 (the
+    // map's most) and costs at most half of what is left (all of it when
+    // names and series are pinned).
+    let mut flows = limits.max_flows;
     if !pinned.flows {
-        // The largest capacity that fills its buckets to 7/8 (the map's
-        // most) and costs at most half of what is left (all of it when
-        // names and series are pinned).
         let share = if pinned.names && pinned.series {
             left
         } else {
             left / 2
         };
-        let mut flows = MIN_FLOWS;
-        while flows * 2 <= limits.max_flows && flows_cost(flows * 2) <= share {
-            flows *= 2;
+        let mut f = MIN_FLOWS;
+        while f * 2 <= limits.max_flows && flows_cost(f * 2) <= share {
+            f *= 2;
         }
-        out.max_flows = if flows_cost(limits.max_flows) <= share {
-            limits.max_flows
-        } else {
-            flows.min(limits.max_flows)
-        };
-        left = left.saturating_sub(flows_cost(out.max_flows));
+        if flows_cost(limits.max_flows) > share {
+            flows = f.min(limits.max_flows);
+        }
     }
-    let want = if pinned.names {
-        0
-    } else {
-        names_cost(limits.max_dns_names)
-    } + if pinned.series {
-        0
-    } else {
-        series_cost(limits.max_series)
-    };
-    if want > left {
-        // Both shrink by the same factor (want > 0 here).
-        let scale = |n: usize, min: usize| {
-            ((n as u128 * left as u128 / want as u128) as usize)
-                .max(min)
-                .min(n)
+    loop {
+        out.max_flows = flows;
+        let rest = if pinned.flows {
+            left
+        } else {
+            left.saturating_sub(flows_cost(flows))
         };
-        if !pinned.names {
-            out.max_dns_names = scale(limits.max_dns_names, MIN_NAMES);
+        let want = if pinned.names {
+            0
+        } else {
+            names_cost(limits.max_dns_names)
+        } + if pinned.series {
+            0
+        } else {
+            series_cost(limits.max_series)
+        };
+        if want > rest {
+            // Both shrink by the same factor (want > 0 here).
+            let scale = |n: usize, min: usize| {
+                ((n as u128 * rest as u128 / want as u128) as usize)
+                    .max(min)
+                    .min(n)
+            };
+            if !pinned.names {
+                out.max_dns_names = scale(limits.max_dns_names, MIN_NAMES);
+            }
+            if !pinned.series {
+                out.max_series = scale(limits.max_series, MIN_SERIES);
+            }
         }
-        if !pinned.series {
-            out.max_series = scale(limits.max_series, MIN_SERIES);
+        // Names or series held at their minimum can overshoot: flows give
+        // way, down to their own minimum.
+        if pinned.flows || flows <= MIN_FLOWS || estimate(&out, fixed, ring_size) <= budget {
+            break;
         }
+        flows /= 2;
     }
     Plan {
         budget: Some(budget),

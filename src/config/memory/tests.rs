@@ -257,3 +257,18 @@ fn the_real_cgroup_file_parses_if_present() {
     let _ = container_limit();
     assert!(Path::new("/proc/self/cgroup").exists());
 }
+
+#[test]
+fn tables_at_their_minimum_push_flows_down_not_over_the_budget() {
+    // 20 MiB with one ring: series reach their minimum, and flows give way
+    // so that the whole still fits.
+    let one = Fixed {
+        interfaces: 1,
+        ring_size: 4 << 20,
+        extra: 0,
+    };
+    let p = plan(20 * MI, &Limits::default(), one, Pinned::default());
+    assert!(p.limits.max_series < 2 * MIN_SERIES);
+    assert!(p.estimate <= 20 * MI, "{p:?}");
+    assert!(p.limits.max_flows < 1_792);
+}
