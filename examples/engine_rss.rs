@@ -1,6 +1,6 @@
 //! Peak memory of what `podpath run` holds (engine + metrics), fed from
 //! capture files instead of sockets: `cargo run --release --example
-//! engine_rss -- [--max-flows N] [--max-dns-names N] FILE...`. Prints packets, flows left, evictions, the size of
+//! engine_rss -- [--max-flows N] [--max-dns-names N] [--max-series N] FILE...`. Prints packets, flows left, evictions, the size of
 //! one scrape, and VmHWM (peak RSS) from /proc/self/status.
 //!
 //! `podpath analyze` holds a report (per-connection records, up to
@@ -44,12 +44,13 @@ fn main() -> anyhow::Result<()> {
         match arg.as_str() {
             "--max-flows" => cfg.limits.max_flows = value()?,
             "--max-dns-names" => cfg.limits.max_dns_names = value()?,
+            "--max-series" => cfg.limits.max_series = value()?,
             _ => files.push(arg),
         }
     }
     anyhow::ensure!(
         !files.is_empty(),
-        "usage: engine_rss [--max-flows N] [--max-dns-names N] FILE..."
+        "usage: engine_rss [--max-flows N] [--max-dns-names N] [--max-series N] FILE..."
     );
     let limits = cfg.limits.clone();
     let metrics = Arc::new(Metrics::new());
