@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A flood under a memory cgroup (issue 12, item 4): podpath reads the limit,
-# sizes its tables to three quarters of it, and survives 1M distinct flows
-# plus thousands of distinct DNS names, each answered with 64 addresses,
-# without an OOM kill and with its peak under that budget. The same flood
+# sizes its tables to three quarters of it, and survives 1M distinct flows,
+# 200 000 connections each left holding part of a TLS ClientHello, and
+# thousands of distinct DNS names each answered with 64 addresses, without
+# an OOM kill and with its peak under that budget. The same flood
 # with the sizing off (--memory-budget off) must be OOM-killed: the limit is
 # tight enough that the sizing is what keeps podpath alive.
 #
@@ -13,7 +14,8 @@
 # LIVE_FLOWS distinct SYNs out of the interface it captures on
 # (ci/send-syn-flood.py).
 #
-# Environment: LIMIT_MIB (default 40), FLOOD_FLOWS (1000000), FLOOD_ANSWERS (5000),
+# Environment: LIMIT_MIB (default 40), FLOOD_FLOWS (1000000), FLOOD_HELLOS (200000),
+# FLOOD_ANSWERS (5000),
 # LIVE_LIMIT_MIB (48), LIVE_FLOWS (500000; 0 skips the live part).
 # Prints one line of figures per run; exits non-zero on any failure.
 set -euo pipefail
@@ -23,6 +25,7 @@ bin=${1:-${PODPATH_BIN:-$root/target/debug/podpath}}
 limit_mib=${LIMIT_MIB:-40}
 flows=${FLOOD_FLOWS:-1000000}
 answers=${FLOOD_ANSWERS:-5000}
+hellos=${FLOOD_HELLOS:-200000}
 live_limit_mib=${LIVE_LIMIT_MIB:-48}
 live_flows=${LIVE_FLOWS:-500000}
 limit=$((limit_mib << 20))
@@ -72,6 +75,7 @@ trap cleanup EXIT
 
 python3 "$root/bench/gen_flood.py" flows "$flows" "$work/flows.pcap"
 python3 "$root/bench/gen_flood.py" answers "$answers" "$work/answers.pcap"
+python3 "$root/bench/gen_flood.py" hellos "$hellos" "$work/hellos.pcap"
 
 # new_cgroup NAME LIMIT: creates a cgroup limited to LIMIT bytes, without
 # swap; sets cg.
@@ -116,7 +120,7 @@ run() {
     rc=0
     sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
         "$bin" analyze --format prometheus --service-cidr 10.96.0.0/12 --pod-cidr 10.244.0.0/16 "$@" \
-        "$work/flows.pcap" "$work/answers.pcap" > "$work/$name.prom" 2> "$work/$name.err" || rc=$?
+        "$work/flows.pcap" "$work/hellos.pcap" "$work/answers.pcap" > "$work/$name.prom" 2> "$work/$name.err" || rc=$?
     seconds=$(( ($(date +%s%N) - start) / 100000000 ))
     read_cgroup
     report "$name" "$limit_mib"

@@ -401,7 +401,7 @@ mod tests {
         let mut cfg = args.to_config().unwrap();
         let sizing = args.size_for_memory(&mut cfg, ANALYZE, limit(64 * MI));
         assert_eq!(sizing.budget, Some(48 * MI));
-        assert_eq!(cfg.limits.max_flows, 14_336);
+        assert_eq!(cfg.limits.max_flows, 7_168);
         assert!(cfg.limits.max_dns_names < 16_384);
         assert!(sizing.estimate <= 48 * MI);
         assert!(
@@ -449,7 +449,7 @@ mod tests {
         export_sizing(&metrics, &cfg, &sizing);
         let text = metrics.encode(false);
         for line in [
-            "podpath_table_capacity{table=\"flows\"} 14336",
+            "podpath_table_capacity{table=\"flows\"} 7168",
             "podpath_table_capacity{table=\"series\"}",
             "podpath_memory_limit_bytes 67108864",
             "podpath_memory_budget_bytes 50331648",

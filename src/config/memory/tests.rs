@@ -186,7 +186,7 @@ fn the_shipped_limit_and_the_ci_limit_give_these_tables() {
     let d = Limits::default();
     // 128Mi limit, three quarters of it as the budget (deploy/sidecar).
     let p = plan(96 * MI, &d, sidecar(), Pinned::default());
-    assert_eq!(p.limits.max_flows, 28_672);
+    assert_eq!(p.limits.max_flows, 14_336);
     assert!(p.limits.max_dns_names > 8_000 && p.limits.max_dns_names < d.max_dns_names);
     assert!(p.estimate <= 96 * MI);
     // The cgroup flood of ci/memory-limit.sh: 40Mi, analyze (no rings).
@@ -196,7 +196,7 @@ fn the_shipped_limit_and_the_ci_limit_give_these_tables() {
         extra: 0,
     };
     let p = plan(30 * MI, &d, analyze, Pinned::default());
-    assert_eq!(p.limits.max_flows, 7_168);
+    assert_eq!(p.limits.max_flows, 3_584);
     assert!(p.estimate <= 30 * MI);
 }
 
@@ -247,7 +247,7 @@ fn pinned_tables_keep_their_size() {
             flows: false,
         },
     );
-    assert_eq!(p.limits.max_flows, 28_672);
+    assert_eq!(p.limits.max_flows, 14_336);
     assert!(p.estimate <= 128 * MI);
 }
 
