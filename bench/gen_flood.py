@@ -13,11 +13,13 @@ benchmarks, seen from the pod 10.244.1.20:
   hellos N  N distinct TCP connections (SYN, then the first 1 000 bytes of a
             1 800-byte TLS ClientHello, the rest never sent): every flow holds
             a TLS reassembly buffer until it is evicted
+  split-hellos N  the same with a 16 000-byte ClientHello sent in 1 000-byte
+            segments, the last never sent: each flow would hold 15 000 bytes
   answers N N DNS lookups of distinct names, each answered NOERROR with 64
             distinct A records (the most an answer set keeps): fills the
             address -> name table and the latest-answer table to their caps
 
-Packets are 10 µs apart. Usage: gen_flood.py flows|names|answers|series|hellos N OUT.pcap (OUT "-" = stdout)
+Packets are 10 µs apart. Usage: gen_flood.py flows|names|answers|series|hellos|split-hellos N OUT.pcap (OUT "-" = stdout)
 """
 import random
 import struct
@@ -102,22 +104,25 @@ def main():
                     resp = struct.pack("!HHHHHH", qid, 0x8180, 1, 64, 0, 0) + question + records
                 write(sll2(OUTGOING, ipv4(POD, KUBE_DNS, 17, udp(sport, 53, query), 2 * i)))
                 write(sll2(HOST, ipv4(KUBE_DNS, POD, 17, udp(53, sport, resp), 2 * i + 1)))
-        elif kind == "hellos":
-            # A ClientHello whose first extension is 1 700 bytes of padding:
-            # the first 1 000 bytes parse as the start of a hello, the rest
-            # (padding, then SNI) never comes.
-            pad = struct.pack("!HH", 0x0015, 1700) + bytes(1700)
+        elif kind in ("hellos", "split-hellos"):
+            # A ClientHello whose first extension is padding: the first
+            # segments parse as the start of a hello, the rest (padding,
+            # then SNI) never comes.
+            padding = 1700 if kind == "hellos" else 15900
+            pad = struct.pack("!HH", 0x0015, padding) + bytes(padding)
             body = b"\x03\x03" + bytes(32) + b"\x20" + bytes(32) + b"\x00\x02\x13\x01" + b"\x01\x00" + struct.pack("!H", len(pad)) + pad
             record = bytes([1]) + len(body).to_bytes(3, "big") + body
-            hello = (bytes([22, 3, 1]) + struct.pack("!H", len(record)) + record)[:1000]
+            full = bytes([22, 3, 1]) + struct.pack("!H", len(record)) + record
+            segments = [full[:1000]] if kind == "hellos" else [full[k:k + 1000] for k in range(0, 15000, 1000)]
             for i in range(n):
                 dst = bytes([198, 18 + (i >> 24 & 1), i >> 16 & 0xFF, i >> 8 & 0xFF])
                 dport = 443
                 sport = 1024 + (i & 0xFF) * 250 + rng.randrange(250)
                 seq = rng.getrandbits(32)
                 write(sll2(OUTGOING, ipv4(POD, dst, 6, tcp_syn(POD, dst, sport, dport, seq), i)))
-                data = struct.pack("!HHIIBBHHH", sport, dport, (seq + 1) & 0xFFFFFFFF, 1, 5 << 4, 0x18, 64240, 0, 0) + hello
-                write(sll2(OUTGOING, ipv4(POD, dst, 6, data, i)))
+                for k, part in enumerate(segments):
+                    data = struct.pack("!HHIIBBHHH", sport, dport, (seq + 1 + 1000 * k) & 0xFFFFFFFF, 1, 5 << 4, 0x18, 64240, 0, 0) + part
+                    write(sll2(OUTGOING, ipv4(POD, dst, 6, data, i)))
         elif kind == "series":
             for i in range(n):
                 qname = dns_name("svc-%d.default.svc.cluster.local" % i)
@@ -141,7 +146,7 @@ def main():
                     rst = struct.pack("!HHIIBBHHH", dport, sport, 0, (seq + 1) & 0xFFFFFFFF, 5 << 4, 0x14, 0, 0, 0)
                     write(sll2(HOST, ipv4(dst, POD, 6, rst, port)))
         else:
-            raise SystemExit("usage: gen_flood.py flows|names|answers|series|hellos N OUT.pcap")
+            raise SystemExit("usage: gen_flood.py flows|names|answers|series|hellos|split-hellos N OUT.pcap")
 
 
 if __name__ == "__main__":

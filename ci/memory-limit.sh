@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A flood under a memory cgroup (issue 12, item 4): podpath reads the limit,
 # sizes its tables to three quarters of it, and survives 1M distinct flows,
-# 200 000 connections each left holding part of a TLS ClientHello, and
+# 205 000 connections each left holding part of a TLS ClientHello, and
 # thousands of distinct DNS names each answered with 64 addresses, without
 # an OOM kill and with its peak under that budget. The same flood
 # with the sizing off (--memory-budget off) must be OOM-killed: the limit is
@@ -15,7 +15,7 @@
 # (ci/send-syn-flood.py).
 #
 # Environment: LIMIT_MIB (default 40), FLOOD_FLOWS (1000000), FLOOD_HELLOS (200000),
-# FLOOD_ANSWERS (5000),
+# FLOOD_SPLIT_HELLOS (5000: hellos of 15 000 bytes in 1 000-byte segments), FLOOD_ANSWERS (5000),
 # LIVE_LIMIT_MIB (48), LIVE_FLOWS (500000; 0 skips the live part).
 # Prints one line of figures per run; exits non-zero on any failure.
 set -euo pipefail
@@ -26,6 +26,7 @@ limit_mib=${LIMIT_MIB:-40}
 flows=${FLOOD_FLOWS:-1000000}
 answers=${FLOOD_ANSWERS:-5000}
 hellos=${FLOOD_HELLOS:-200000}
+split_hellos=${FLOOD_SPLIT_HELLOS:-5000}
 live_limit_mib=${LIVE_LIMIT_MIB:-48}
 live_flows=${LIVE_FLOWS:-500000}
 limit=$((limit_mib << 20))
@@ -76,6 +77,7 @@ trap cleanup EXIT
 python3 "$root/bench/gen_flood.py" flows "$flows" "$work/flows.pcap"
 python3 "$root/bench/gen_flood.py" answers "$answers" "$work/answers.pcap"
 python3 "$root/bench/gen_flood.py" hellos "$hellos" "$work/hellos.pcap"
+python3 "$root/bench/gen_flood.py" split-hellos "$split_hellos" "$work/split-hellos.pcap"
 
 # new_cgroup NAME LIMIT: creates a cgroup limited to LIMIT bytes, without
 # swap; sets cg.
@@ -120,7 +122,7 @@ run() {
     rc=0
     sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
         "$bin" analyze --format prometheus --service-cidr 10.96.0.0/12 --pod-cidr 10.244.0.0/16 "$@" \
-        "$work/flows.pcap" "$work/hellos.pcap" "$work/answers.pcap" > "$work/$name.prom" 2> "$work/$name.err" || rc=$?
+        "$work/flows.pcap" "$work/hellos.pcap" "$work/split-hellos.pcap" "$work/answers.pcap" > "$work/$name.prom" 2> "$work/$name.err" || rc=$?
     seconds=$(( ($(date +%s%N) - start) / 100000000 ))
     read_cgroup
     report "$name" "$limit_mib"

@@ -71,6 +71,8 @@ pub struct Engine {
     dns_events: Vec<DnsEvent>,
     stats: EngineStats,
     rewrite: RewriteDetector,
+    /// Shared bound on the TLS first-flight buffers of all flows.
+    flights: crate::tls::FlightPool,
 }
 
 impl Engine {
@@ -93,6 +95,11 @@ impl Engine {
             cfg.pod_cidrs.clone(),
             limits.max_dns_names,
         );
+        let flights = crate::tls::FlightPool::new(
+            limits
+                .max_flows
+                .saturating_mul(crate::tls::FLIGHT_BYTES_PER_FLOW),
+        );
         let local = cfg
             .pod_ips
             .iter()
@@ -114,6 +121,7 @@ impl Engine {
             dns_events: Vec::new(),
             stats: EngineStats::default(),
             rewrite: RewriteDetector::default(),
+            flights,
         }
     }
 
@@ -630,7 +638,16 @@ impl Engine {
                     flow.syn_retransmits += 1;
                     return;
                 }
-                update_tcp(flow, src, seg, now, max_pending, &self.dns, sink);
+                update_tcp(
+                    flow,
+                    src,
+                    seg,
+                    now,
+                    max_pending,
+                    &self.dns,
+                    &self.flights,
+                    sink,
+                );
                 return;
             }
         }
@@ -671,7 +688,16 @@ impl Engine {
             );
             flow.attribution = attribution;
             flow.http = Some(Box::new(Http1::new(max_pending)));
-            update_tcp(flow, src, seg, now, max_pending, &self.dns, sink);
+            update_tcp(
+                flow,
+                src,
+                seg,
+                now,
+                max_pending,
+                &self.dns,
+                &self.flights,
+                sink,
+            );
             if let Some(old) = evicted {
                 evicted_flow(&mut self.stats, old, sink);
             }
@@ -761,6 +787,8 @@ fn emit_bytes(flow: &mut Flow, sink: &mut dyn Sink) {
 }
 
 /// A segment on a known TCP flow: handshake, failure, close, bytes, HTTP.
+/// (Borrows the engine's parts one by one: the flow is borrowed from its table.)
+#[allow(clippy::too_many_arguments)]
 fn update_tcp(
     flow: &mut Flow,
     src: SocketAddr,
@@ -768,6 +796,7 @@ fn update_tcp(
     now: Timestamp,
     max_http_pending: usize,
     dns: &DnsTracker,
+    flights: &crate::tls::FlightPool,
     sink: &mut dyn Sink,
 ) {
     let from_initiator = flow.is_from_initiator(src);
@@ -783,7 +812,7 @@ fn update_tcp(
             }
         }
     }
-    proto::on_segment(flow, from_initiator, seg, now, dns, sink);
+    proto::on_segment(flow, from_initiator, seg, now, dns, flights, sink);
     if flags.rst() {
         if flow.state == TcpState::SynSent && !from_initiator {
             flow.state = TcpState::Failed;

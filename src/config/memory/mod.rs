@@ -43,8 +43,11 @@ pub const FLOW_BUCKET: u64 = 840;
 /// entry, when every flow holds the first ~1 000 bytes of a TLS ClientHello
 /// that never completes (a large post-quantum hello whose second segment
 /// never comes): 1 058 bytes per flow over a flood of 200 000 such
-/// connections at 7 168 and 28 672 flows (`gen_flood.py hellos`). HTTP/1
-/// state is smaller; HTTP/2 state is not modelled (docs/memory.md).
+/// connections at 7 168 and 28 672 flows (`gen_flood.py hellos`). Hellos
+/// sent in many small segments cannot hold more: the engine's
+/// `tls::FlightPool` caps all first-flight buffers together at
+/// `tls::FLIGHT_BYTES_PER_FLOW` (1 000) per flow. HTTP/1 state is smaller;
+/// HTTP/2 state is not modelled (docs/memory.md).
 pub const FLOW_STATE: u64 = 1_100;
 /// Peak bytes per address → name slot under a flood of distinct names each
 /// answered with 64 addresses (the most one answer set keeps): the address
