@@ -268,6 +268,19 @@ for t in deploy/monitoring/tests/*.yml; do
     check "promtool test rules $t" promtool test rules "$t"
 done
 check "prometheusrule.yaml generated from podpath-rules.yml" deploy/monitoring/gen-prometheusrule.sh --check
+cluster_label_check() {
+    # The rules generated for another cluster label pass the same tests, the
+    # label renamed in their series and expectations too.
+    local d=$work/cluster-label
+    mkdir -p "$d/tests"
+    CLUSTER_LABEL=k8s_cluster deploy/monitoring/gen-prometheusrule.sh --rules > "$d/podpath-rules.yml" || return 1
+    if grep -q 'by (cluster' "$d/podpath-rules.yml"; then echo "cluster left in an aggregation"; return 1; fi
+    sed -E 's/([{ ])cluster="/\1k8s_cluster="/g; s/^( +)cluster: /\1k8s_cluster: /' \
+        deploy/monitoring/tests/podpath-rules-test.yml > "$d/tests/podpath-rules-test.yml"
+    grep -q 'k8s_cluster: east' "$d/tests/podpath-rules-test.yml" || { echo "no cluster test to rename"; return 1; }
+    promtool test rules "$d/tests/podpath-rules-test.yml"
+}
+check "promtool test rules with CLUSTER_LABEL=k8s_cluster" cluster_label_check
 # Debian's Prometheus is built without Kubernetes service discovery, so the
 # plain scrape config is checked with a static target in its place; the
 # relabelling, the part that can be wrong, is checked as written.
@@ -280,6 +293,7 @@ scrape_config_check() {
     grep -q "static_configs" "$d/prometheus.yml" && promtool check config "$d/prometheus.yml"
 }
 check "promtool check config prometheus-scrape.yml" scrape_config_check
+check "workload label (CronJob, Deployment, ...) from the relabelling, in a real Prometheus" "$py" ci/relabel-check.py
 check "every alert has summary, description and a runbook section" "$py" - <<'EOF'
 import re, sys, yaml
 rules = [r for g in yaml.safe_load(open("deploy/monitoring/podpath-rules.yml"))["groups"] for r in g["rules"]]

@@ -1,6 +1,6 @@
 //! Peak memory of what `podpath run` holds (engine + metrics), fed from
 //! capture files instead of sockets: `cargo run --release --example
-//! engine_rss -- FILE...`. Prints packets, flows left, evictions, the size of
+//! engine_rss -- [--max-flows N] [--max-dns-names N] [--max-series N] FILE...`. Prints packets, flows left, evictions, the size of
 //! one scrape, and VmHWM (peak RSS) from /proc/self/status.
 //!
 //! `podpath analyze` holds a report (per-connection records, up to
@@ -27,13 +27,31 @@ fn status_kib(field: &str) -> Option<u64> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let files: Vec<String> = std::env::args().skip(1).collect();
-    anyhow::ensure!(!files.is_empty(), "usage: engine_rss FILE...");
-    let cfg = PodConfig {
+    let mut cfg = PodConfig {
         service_cidrs: vec!["10.96.0.0/12".parse()?],
         pod_cidrs: vec!["10.244.0.0/16".parse()?],
         ..PodConfig::default()
     };
+    let mut files = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || -> anyhow::Result<usize> {
+            Ok(args
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("{arg} needs a value"))?
+                .parse()?)
+        };
+        match arg.as_str() {
+            "--max-flows" => cfg.limits.max_flows = value()?,
+            "--max-dns-names" => cfg.limits.max_dns_names = value()?,
+            "--max-series" => cfg.limits.max_series = value()?,
+            _ => files.push(arg),
+        }
+    }
+    anyhow::ensure!(
+        !files.is_empty(),
+        "usage: engine_rss [--max-flows N] [--max-dns-names N] [--max-series N] FILE..."
+    );
     let limits = cfg.limits.clone();
     let metrics = Arc::new(Metrics::new());
     let mut sink = MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series);

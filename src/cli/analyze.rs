@@ -49,7 +49,16 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
             args.pod.pod_cidrs = vec![SEED_POD_CIDR.parse()?];
         }
     }
-    let cfg = args.pod.to_config()?;
+    let mut cfg = args.pod.to_config()?;
+    let fixed = crate::config::memory::Fixed {
+        interfaces: 0,
+        ring_size: 0,
+        extra: 0,
+    };
+    let before = cfg.limits.clone();
+    let sizing =
+        args.pod
+            .size_for_memory(&mut cfg, fixed, crate::config::memory::container_limit());
     let mut source = if embedded {
         FileSource::from_bytes(
             "embedded seed capture (tests/captures/seed-any.pcap)",
@@ -63,9 +72,22 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
     } else {
         args.files.clone()
     };
+    let l = &cfg.limits;
+    if (l.max_flows, l.max_dns_names, l.max_series)
+        != (before.max_flows, before.max_dns_names, before.max_series)
+    {
+        eprintln!(
+            "podpath: tables sized down to {} flows, {} DNS names, {} series per metric: {}",
+            l.max_flows,
+            l.max_dns_names,
+            l.max_series,
+            sizing.describe()
+        );
+    }
     let configured = PodArgs::describe(&cfg);
     let limits = cfg.limits.clone();
     let metrics = Arc::new(Metrics::new());
+    super::export_sizing(&metrics, &cfg, &sizing);
     let mut metrics_sink =
         MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series)
             .with_names(cfg.names, &cfg.name_salt);

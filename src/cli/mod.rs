@@ -16,6 +16,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
+use crate::config::memory::{self, BudgetArg, MemoryLimit};
 use crate::config::{NamePolicy, PodConfig};
 
 #[derive(Parser, Debug)]
@@ -131,17 +132,64 @@ pub struct PodArgs {
         hide_env_values = true
     )]
     pub dns_name_salt: String,
-    /// Maximum tracked flows (memory bound).
-    #[arg(long, env = "PODPATH_MAX_FLOWS", default_value_t = crate::config::Limits::default().max_flows)]
-    pub max_flows: usize,
+    /// Maximum tracked flows. Default: 57344, less when the memory budget
+    /// needs it; given explicitly, kept whatever the budget.
+    #[arg(long, env = "PODPATH_MAX_FLOWS")]
+    pub max_flows: Option<usize>,
+    /// Maximum addresses in the address → name table (and names in the
+    /// latest-answer table). Default: 16384, less when the memory budget
+    /// needs it; given explicitly, kept whatever the budget.
+    #[arg(long, env = "PODPATH_MAX_DNS_NAMES")]
+    pub max_dns_names: Option<usize>,
     /// Maximum distinct values per traffic-derived label before folding into `~other`.
     #[arg(long, env = "PODPATH_MAX_LABEL_VALUES", default_value_t = 100)]
     pub max_label_values: usize,
-    /// Maximum series per metric family.
-    #[arg(long, env = "PODPATH_MAX_SERIES", default_value_t = 2_000)]
-    pub max_series: usize,
+    /// Maximum series per metric family. Default: 2000, less when the memory
+    /// budget needs it; given explicitly, kept whatever the budget.
+    #[arg(long, env = "PODPATH_MAX_SERIES")]
+    pub max_series: Option<usize>,
+    /// Memory the tables are sized to stay within: `auto` (three quarters of
+    /// the container's cgroup memory limit; no sizing without a limit), `off`,
+    /// or a size (96Mi, 100M, 1Gi, bytes). Tables only ever shrink from their
+    /// defaults. docs/memory.md has the model.
+    #[arg(long, env = "PODPATH_MEMORY_BUDGET", default_value = "auto")]
+    pub memory_budget: BudgetArg,
 }
 
+/// What the memory budget decided, for the start-up log and the metrics.
+#[derive(Clone, Debug)]
+pub struct Sizing {
+    /// The cgroup limit seen (`None`: none, or not looked for).
+    pub limit: Option<MemoryLimit>,
+    /// The budget the tables were sized for (`None`: not sized).
+    pub budget: Option<u64>,
+    /// Modelled worst case of the tables chosen.
+    pub estimate: u64,
+    /// Ring bytes per interface.
+    pub ring_size: usize,
+}
+
+impl Sizing {
+    /// One line for the log.
+    pub fn describe(&self) -> String {
+        let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+        let limit = match &self.limit {
+            Some(l) => format!("{} ({})", mib(l.bytes), l.source.display()),
+            None => "none found".to_string(),
+        };
+        match self.budget {
+            Some(b) => format!(
+                "memory limit {limit}, budget {}, modelled worst case {}",
+                mib(b),
+                mib(self.estimate)
+            ),
+            None => format!(
+                "memory limit {limit}, tables not sized (modelled worst case {})",
+                mib(self.estimate)
+            ),
+        }
+    }
+}
 impl PodArgs {
     /// Builds the pod configuration; a resolv.conf fills what flags left empty.
     pub fn to_config(&self) -> Result<PodConfig> {
@@ -194,16 +242,63 @@ impl PodArgs {
                 anyhow::bail!("{name} must be a non-negative number of seconds, got {v}");
             }
         }
-        if self.max_flows == 0 || self.max_label_values == 0 || self.max_series == 0 {
-            anyhow::bail!("--max-flows, --max-label-values and --max-series must be at least 1");
+        if [
+            self.max_flows,
+            self.max_dns_names,
+            self.max_series,
+            Some(self.max_label_values),
+        ]
+        .contains(&Some(0))
+        {
+            anyhow::bail!("--max-flows, --max-dns-names, --max-label-values and --max-series must be at least 1");
         }
         cfg.timeouts.dns_ttl_grace = self.dns_ttl_grace;
         cfg.timeouts.dns_query = self.dns_timeout;
         cfg.timeouts.tcp_connect = self.connect_timeout;
-        cfg.limits.max_flows = self.max_flows;
-        cfg.limits.max_label_values = self.max_label_values;
-        cfg.limits.max_series = self.max_series;
+        let limits = &mut cfg.limits;
+        limits.max_flows = self.max_flows.unwrap_or(limits.max_flows);
+        limits.max_dns_names = self.max_dns_names.unwrap_or(limits.max_dns_names);
+        limits.max_label_values = self.max_label_values;
+        limits.max_series = self.max_series.unwrap_or(limits.max_series);
         Ok(cfg)
+    }
+
+    /// Sizes `cfg`'s tables for the memory budget (`--memory-budget`), with
+    /// `fixed` the memory that is not a table; the limits given explicitly
+    /// stay. `limit` is the container's limit when known (`auto` reads it).
+    pub fn size_for_memory(
+        &self,
+        cfg: &mut PodConfig,
+        fixed: memory::Fixed,
+        limit: Option<MemoryLimit>,
+    ) -> Sizing {
+        let budget = match self.memory_budget {
+            BudgetArg::Off => None,
+            BudgetArg::Bytes(b) => Some(b),
+            // Three quarters: the margin for what the model does not count.
+            BudgetArg::Auto => limit.as_ref().map(|l| l.bytes / 4 * 3),
+        };
+        let Some(budget) = budget else {
+            return Sizing {
+                limit,
+                budget: None,
+                estimate: memory::estimate(&cfg.limits, fixed, fixed.ring_size),
+                ring_size: fixed.ring_size,
+            };
+        };
+        let pinned = memory::Pinned {
+            flows: self.max_flows.is_some(),
+            names: self.max_dns_names.is_some(),
+            series: self.max_series.is_some(),
+        };
+        let plan = memory::plan(budget, &cfg.limits, fixed, pinned);
+        cfg.limits = plan.limits;
+        Sizing {
+            limit,
+            budget: Some(budget),
+            estimate: plan.estimate,
+            ring_size: plan.ring_size,
+        }
     }
 
     /// Lines describing the configuration, for reports and the start-up log.
@@ -243,6 +338,33 @@ impl PodArgs {
     }
 }
 
+/// Exports the tables' capacities and the memory figures behind them.
+pub fn export_sizing(metrics: &crate::metrics::Metrics, cfg: &PodConfig, sizing: &Sizing) {
+    let l = &cfg.limits;
+    let dns = crate::dns::DnsConfig::default();
+    for (table, capacity) in [
+        ("flows", l.max_flows),
+        ("names", l.max_dns_names),
+        ("pending", l.max_dns_pending),
+        ("tcp_streams", l.max_dns_streams),
+        ("lookups", dns.max_lookups),
+        ("fragments", l.max_fragment_datagrams),
+        ("series", l.max_series),
+        ("label_values", l.max_label_values),
+    ] {
+        let labels = crate::metrics::TableLabels { table };
+        metrics
+            .table_capacity
+            .get_or_create(&labels)
+            .set(i64::try_from(capacity).unwrap_or(i64::MAX));
+    }
+    let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
+    metrics
+        .memory_limit
+        .set(sizing.limit.as_ref().map_or(0, |l| bytes(l.bytes)));
+    metrics.memory_budget.set(sizing.budget.map_or(0, bytes));
+}
+
 /// Runs the parsed command line.
 pub fn main(cli: Cli) -> Result<i32> {
     match cli.command {
@@ -251,5 +373,98 @@ pub fn main(cli: Cli) -> Result<i32> {
         Command::Inject(args) => inject::run(args),
         #[cfg(feature = "webhook")]
         Command::Webhook(args) => webhook::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::memory::{Fixed, MemoryLimit};
+
+    const MI: u64 = 1 << 20;
+    const ANALYZE: Fixed = Fixed {
+        interfaces: 0,
+        ring_size: 0,
+        extra: 0,
+    };
+
+    fn pod_args(flags: &[&str]) -> PodArgs {
+        let argv = ["podpath", "analyze"].iter().chain(flags).copied();
+        match Cli::try_parse_from(argv).expect("flags parse").command {
+            Command::Analyze(a) => a.pod,
+            _ => unreachable!(),
+        }
+    }
+
+    fn limit(bytes: u64) -> Option<MemoryLimit> {
+        Some(MemoryLimit {
+            bytes,
+            source: "/sys/fs/cgroup/memory.max".into(),
+        })
+    }
+
+    #[test]
+    fn auto_budget_is_three_quarters_of_the_cgroup_limit() {
+        let args = pod_args(&[]);
+        let mut cfg = args.to_config().unwrap();
+        let sizing = args.size_for_memory(&mut cfg, ANALYZE, limit(64 * MI));
+        assert_eq!(sizing.budget, Some(48 * MI));
+        assert_eq!(cfg.limits.max_flows, 7_168);
+        assert!(cfg.limits.max_dns_names < 16_384);
+        assert!(sizing.estimate <= 48 * MI);
+        assert!(
+            sizing.describe().contains("budget 48.0 MiB"),
+            "{}",
+            sizing.describe()
+        );
+        // No limit: nothing sized.
+        let mut cfg = args.to_config().unwrap();
+        let sizing = args.size_for_memory(&mut cfg, ANALYZE, None);
+        assert_eq!(sizing.budget, None);
+        assert_eq!(cfg.limits.max_flows, 57_344);
+    }
+
+    #[test]
+    fn explicit_tables_and_budgets_win() {
+        let args = pod_args(&["--max-flows", "1000", "--memory-budget", "48Mi"]);
+        let mut cfg = args.to_config().unwrap();
+        // The flag's budget wins over the cgroup's limit.
+        let sizing = args.size_for_memory(&mut cfg, ANALYZE, limit(1 << 40));
+        assert_eq!(sizing.budget, Some(48 * MI));
+        assert_eq!(cfg.limits.max_flows, 1000);
+        let args = pod_args(&["--memory-budget", "off"]);
+        let mut cfg = args.to_config().unwrap();
+        let sizing = args.size_for_memory(&mut cfg, ANALYZE, limit(32 * MI));
+        assert_eq!(sizing.budget, None);
+        assert_eq!(cfg.limits.max_flows, 57_344);
+        assert!(sizing.estimate > 32 * MI);
+    }
+
+    #[test]
+    fn bad_budgets_and_zero_tables_are_refused() {
+        let argv = ["podpath", "analyze", "--memory-budget", "12MB"];
+        let err = Cli::try_parse_from(argv).unwrap_err().to_string();
+        assert!(err.contains("96Mi"), "{err}");
+        assert!(pod_args(&["--max-dns-names", "0"]).to_config().is_err());
+    }
+
+    #[test]
+    fn capacities_and_limits_are_exported() {
+        let args = pod_args(&[]);
+        let mut cfg = args.to_config().unwrap();
+        let sizing = args.size_for_memory(&mut cfg, ANALYZE, limit(64 * MI));
+        let metrics = crate::metrics::Metrics::new();
+        export_sizing(&metrics, &cfg, &sizing);
+        let text = metrics.encode(false);
+        for line in [
+            "podpath_table_capacity{table=\"flows\"} 7168",
+            "podpath_table_capacity{table=\"series\"}",
+            "podpath_memory_limit_bytes 67108864",
+            "podpath_memory_budget_bytes 50331648",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

@@ -134,6 +134,19 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     if let Some((_, own)) = &ptr_socket {
         cfg.own_dns = Some(*own);
     }
+    // Each capture interface gets a ring; in a pod that is eth0 and lo.
+    let rings =
+        crate::capture::live::select_interfaces(pnet_datalink::interfaces(), &args.interfaces)
+            .map_or(2, |chosen| chosen.len());
+    let fixed = crate::config::memory::Fixed {
+        interfaces: rings,
+        ring_size: args.ring_size,
+        extra: 0,
+    };
+    let sizing =
+        args.pod
+            .size_for_memory(&mut cfg, fixed, crate::config::memory::container_limit());
+    args.ring_size = sizing.ring_size;
     let kube_api: Option<IpAddr> = std::env::var("KUBERNETES_SERVICE_HOST")
         .ok()
         .and_then(|h| h.parse().ok());
@@ -157,6 +170,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     let mut registry = Metrics::new();
     let ptr_metrics = ptr_socket.as_ref().map(|_| registry.register_ptr());
     let metrics = Arc::new(registry);
+    super::export_sizing(&metrics, &cfg, &sizing);
     let capturing = Arc::new(AtomicBool::new(true));
     metrics.capture_up.set(1);
     for name in &interfaces {
@@ -192,6 +206,19 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         guessed = %guessed.join("; "),
         "podpath capturing"
     );
+    tracing::info!(
+        max_flows = limits.max_flows,
+        max_dns_names = limits.max_dns_names,
+        max_series = limits.max_series,
+        ring_size = sizing.ring_size,
+        "{}",
+        sizing.describe()
+    );
+    if sizing.budget.is_some_and(|b| sizing.estimate > b) {
+        tracing::warn!(
+            "even the smallest tables exceed the memory budget: raise the container's memory limit (docs/memory.md)"
+        );
+    }
 
     let mut lookups = None;
     let mut watch = None;

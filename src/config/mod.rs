@@ -3,6 +3,8 @@
 //! cardinality bounded. Filled from flags, the pod's environment and
 //! resolv.conf; what is missing is inferred from traffic by the engine.
 
+pub mod memory;
+
 use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;

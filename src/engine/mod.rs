@@ -78,6 +78,8 @@ pub struct Engine {
     rewrite: RewriteDetector,
     destinations: Destinations,
     inbox: FeedInbox,
+    /// Shared bound on the TLS first-flight buffers of all flows.
+    flights: crate::tls::FlightPool,
 }
 
 impl Engine {
@@ -110,6 +112,11 @@ impl Engine {
             attributor.learn_dns_server(addr);
         }
         let max_destinations = limits.max_dns_names;
+        let flights = crate::tls::FlightPool::new(
+            limits
+                .max_flows
+                .saturating_mul(crate::tls::FLIGHT_BYTES_PER_FLOW),
+        );
         let local = cfg
             .pod_ips
             .iter()
@@ -133,6 +140,7 @@ impl Engine {
             rewrite: RewriteDetector::default(),
             destinations: Destinations::new(max_destinations),
             inbox: FeedInbox::new(),
+            flights,
         }
     }
 
@@ -986,7 +994,16 @@ impl Engine {
                     return;
                 }
                 let mut to = flow_sink(&mut self.rewrite, flow, sink);
-                update_tcp(flow, src, seg, now, max_pending, &self.dns, &mut to);
+                update_tcp(
+                    flow,
+                    src,
+                    seg,
+                    now,
+                    max_pending,
+                    &self.dns,
+                    &self.flights,
+                    &mut to,
+                );
                 let full = match to {
                     FlowSink::Held(k) => k.0.events.len() >= rewrite::MAX_HELD_EVENTS,
                     FlowSink::Direct(_) => false,
@@ -1040,7 +1057,16 @@ impl Engine {
             );
             flow.attribution = attribution;
             flow.http = Some(Box::new(Http1::new(max_pending)));
-            update_tcp(flow, src, seg, now, max_pending, &self.dns, sink);
+            update_tcp(
+                flow,
+                src,
+                seg,
+                now,
+                max_pending,
+                &self.dns,
+                &self.flights,
+                sink,
+            );
             if let Some(old) = evicted {
                 self.flow_evicted(old, sink);
             }
@@ -1158,6 +1184,8 @@ fn emit_bytes(flow: &mut Flow, sink: &mut dyn Sink) {
 }
 
 /// A segment on a known TCP flow: handshake, failure, close, bytes, HTTP.
+/// (Borrows the engine's parts one by one: the flow is borrowed from its table.)
+#[allow(clippy::too_many_arguments)]
 fn update_tcp(
     flow: &mut Flow,
     src: SocketAddr,
@@ -1165,6 +1193,7 @@ fn update_tcp(
     now: Timestamp,
     max_http_pending: usize,
     dns: &DnsTracker,
+    flights: &crate::tls::FlightPool,
     sink: &mut dyn Sink,
 ) {
     let from_initiator = flow.is_from_initiator(src);
@@ -1180,7 +1209,7 @@ fn update_tcp(
             }
         }
     }
-    proto::on_segment(flow, from_initiator, seg, now, dns, sink);
+    proto::on_segment(flow, from_initiator, seg, now, dns, flights, sink);
     if flags.rst() {
         if flow.state == TcpState::SynSent && !from_initiator {
             flow.state = TcpState::Failed;

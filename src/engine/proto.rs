@@ -8,7 +8,7 @@ use crate::dns::DnsTracker;
 use crate::flow::{Flow, TcpState};
 use crate::h2::frame::whole_frames;
 use crate::h2::{self, StreamEnd};
-use crate::tls::{sni_matches, ClientHello, HelloTracker, SniStatus};
+use crate::tls::{sni_matches, ClientHello, FlightPool, HelloTracker, SniStatus};
 use crate::Timestamp;
 
 use super::event::{AppProtocol, Event, H2Unread, HttpView, Sink, SniCheck, TlsView};
@@ -24,10 +24,11 @@ pub(super) fn on_segment(
     seg: &TcpSegment<'_>,
     now: Timestamp,
     dns: &DnsTracker,
+    flights: &FlightPool,
     sink: &mut dyn Sink,
 ) {
     if seg.payload_len > 0 && flow.app_probes < MAX_PROBES {
-        probe(flow, from_initiator, seg);
+        probe(flow, from_initiator, seg, flights);
     }
     if let Some(t) = flow.tls.as_mut() {
         let hello = if from_initiator && seg.payload_len > 0 {
@@ -64,7 +65,7 @@ pub(super) fn on_segment(
     }
 }
 
-fn probe(flow: &mut Flow, from_initiator: bool, seg: &TcpSegment<'_>) {
+fn probe(flow: &mut Flow, from_initiator: bool, seg: &TcpSegment<'_>, flights: &FlightPool) {
     let joined = flow.state == TcpState::Midstream;
     if !joined {
         // The client speaks first in TLS and HTTP/2: its first payload
@@ -74,7 +75,7 @@ fn probe(flow: &mut Flow, from_initiator: bool, seg: &TcpSegment<'_>) {
             return;
         }
         flow.app_probes = MAX_PROBES;
-        if let Some(t) = HelloTracker::start(seg.seq, seg.payload) {
+        if let Some(t) = HelloTracker::start_in(flights, seg.seq, seg.payload) {
             flow.tls = Some(Box::new(t));
         } else if h2::Connection::is_preface(seg.payload) {
             let server_next = seg.flags.ack().then_some(seg.ack);
@@ -85,7 +86,7 @@ fn probe(flow: &mut Flow, from_initiator: bool, seg: &TcpSegment<'_>) {
     }
     flow.app_probes += 1;
     if from_initiator {
-        if let Some(t) = HelloTracker::start(seg.seq, seg.payload) {
+        if let Some(t) = HelloTracker::start_in(flights, seg.seq, seg.payload) {
             flow.tls = Some(Box::new(t));
             flow.app_probes = MAX_PROBES;
             return;

@@ -607,3 +607,54 @@ fn dns_retransmissions_and_late_answers_are_counted_per_copy() {
         "{table}"
     );
 }
+
+#[test]
+fn tls_first_flights_share_a_cap_of_1000_bytes_per_flow() {
+    // 40 connections, each sending 9 000 bytes of a 10 KB ClientHello in
+    // 500-byte segments, never the rest; 8 flows tracked: without the
+    // shared cap every flow would hold 9 000 bytes.
+    const SYN: u8 = TcpFlags::SYN;
+    const SA: u8 = TcpFlags::SYN | TcpFlags::ACK;
+    const PA: u8 = TcpFlags::PSH | TcpFlags::ACK;
+    let mut run = Run::new(LinkType::LinuxSll2);
+    let mut cfg = run.engine.config().clone();
+    cfg.limits.max_flows = 8;
+    run.engine = Engine::new(cfg);
+    let cap = 8 * crate::tls::FLIGHT_BYTES_PER_FLOW;
+    let hello = crate::tls::hello_for_tests(Some("late.example"), &[], 10_000);
+    let mut peak = 0;
+    for c in 0..40u16 {
+        let server = format!("198.18.0.{}", c + 1);
+        run.tcp(POD, 40_000 + c, &server, 443, SYN, 100, b"");
+        run.tcp(&server, 443, POD, 40_000 + c, SA, 900, b"");
+        for (k, part) in hello[..9_000].chunks(500).enumerate() {
+            run.tcp(
+                POD,
+                40_000 + c,
+                &server,
+                443,
+                PA,
+                101 + 500 * k as u32,
+                part,
+            );
+            peak = peak.max(run.engine.flights.held());
+        }
+    }
+    assert!(peak <= cap, "first flights held {peak} bytes, cap {cap}");
+    // The cap was reached: connections past it read their hello as cut.
+    assert_eq!(peak, cap);
+    let mut tee = Tee(vec![&mut run.report, &mut run.sink]);
+    run.engine.finish(&mut tee);
+    assert_eq!(
+        run.engine.flights.held(),
+        0,
+        "buffers give their bytes back"
+    );
+    let text = run.metrics.encode(false);
+    assert!(
+        text.contains(
+            r#"podpath_tls_connections_total{path="external",sni="~unknown",alpn=""} 40"#
+        ),
+        "{text}"
+    );
+}

@@ -88,13 +88,16 @@ pub(crate) fn container_lines(opts: &InjectOptions, indent: usize, eol: &str) ->
             &format!("      port: {METRICS_PORT_NAME}"),
             "    periodSeconds: 5",
             "    failureThreshold: 3",
+            // From the measurements (docs/memory.md): ~2-3 µs of CPU per
+            // packet, steady RSS ~22 MiB; no CPU limit (throttling in a burst
+            // is when the kernel drops); the memory limit sizes the tables
+            // (three quarters of it is their budget).
             "  resources:",
             "    requests:",
-            "      cpu: 10m",
+            "      cpu: 50m",
             "      memory: 32Mi",
             "    limits:",
-            "      cpu: 200m",
-            "      memory: 64Mi",
+            "      memory: 128Mi",
             "  securityContext:",
             "    runAsNonRoot: true",
             "    runAsUser: 65532",

@@ -328,6 +328,9 @@ pub struct Metrics {
     pub capture_packets: Family<InterfaceLabels, Counter>,
     pub capture_drops: Family<InterfaceLabels, Counter>,
     pub capture_up: Gauge,
+    pub table_capacity: Family<TableLabels, Gauge>,
+    pub memory_limit: Gauge,
+    pub memory_budget: Gauge,
 }
 
 impl Metrics {
@@ -368,6 +371,9 @@ impl Metrics {
             capture_packets: Family::default(),
             capture_drops: Family::default(),
             capture_up: Gauge::default(),
+            table_capacity: Family::default(),
+            memory_limit: Gauge::default(),
+            memory_budget: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -540,6 +546,21 @@ impl Metrics {
             "podpath_capture_up",
             "1 while podpath captures on at least one interface",
             m.capture_up.clone(),
+        );
+        r.register(
+            "podpath_table_capacity",
+            "Entries a bounded table holds at most (series: per metric family; label_values: per label), as sized at start from the memory budget",
+            m.table_capacity.clone(),
+        );
+        r.register(
+            "podpath_memory_limit_bytes",
+            "The container's memory limit read from its cgroup (0: none found)",
+            m.memory_limit.clone(),
+        );
+        r.register(
+            "podpath_memory_budget_bytes",
+            "Memory the tables were sized to stay within (0: not sized, --memory-budget off or no limit)",
+            m.memory_budget.clone(),
         );
         let build: Family<BuildLabels, Gauge> = Family::default();
         build

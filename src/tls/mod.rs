@@ -10,6 +10,9 @@
 
 mod hello;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 pub use hello::{looks_like_hello, scan, Scan, TlsError};
 
 #[cfg(test)]
@@ -75,6 +78,56 @@ impl ClientHello {
     }
 }
 
+/// First-flight bytes the engine's pool allows per tracked flow: about what
+/// one captured segment of a large hello holds (the live capture keeps 1 024
+/// payload bytes per segment), which is what the memory model charges per
+/// flow (`config::memory::FLOW_STATE`, with the tracker's own ~60 bytes).
+pub const FLIGHT_BYTES_PER_FLOW: usize = 1_000;
+
+/// The bytes every connection's first-flight buffer may hold together. Each
+/// buffer is bounded ([`MAX_FLIGHT`]), but tens of thousands of connections
+/// each sending its hello in small segments would hold gigabytes: past the
+/// pool's capacity a hello stops growing and is read as cut
+/// ([`SniStatus::Unknown`] when its SNI was not reached). Clones share the
+/// pool; buffers give their bytes back when dropped.
+#[derive(Clone, Debug)]
+pub struct FlightPool {
+    held: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl FlightPool {
+    pub fn new(capacity: usize) -> FlightPool {
+        FlightPool {
+            held: Arc::new(AtomicUsize::new(0)),
+            capacity,
+        }
+    }
+
+    /// Bytes held by live buffers.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Takes up to `want` bytes; returns how many were granted.
+    fn take(&self, want: usize) -> usize {
+        let granted = want.min(self.capacity.saturating_sub(self.held()));
+        self.held.fetch_add(granted, Ordering::Relaxed);
+        granted
+    }
+
+    fn give_back(&self, n: usize) {
+        self.held.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+impl Default for FlightPool {
+    /// No shared bound beyond each buffer's own.
+    fn default() -> Self {
+        FlightPool::new(usize::MAX)
+    }
+}
+
 /// Reassembles the client's first flight, in sequence order, until the
 /// ClientHello is complete or can no longer grow.
 #[derive(Debug)]
@@ -83,16 +136,32 @@ pub struct HelloTracker {
     start: u32,
     buf: Vec<u8>,
     done: bool,
+    pool: FlightPool,
+    /// Bytes taken from `pool` (`buf`'s length), given back on drop.
+    taken: usize,
+}
+
+impl Drop for HelloTracker {
+    fn drop(&mut self) {
+        self.pool.give_back(self.taken);
+    }
 }
 
 impl HelloTracker {
     /// Starts on the connection's first client payload, if it looks like a
     /// ClientHello. The caller feeds that same segment next.
     pub fn start(seq: u32, payload: &[u8]) -> Option<HelloTracker> {
+        Self::start_in(&FlightPool::default(), seq, payload)
+    }
+
+    /// [`HelloTracker::start`], its buffer drawn from `pool`.
+    pub fn start_in(pool: &FlightPool, seq: u32, payload: &[u8]) -> Option<HelloTracker> {
         looks_like_hello(payload).then(|| HelloTracker {
             start: seq,
             buf: Vec::new(),
             done: false,
+            pool: pool.clone(),
+            taken: 0,
         })
     }
 
@@ -126,7 +195,10 @@ impl HelloTracker {
         }
         let fresh = payload.get(offset as usize..).unwrap_or(&[]);
         let room = MAX_FLIGHT.saturating_sub(self.buf.len());
-        let take = fresh.len().min(room);
+        let take = self.pool.take(fresh.len().min(room));
+        self.taken += take;
+        // No more than granted: the buffer's capacity stays its length.
+        self.buf.reserve_exact(take);
         self.buf.extend_from_slice(fresh.get(..take).unwrap_or(&[]));
         let cut = payload.len() < payload_len as usize || take < fresh.len();
         match scan(&self.buf) {
@@ -177,6 +249,41 @@ pub fn sni_matches<'a>(
 mod tests {
     use super::hello::tests::client_hello;
     use super::*;
+
+    #[test]
+    fn the_shared_pool_bounds_every_buffer_together_and_refills_on_drop() {
+        // A 1500-byte hello arriving in 500-byte segments; the pool holds
+        // 1200 bytes for all connections.
+        let hello = client_hello(Some("late.example"), &[], 1300);
+        let pool = FlightPool::new(1200);
+        let feed = |t: &mut HelloTracker, upto: usize| {
+            let mut out = None;
+            for (i, part) in hello[..upto].chunks(500).enumerate() {
+                let seq = 1000 + (i * 500) as u32;
+                out = out.or(t.on_client_data(seq, part, part.len() as u32));
+            }
+            out
+        };
+        let mut a = HelloTracker::start_in(&pool, 1000, &hello).unwrap();
+        assert_eq!(feed(&mut a, 1000), None, "still reading");
+        assert_eq!(pool.held(), 1000);
+        // The second connection gets the 200 bytes left: its hello is cut
+        // before the SNI.
+        let mut b = HelloTracker::start_in(&pool, 1000, &hello).unwrap();
+        let cut = feed(&mut b, 1000).expect("cut by the pool");
+        assert_eq!(cut.status, SniStatus::Unknown);
+        assert_eq!(pool.held(), 1200);
+        drop(b);
+        drop(a);
+        assert_eq!(pool.held(), 0);
+        // With the bytes back, a hello completes.
+        let big = FlightPool::new(4096);
+        let mut c = HelloTracker::start_in(&big, 1000, &hello).unwrap();
+        let h = feed(&mut c, hello.len()).expect("complete");
+        assert_eq!(h.sni.as_deref(), Some("late.example"));
+        drop(c);
+        assert_eq!(big.held(), 0);
+    }
 
     #[test]
     fn hello_split_in_two_segments() {

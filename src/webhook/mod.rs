@@ -26,8 +26,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use thiserror::Error;
 
-pub use crate::inject::{INJECT_KEY, VERSION_ANNOTATION};
 use crate::inject::{container_json, InjectError, InjectOptions, CONTAINER_NAME};
+pub use crate::inject::{INJECT_KEY, VERSION_ANNOTATION};
 
 pub const OPT_OUT_VALUE: &str = "disabled";
 /// `app.kubernetes.io/name` of the webhook's own pods, never injected.
