@@ -302,10 +302,56 @@ pub fn inject_report(
         run.visit_object(root)?;
     }
     let outcomes = run.outcomes;
-    Ok(Injection {
-        output: source.apply(run.edits),
-        outcomes,
-    })
+    let output = source.apply(run.edits);
+    if outcomes
+        .iter()
+        .any(|o| matches!(o.action, Action::Injected | Action::Upgraded { .. }))
+    {
+        verify(&output, opts, selection)?;
+    }
+    Ok(Injection { output, outcomes })
+}
+
+/// Edits are made in the text, guided by the parser's spans; a layout the
+/// spans describe wrongly (a complex `? key` right after the containers
+/// list, say) could put the sidecar outside the list it was meant for.
+/// What was written must read back as current: a second pass that would
+/// change anything means the first one went wrong, and the object is
+/// refused instead of being written out broken.
+fn verify(output: &str, opts: &InjectOptions, selection: Selection) -> Result<(), InjectError> {
+    let docs = tree::parse_stream(output).map_err(|e| InjectError::Unsupported {
+        kind: String::new(),
+        name: String::new(),
+        line: 0,
+        reason: match e {
+            InjectError::TooDeep { .. } => "the injected output nests too deep",
+            _ => "the injected output is not valid YAML (a layout inject cannot edit)",
+        },
+    })?;
+    let source = Source::new(output);
+    let mut run = Run {
+        source: &source,
+        opts,
+        selection,
+        edits: Vec::new(),
+        outcomes: Vec::new(),
+    };
+    for root in docs.iter().flatten().filter(|root| !root.is_null()) {
+        run.visit_object(root)?;
+    }
+    match run
+        .outcomes
+        .into_iter()
+        .find(|o| matches!(o.action, Action::Injected | Action::Upgraded { .. }))
+    {
+        Some(o) => Err(InjectError::Unsupported {
+            kind: o.kind,
+            name: o.name,
+            line: o.line,
+            reason: "a layout inject cannot edit reliably (the sidecar would not read back where it was written)",
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The path from an object's root to its pod spec, by API group and kind.

@@ -1448,6 +1448,23 @@ mod no_panics {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn regression_mutated_cronjob_complex_key() {
+        // proptest seed cc 6fba19fe…: which=1, cut=342, pos=1808, byte=b'?'
+        let mut bytes = CRONJOB.as_bytes().to_vec();
+        let p = 1808 % bytes.len();
+        bytes[p] = b'?';
+        bytes.truncate(342);
+        let text = String::from_utf8_lossy(&bytes);
+        // Classic mode appended the sidecar after the `? ` key, outside
+        // the containers list: now refused with a clear error instead.
+        let err = inject(&text, &classic()).expect_err("refused");
+        assert!(err.to_string().contains("cannot edit reliably"), "{err}");
+        if let Ok(once) = inject(&text, &native()) {
+            assert_eq!(inject(&once, &native()).as_deref(), Ok(once.as_str()));
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
