@@ -2,23 +2,34 @@
 //! the engine on this thread, and serves `/metrics`, `/healthz` and `/readyz`
 //! from a small tokio runtime on another, so a slow scraper never stalls
 //! capture.
+//!
+//! podpath is an observer: nothing that goes wrong with capture may harm
+//! the app's pod. An interface it cannot capture is reported
+//! (`podpath_capture_up{interface} 0`, `podpath_capture_error_info`) and
+//! retried with backoff; the process keeps serving, `/healthz` and
+//! `/readyz` stay 200. Only bad flags (and a port it cannot listen on) end
+//! it with an error.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
 use super::{server, PodArgs};
+use crate::capture::health::FailReason;
 use crate::capture::live::{CaptureMode, LiveConfig, LiveSource};
 use crate::capture::{Next, PacketSource};
 use crate::engine::Engine;
-use crate::metrics::{InterfaceLabels, Metrics, MetricsSink};
+use crate::metrics::{CaptureErrorLabels, InterfaceLabels, Metrics, MetricsSink};
 
 /// podpath's metrics port: clear of Prometheus (9090), node-exporter (9100)
-/// and common app ports.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:9809";
+/// and common app ports. `[::]` with IPV6_V6ONLY off takes IPv4 too (as
+/// v4-mapped addresses), so probes and scrapes reach it on IPv4-only,
+/// dual-stack and IPv6-only clusters alike.
+pub const DEFAULT_LISTEN: &str = "[::]:9809";
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum LogFormat {
@@ -127,12 +138,16 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         stop: stop.clone(),
         ..LiveConfig::default()
     };
-    let mut source = LiveSource::open(&live).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Listening first: a port that is taken is the one start-up failure
+    // that is not capture's, and it should end the process before capture
+    // opens anything.
+    let listener = bind_listener(args.listen)?;
+    // Opens what it can; an interface it cannot capture is a state, not an
+    // error (only an impossible --interface list is).
+    let mut source = LiveSource::start(&live).map_err(|e| anyhow::anyhow!("{e}"))?;
     let interfaces: Vec<String> = source.interface_names().map(str::to_string).collect();
 
     let metrics = Arc::new(Metrics::new());
-    let capturing = Arc::new(AtomicBool::new(true));
-    metrics.capture_up.set(1);
     for name in &interfaces {
         let labels = InterfaceLabels {
             interface: name.clone(),
@@ -140,6 +155,8 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         metrics.capture_packets.get_or_create(&labels).inc_by(0);
         metrics.capture_drops.get_or_create(&labels).inc_by(0);
     }
+    let mut exported: Vec<Option<Option<FailReason>>> = vec![None; interfaces.len()];
+    export_health(&source, &metrics, &mut exported);
 
     let limits = cfg.limits.clone();
     let mut sink = MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series)
@@ -150,30 +167,33 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         engine.learn_service_address(addr, Some("kubernetes"), Some("default"));
     }
     let missing = missing_facts(engine.config());
+    let capturing: Vec<&str> = source
+        .health()
+        .filter(|(_, h)| h.is_up())
+        .map(|(n, _)| n)
+        .collect();
     tracing::info!(
         interfaces = %interfaces.join(","),
+        capturing = %capturing.join(","),
         capture_mode = ?source.mode(),
-        listen = %args.listen,
+        listen = %listener.local_addr().map_or_else(|_| args.listen.to_string(), |a| a.to_string()),
         detected = %detected.join("; "),
         config = %described.join("; "),
         missing = %missing.join("; "),
-        "podpath capturing"
+        "podpath started"
     );
 
-    let server = spawn_server(
-        args.listen,
-        metrics.clone(),
-        capturing.clone(),
-        stop.clone(),
-    )?;
+    let server = spawn_server(listener, metrics.clone(), stop.clone())?;
 
     // Kernel counters are exported once a second of packet time (the
     // kernel stamps frames with the wall clock; no clock read per packet).
     // A clock stepped back by more than a second re-arms the timer.
+    // Failed interfaces are retried (with their backoff) on the same tick.
     const SECOND: u64 = 1_000_000_000;
     let mut next_stats: u64 = 0;
     let mut reported: Vec<(u64, u64)> = vec![(0, 0); interfaces.len()];
-    let result = loop {
+    let mut source_error_logged = false;
+    loop {
         let now = match source.next_packet() {
             Ok(Next::Packet(p)) => {
                 engine.process(&p, &mut sink);
@@ -183,26 +203,102 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
                 engine.advance(now, &mut sink);
                 now.0
             }
-            Ok(Next::End) => break Ok(()),
-            Err(e) => break Err(anyhow::anyhow!("{e}")),
+            Ok(Next::End) => break,
+            // The live source reports failures as interface states; should
+            // it ever return an error, waiting and going on beats exiting.
+            Err(e) => {
+                if !source_error_logged {
+                    source_error_logged = true;
+                    tracing::error!(error = %e, "capture error; going on");
+                }
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
         };
         if now >= next_stats || now.saturating_add(2 * SECOND) < next_stats {
             next_stats = now.saturating_add(SECOND);
+            source.maintain();
+            export_health(&source, &metrics, &mut exported);
             export_capture_stats(&mut source, &metrics, &mut reported);
         }
-    };
-    capturing.store(false, Ordering::SeqCst);
-    metrics.capture_up.set(0);
+    }
     export_capture_stats(&mut source, &metrics, &mut reported);
     engine.finish(&mut sink);
     stop.store(true, Ordering::SeqCst);
     drop(server);
-    match result {
-        Ok(()) => {
-            tracing::info!("stopped");
-            Ok(0)
+    tracing::info!("stopped");
+    Ok(0)
+}
+
+/// Sets `podpath_capture_up` and `podpath_capture_error_info` where an
+/// interface's state changed since the last call (`exported`: the reason
+/// last exported per interface, `Some(None)` for up, `None` before any).
+fn export_health(
+    source: &LiveSource,
+    metrics: &Metrics,
+    exported: &mut [Option<Option<FailReason>>],
+) {
+    for ((name, health), last) in source.health().zip(exported.iter_mut()) {
+        let reason = health.reason();
+        if *last == Some(reason) {
+            continue;
         }
-        Err(e) => Err(e),
+        let interface = name.to_string();
+        if let Some(Some(old)) = *last {
+            metrics.capture_error_info.remove(&CaptureErrorLabels {
+                interface: interface.clone(),
+                reason: old.as_str(),
+            });
+        }
+        if let Some(r) = reason {
+            metrics
+                .capture_error_info
+                .get_or_create(&CaptureErrorLabels {
+                    interface: interface.clone(),
+                    reason: r.as_str(),
+                })
+                .set(1);
+        }
+        metrics
+            .capture_up
+            .get_or_create(&InterfaceLabels { interface })
+            .set(i64::from(reason.is_none()));
+        *last = Some(reason);
+    }
+}
+
+/// The metrics listener. For the unspecified IPv6 address (the default,
+/// `[::]`) a dual-stack socket (IPV6_V6ONLY off, whatever
+/// net.ipv6.bindv6only says); where the namespace has no IPv6 at all, the
+/// same port on 0.0.0.0, logged. Any other address is taken as given.
+fn bind_listener(listen: SocketAddr) -> Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let bind = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(!addr.ip().is_unspecified())?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(128)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket.into())
+    };
+    match bind(listen) {
+        Ok(l) => Ok(l),
+        Err(e)
+            if listen.ip() == IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                && e.kind() != std::io::ErrorKind::AddrInUse =>
+        {
+            let v4 = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), listen.port());
+            tracing::warn!(
+                error = %e,
+                fallback = %v4,
+                "no IPv6 in this network namespace: listening on IPv4 only"
+            );
+            bind(v4).with_context(|| format!("cannot listen on {listen} nor on {v4}"))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot listen on {listen}")),
     }
 }
 
@@ -247,19 +343,19 @@ fn export_capture_stats(source: &mut LiveSource, metrics: &Metrics, reported: &m
 
 /// Serves HTTP on its own thread; SIGTERM/SIGINT set `stop`.
 fn spawn_server(
-    listen: SocketAddr,
+    listener: std::net::TcpListener,
     metrics: Arc<Metrics>,
-    capturing: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the HTTP runtime")?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(listen))
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let app = server::router(metrics, capturing);
+    let listener = {
+        let _guard = runtime.enter();
+        tokio::net::TcpListener::from_std(listener).context("registering the listener")?
+    };
+    let app = server::router(metrics);
     let handle = std::thread::Builder::new()
         .name("podpath-http".into())
         .spawn(move || {
