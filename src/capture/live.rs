@@ -306,7 +306,16 @@ impl Capture {
 
     /// Records a failure; logs it when the cause is new.
     fn fail(&mut self, reason: FailReason, detail: String, now: Instant) {
-        if self.health.failed(reason, detail, now) == Log::Failed {
+        if self.health.failed(reason, detail, now) == Log::Quiet {
+            let f = self.health.failure();
+            tracing::debug!(
+                interface = %self.name,
+                reason = reason.as_str(),
+                attempts = f.map_or(0, |f| f.attempts),
+                retry_in_ms = f.map_or(0, |f| f.retry_at.saturating_duration_since(now).as_millis()),
+                "capture retry failed"
+            );
+        } else {
             let detail = self.health.failure().map_or("", |f| f.detail.as_str());
             tracing::warn!(
                 interface = %self.name,

@@ -272,8 +272,8 @@ fn export_health(
 /// net.ipv6.bindv6only says); where the namespace has no IPv6 at all, the
 /// same port on 0.0.0.0, logged. Any other address is taken as given.
 fn bind_listener(listen: SocketAddr) -> Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let bind = |addr: SocketAddr| -> std::io::Result<std::net::TcpListener> {
+    listen_with(listen, |addr| {
+        use socket2::{Domain, Socket, Type};
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
         if addr.is_ipv6() {
             socket.set_only_v6(!addr.ip().is_unspecified())?;
@@ -283,7 +283,14 @@ fn bind_listener(listen: SocketAddr) -> Result<std::net::TcpListener> {
         socket.listen(128)?;
         socket.set_nonblocking(true)?;
         Ok(socket.into())
-    };
+    })
+}
+
+/// `bind_listener`'s choice of address, over any way to bind.
+fn listen_with<L>(
+    listen: SocketAddr,
+    bind: impl Fn(SocketAddr) -> std::io::Result<L>,
+) -> Result<L> {
     match bind(listen) {
         Ok(l) => Ok(l),
         Err(e)
@@ -386,5 +393,49 @@ async fn wait_for_signal() {
             }
         }
         _ => std::future::pending::<()>().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_default_falls_back_to_ipv4_only_without_ipv6() {
+        let no_v6 = |a: SocketAddr| {
+            if a.is_ipv6() {
+                Err(Error::from_raw_os_error(libc::EAFNOSUPPORT))
+            } else {
+                Ok(a)
+            }
+        };
+        let got = listen_with(addr(DEFAULT_LISTEN), no_v6).unwrap();
+        assert_eq!(got, addr("0.0.0.0:9809"));
+        // An address asked for explicitly is never changed.
+        let err = listen_with(addr("[fd00::1]:9809"), no_v6).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot listen on [fd00::1]:9809"),
+            "{err}"
+        );
+        // A taken port is not a missing stack: no fallback.
+        let taken =
+            |_: SocketAddr| -> std::io::Result<SocketAddr> { Err(ErrorKind::AddrInUse.into()) };
+        let err = listen_with(addr(DEFAULT_LISTEN), taken).unwrap_err();
+        assert_eq!(err.to_string(), "cannot listen on [::]:9809");
+    }
+
+    #[test]
+    fn the_default_listener_takes_ipv4_and_ipv6() {
+        // Port 0: any free port, on both stacks of this namespace.
+        let listener = bind_listener(addr("[::]:0")).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        for to in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+            std::net::TcpStream::connect(addr(&to)).unwrap_or_else(|e| panic!("{to}: {e}"));
+        }
     }
 }
