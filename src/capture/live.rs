@@ -347,7 +347,7 @@ impl Capture {
         if self.health.reason() != Some(FailReason::InterfaceDown) {
             self.fail(
                 FailReason::InterfaceDown,
-                "the interface went down".to_string(),
+                "the interface is down".to_string(),
                 now,
             );
         }
@@ -449,9 +449,12 @@ impl LiveSource {
     /// [`LiveSource::start`], which goes on without them.)
     pub fn open(config: &LiveConfig) -> Result<LiveSource, CaptureError> {
         let source = LiveSource::start(config)?;
+        // A socket on an interface that is down is open all the same: the
+        // kernel starts delivering when it comes up.
         if let Some((name, f)) = source
             .captures
             .iter()
+            .filter(|c| c.reader.is_none())
             .find_map(|c| c.health.failure().map(|f| (&c.name, f)))
         {
             return Err(CaptureError::Live(format!("{name}: {}", f.detail)));
@@ -528,6 +531,14 @@ impl LiveSource {
     /// whether it is up again or was deleted. Cheap when nothing is due;
     /// call it about once a second.
     pub fn maintain(&mut self) {
+        // The frame yielded last is done with (`&mut self` ends its borrow):
+        // release it now, before its socket may be replaced by a new one
+        // that must not be advanced on its behalf.
+        if let Some(i) = self.yielded.take() {
+            if let Some(c) = self.captures.get_mut(i) {
+                c.consumed();
+            }
+        }
         let now = Instant::now();
         if !self.captures.iter().any(|c| c.health.retry_due(now)) {
             return;
