@@ -1363,9 +1363,99 @@ const B6: &str = "fd00:250::2";
 /// A ClusterIP in the test's service range, served by B.
 const SVC6: &str = "fd00:96::10";
 
-/// In namespace B: HTTP on its pod address and on the ClusterIP, one
-/// response per connection.
+/// A child process killed when the test body ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Service the v6 test looks up, by its fully qualified name; podpath
+/// reports it in its short form (the namespace's search-list suffix is
+/// stripped).
+const SVC6_NAME: &str = "web";
+const SVC6_FQDN: &str = "web.default.svc.cluster.local.";
+
+/// In namespace B: a DNS server on port 53 answering AAAA for the Service
+/// with the ClusterIP (5 s TTL, as CoreDNS does); anything else NXDOMAIN.
+fn dns6_server() {
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::rdata::AAAA;
+    use hickory_proto::rr::{RData, Record, RecordType};
+    let socket = UdpSocket::bind(format!("[{B6}]:53")).expect("bind dns");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut r = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
+            let svc: SocketAddr = format!("[{SVC6}]:0").parse().expect("addr");
+            for query in &q.queries {
+                r.add_query(query.clone());
+                let name = query.name().to_ascii();
+                if name == SVC6_FQDN && query.query_type() == RecordType::AAAA {
+                    let std::net::IpAddr::V6(ip) = svc.ip() else {
+                        continue;
+                    };
+                    r.add_answer(Record::from_rdata(
+                        query.name().clone(),
+                        5,
+                        RData::AAAA(AAAA(ip)),
+                    ));
+                } else if name != SVC6_FQDN {
+                    r.metadata.response_code = ResponseCode::NXDomain;
+                }
+            }
+            if let Ok(bytes) = r.to_vec() {
+                let _ = socket.send_to(&bytes, from);
+            }
+        }
+    });
+}
+
+/// Looks `SVC6_FQDN` up (AAAA) at B's DNS server, as a resolver would:
+/// the ClusterIP it answers.
+fn resolve6() -> std::net::Ipv6Addr {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let mut q = Message::new(0x6006, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(
+        Name::from_ascii(SVC6_FQDN).expect("name"),
+        RecordType::AAAA,
+    ));
+    let socket = UdpSocket::bind("[::]:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    socket
+        .send_to(&q.to_vec().expect("encode"), format!("[{B6}]:53"))
+        .expect("send query");
+    let mut buf = [0u8; 1500];
+    let (n, _) = socket.recv_from(&mut buf).expect("dns answer");
+    let answer = Message::from_vec(&buf[..n]).expect("decode");
+    answer
+        .answers
+        .iter()
+        .find_map(|r| match r.data {
+            RData::AAAA(a) => Some(a.0),
+            _ => None,
+        })
+        .expect("an AAAA answer")
+}
+
+/// In namespace B: DNS, and HTTP on its pod address and on the ClusterIP,
+/// one response per connection.
 fn ipv6_peer() {
+    // Never outlive a failed test body, which would hold its output open.
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(60));
+        std::process::exit(0);
+    });
+    dns6_server();
     let listeners = [
         TcpListener::bind(format!("[{B6}]:8080")).expect("listen on B"),
         TcpListener::bind(format!("[{SVC6}]:80")).expect("listen on the ClusterIP"),
@@ -1420,7 +1510,7 @@ fn run_on_an_ipv6_only_pod_captures_attributes_and_serves_over_ipv6() {
         }
         Role::Peer => ipv6_peer(),
         Role::Inner => {
-            let mut peer = spawn_peer(TEST);
+            let _peer = KillOnDrop(spawn_peer(TEST));
             let peer_ns = std::env::var(PEER_NS).expect("peer namespace");
             let bin = PodpathBinary::new("v6");
             #[rustfmt::skip]
@@ -1440,11 +1530,18 @@ fn run_on_an_ipv6_only_pod_captures_attributes_and_serves_over_ipv6() {
                 &[],
                 Duration::from_secs(2),
             );
+            // Literal addresses first: once a lookup answered the ClusterIP,
+            // connections to it count as that name's (within the TTL).
             for target in [format!("[{B6}]:8080"), format!("[{SVC6}]:80")] {
                 let addr: SocketAddr = target.parse().expect("addr");
                 let (code, body) = http_get(addr, "/");
                 assert_eq!((code, body.as_str()), (200, "ok"), "{target}");
             }
+            // A lookup over IPv6, then a connection to what it answered.
+            let answered = resolve6();
+            assert_eq!(answered.to_string(), SVC6);
+            let (code, _) = http_get(SocketAddr::new(answered.into(), 80), "/");
+            assert_eq!(code, 200);
             // Scraped from the peer over IPv6, as Prometheus would.
             let url = format!("http://[{A6}]:9809/metrics");
             let start = Instant::now();
@@ -1464,8 +1561,7 @@ fn run_on_an_ipv6_only_pod_captures_attributes_and_serves_over_ipv6() {
                     .output()
                     .expect("curl");
                 let body = String::from_utf8_lossy(&out.stdout).into_owned();
-                if out.status.success()
-                    && body.contains(r#"podpath_connections_total{path="cluster_ip""#)
+                if out.status.success() && body.contains(r#"podpath_connections_total{path="dns""#)
                 {
                     break body;
                 }
@@ -1487,6 +1583,13 @@ fn run_on_an_ipv6_only_pod_captures_attributes_and_serves_over_ipv6() {
             };
             assert_eq!(count("pod_ip"), 1.0, "{scrape}");
             assert_eq!(count("cluster_ip"), 1.0, "{scrape}");
+            assert_eq!(count("dns"), 1.0, "{scrape}");
+            assert!(
+                scrape.lines().any(|l| l.starts_with(&format!(
+                    r#"podpath_connections_total{{path="dns",target="cluster_ip",protocol="tcp",dns_name="{SVC6_NAME}",service="{SVC6_NAME}",namespace="default",port="80"}} 1"#
+                ))),
+                "{scrape}"
+            );
             assert_eq!(count("external"), 0.0, "{scrape}");
             assert!(
                 scrape
@@ -1495,8 +1598,6 @@ fn run_on_an_ipv6_only_pod_captures_attributes_and_serves_over_ipv6() {
                 "{scrape}"
             );
             p.stop();
-            let _ = peer.kill();
-            let _ = peer.wait();
         }
     }
 }

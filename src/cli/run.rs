@@ -110,8 +110,16 @@ fn apply_pod_environment(args: &mut RunArgs) -> Vec<String> {
             }
         }
     }
+    // Found, not asked for: one that cannot be read is logged, not fatal
+    // (only bad flags end `run`).
     if args.pod.resolv_conf.is_none() && std::path::Path::new("/etc/resolv.conf").exists() {
-        args.pod.resolv_conf = Some("/etc/resolv.conf".into());
+        match std::fs::File::open("/etc/resolv.conf") {
+            Ok(_) => args.pod.resolv_conf = Some("/etc/resolv.conf".into()),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot read /etc/resolv.conf: the search list is inferred from the first cluster query"
+            ),
+        }
     }
     if let Ok(name) = std::env::var("POD_NAME") {
         detected.push(format!("pod {name} (POD_NAME)"));
