@@ -1199,6 +1199,13 @@ fn run_without_cap_net_raw_stays_up_ready_and_says_why() {
                 200,
                 "ready without capture"
             );
+            let (code, status) = http_get(METRICS_V4, "/status");
+            assert_eq!(code, 200);
+            assert!(
+                status.starts_with("lo: not capturing (permission_denied): needs CAP_NET_RAW")
+                    && status.contains("; remedy: grant CAP_NET_RAW"),
+                "{status}"
+            );
             wait_metrics(
                 &mut p,
                 METRICS_V4,
@@ -1322,6 +1329,8 @@ fn run_recovers_interfaces_that_go_down_go_away_and_come_back() {
                 &["podpath_capture_error_info{"],
                 secs(1),
             );
+            let (_, status) = http_get(METRICS_V4, "/status");
+            assert_eq!(status, "lo: capturing\nva: capturing\nvx: capturing\n");
             let log = p.stop();
             assert_eq!(log.matches("capturing again").count(), 3, "{log}");
         }

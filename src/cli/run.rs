@@ -164,7 +164,8 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         metrics.capture_drops.get_or_create(&labels).inc_by(0);
     }
     let mut exported: Vec<Option<Option<FailReason>>> = vec![None; interfaces.len()];
-    export_health(&source, &metrics, &mut exported);
+    let status = server::Status::default();
+    export_health(&source, &metrics, &status, &mut exported);
 
     let limits = cfg.limits.clone();
     let mut sink = MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series)
@@ -191,7 +192,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         "podpath started"
     );
 
-    let server = spawn_server(listener, metrics.clone(), stop.clone())?;
+    let server = spawn_server(listener, metrics.clone(), status.clone(), stop.clone())?;
 
     // Kernel counters are exported once a second of packet time (the
     // kernel stamps frames with the wall clock; no clock read per packet).
@@ -226,7 +227,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         if now >= next_stats || now.saturating_add(2 * SECOND) < next_stats {
             next_stats = now.saturating_add(SECOND);
             source.maintain();
-            export_health(&source, &metrics, &mut exported);
+            export_health(&source, &metrics, &status, &mut exported);
             export_capture_stats(&mut source, &metrics, &mut reported);
         }
     }
@@ -244,8 +245,34 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
 fn export_health(
     source: &LiveSource,
     metrics: &Metrics,
+    status: &server::Status,
     exported: &mut [Option<Option<FailReason>>],
 ) {
+    let changed = source
+        .health()
+        .zip(exported.iter())
+        .any(|((_, h), last)| *last != Some(h.reason()));
+    if !changed {
+        return;
+    }
+    let mut text = String::new();
+    for (name, health) in source.health() {
+        use std::fmt::Write as _;
+        let _ = match health.failure() {
+            None => writeln!(text, "{name}: capturing"),
+            Some(f) => writeln!(
+                text,
+                "{name}: not capturing ({}): {}; remedy: {}",
+                f.reason,
+                f.detail,
+                f.reason.remedy()
+            ),
+        };
+    }
+    match status.write() {
+        Ok(mut s) => *s = text,
+        Err(e) => *e.into_inner() = text,
+    }
     for ((name, health), last) in source.health().zip(exported.iter_mut()) {
         let reason = health.reason();
         if *last == Some(reason) {
@@ -360,6 +387,7 @@ fn export_capture_stats(source: &mut LiveSource, metrics: &Metrics, reported: &m
 fn spawn_server(
     listener: std::net::TcpListener,
     metrics: Arc<Metrics>,
+    status: server::Status,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -370,7 +398,7 @@ fn spawn_server(
         let _guard = runtime.enter();
         tokio::net::TcpListener::from_std(listener).context("registering the listener")?
     };
-    let app = server::router(metrics);
+    let app = server::router(metrics, status);
     let handle = std::thread::Builder::new()
         .name("podpath-http".into())
         .spawn(move || {

@@ -1,4 +1,5 @@
-//! The metrics server: `/metrics`, `/healthz`, `/readyz`, on its own thread.
+//! The metrics server: `/metrics`, `/healthz`, `/readyz`, `/status`, on its
+//! own thread.
 //!
 //! `/healthz` and `/readyz` answer 200 while the server serves, whatever
 //! capture does: a readiness that followed capture would take the app's pod
@@ -32,17 +33,32 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 /// hyper's smallest allowed read buffer; bounds a request head.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
+/// The text `/status` serves: one line per interface, its capture state
+/// and, while down, the cause and the remedy. Written by the capture
+/// thread when a state changes, read by the server.
+pub type Status = Arc<std::sync::RwLock<String>>;
+
 #[derive(Clone)]
 struct AppState {
     metrics: Arc<Metrics>,
+    status: Status,
 }
 
-pub fn router(metrics: Arc<Metrics>) -> Router {
+pub fn router(metrics: Arc<Metrics>, status: Status) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ready\n" }))
-        .with_state(AppState { metrics })
+        .route("/status", get(status_handler))
+        .with_state(AppState { metrics, status })
+}
+
+async fn status_handler(State(state): State<AppState>) -> String {
+    state
+        .status
+        .read()
+        .map(|s| s.clone())
+        .unwrap_or_else(|e| e.into_inner().clone())
 }
 
 /// Serves `app` on `listener` until `stop` is set.
@@ -110,7 +126,9 @@ mod tests {
         let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let app = router(Arc::new(Metrics::new()));
+        let status = Status::default();
+        *status.write().unwrap() = "lo: capturing\n".to_string();
+        let app = router(Arc::new(Metrics::new()), status);
         let s = stop.clone();
         let handle = std::thread::spawn(move || rt.block_on(serve(listener, app, s)));
         (addr, stop, handle)
@@ -158,6 +176,14 @@ mod tests {
             b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         );
         assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        let status = request(
+            addr,
+            b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(
+            status.starts_with("HTTP/1.1 200") && status.ends_with("\r\n\r\nlo: capturing\n"),
+            "{status}"
+        );
         stop.store(true, Ordering::SeqCst);
         handle.join().unwrap();
     }
