@@ -50,6 +50,7 @@ COUNTERS_AND_GAUGES = {
     "podpath_decode_skipped_total",
     "podpath_table_evictions_total",
     "podpath_capture_up",
+    "podpath_capture_error_info",
     "podpath_build_info",
     "podpath_tls_connections_total",
     "podpath_tls_sni_confirms_dns_total",
