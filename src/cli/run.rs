@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
 use super::{server, PodArgs};
-use crate::capture::health::FailReason;
+use crate::capture::health::{FailReason, Health};
 use crate::capture::live::{CaptureMode, LiveConfig, LiveSource};
 use crate::capture::{Next, PacketSource};
 use crate::engine::Engine;
@@ -248,15 +248,24 @@ fn export_health(
     status: &server::Status,
     exported: &mut [Option<Option<FailReason>>],
 ) {
-    let changed = source
-        .health()
+    export_states(|| source.health(), metrics, status, exported);
+}
+
+/// `export_health` over any list of interface states.
+fn export_states<'a, I: Iterator<Item = (&'a str, &'a Health)>>(
+    health: impl Fn() -> I,
+    metrics: &Metrics,
+    status: &server::Status,
+    exported: &mut [Option<Option<FailReason>>],
+) {
+    let changed = health()
         .zip(exported.iter())
         .any(|((_, h), last)| *last != Some(h.reason()));
     if !changed {
         return;
     }
     let mut text = String::new();
-    for (name, health) in source.health() {
+    for (name, health) in health() {
         use std::fmt::Write as _;
         let _ = match health.failure() {
             None => writeln!(text, "{name}: capturing"),
@@ -273,7 +282,7 @@ fn export_health(
         Ok(mut s) => *s = text,
         Err(e) => *e.into_inner() = text,
     }
-    for ((name, health), last) in source.health().zip(exported.iter_mut()) {
+    for ((name, health), last) in health().zip(exported.iter_mut()) {
         let reason = health.reason();
         if *last == Some(reason) {
             continue;
@@ -439,6 +448,75 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn capture_states_become_one_up_series_and_at_most_one_reason_per_interface() {
+        let metrics = Metrics::new();
+        let status = server::Status::default();
+        let mut exported = vec![None; 2];
+        let t0 = std::time::Instant::now();
+        let lo = Health::default();
+        let mut eth0 = Health::default();
+        let scrape = |m: &Metrics| -> Vec<String> {
+            m.encode(false)
+                .lines()
+                .filter(|l| {
+                    l.starts_with("podpath_capture_up{")
+                        || l.starts_with("podpath_capture_error_info{")
+                })
+                .map(str::to_string)
+                .collect::<std::collections::BTreeSet<String>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        let text = |s: &server::Status| s.read().unwrap().clone();
+        let mut export = |eth0: &Health| {
+            let list = [("lo", &lo), ("eth0", eth0)];
+            export_states(|| list.iter().copied(), &metrics, &status, &mut exported);
+        };
+
+        eth0.failed(FailReason::PermissionDenied, "needs CAP_NET_RAW".into(), t0);
+        export(&eth0);
+        assert_eq!(
+            scrape(&metrics),
+            [
+                r#"podpath_capture_error_info{interface="eth0",reason="permission_denied"} 1"#,
+                r#"podpath_capture_up{interface="eth0"} 0"#,
+                r#"podpath_capture_up{interface="lo"} 1"#,
+            ]
+        );
+        assert_eq!(
+            text(&status),
+            format!(
+                "lo: capturing\neth0: not capturing (permission_denied): needs CAP_NET_RAW; remedy: {}\n",
+                FailReason::PermissionDenied.remedy()
+            )
+        );
+        // A new reason replaces the old series; it does not add one.
+        eth0.failed(FailReason::InterfaceMissing, "gone".into(), t0);
+        export(&eth0);
+        let now = scrape(&metrics);
+        assert!(now.contains(
+            &r#"podpath_capture_error_info{interface="eth0",reason="interface_missing"} 1"#
+                .to_string()
+        ));
+        assert_eq!(
+            now.iter().filter(|l| l.contains("error_info")).count(),
+            1,
+            "{now:?}"
+        );
+        // Recovered: up, and no reason left.
+        eth0.up();
+        export(&eth0);
+        assert_eq!(
+            scrape(&metrics),
+            [
+                r#"podpath_capture_up{interface="eth0"} 1"#,
+                r#"podpath_capture_up{interface="lo"} 1"#,
+            ]
+        );
+        assert_eq!(text(&status), "lo: capturing\neth0: capturing\n");
     }
 
     #[test]
