@@ -47,7 +47,7 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub interfaces: Vec<String>,
-    /// Address of the metrics and health endpoints.
+    /// Address of the metrics and health endpoints. `[::]` (the default) takes IPv4 too; where the namespace has no IPv6, podpath falls back to 0.0.0.0 and logs it.
     #[arg(long, env = "PODPATH_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Log format.
