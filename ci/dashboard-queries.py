@@ -55,6 +55,7 @@ COUNTERS_AND_GAUGES = {
     "podpath_table_capacity",
     "podpath_memory_limit_bytes",
     "podpath_memory_budget_bytes",
+    "podpath_capture_error_info",
     "podpath_build_info",
     "podpath_tls_connections_total",
     "podpath_tls_sni_confirms_dns_total",

@@ -6,9 +6,10 @@
 #
 #   ci/nonroot-check.sh target/release/podpath
 #
-# Passes when podpath becomes ready, reports podpath_capture_up 1, and its
-# effective capability set is exactly CAP_NET_RAW; and, as a control, when the
-# same binary without the file capability does NOT capture.
+# Passes when podpath becomes ready, reports podpath_capture_up{interface="lo"} 1,
+# and its effective capability set is exactly CAP_NET_RAW; and, as a control,
+# when the same binary without the file capability does NOT capture (it stays
+# up and reports capture_up 0 with reason permission_denied).
 # PODPATH_RUN_ARGS adds arguments to `podpath run` (e.g. the interface).
 # Needs root (to create the namespace and set the file capability) and
 # setpriv (util-linux), setcap (libcap2-bin), curl.
@@ -91,7 +92,7 @@ grep -q '^Uid:[[:space:]]*65532[[:space:]]' <<< "$status" || { echo "FAIL: not r
 # CAP_NET_RAW is bit 13.
 grep -q '^CapEff:[[:space:]]*0000000000002000$' <<< "$status" || { echo "FAIL: effective capabilities are not exactly CAP_NET_RAW"; exit 1; }
 scrape=$(metrics)
-if ! grep -q '^podpath_capture_up 1' <<< "$scrape"; then
+if ! grep -q '^podpath_capture_up{interface="lo"} 1' <<< "$scrape"; then
     echo "FAIL: podpath_capture_up is not 1:"
     grep '^podpath_capture_up' <<< "$scrape" || echo "(metric missing)"
     cat "$work/podpath.log"
@@ -102,13 +103,23 @@ stop
 
 echo "== control: without the file capability"
 start "$work/podpath-nocap"
-captured=no
-if wait_ready && metrics | grep -q '^podpath_capture_up 1'; then
-    captured=yes
+captured=unknown
+if wait_ready; then
+    scrape=$(metrics || true)
+    if grep -q '^podpath_capture_up{interface="lo"} 1' <<< "$scrape"; then
+        captured=yes
+    elif grep -q '^podpath_capture_error_info{interface="lo",reason="permission_denied"} 1' <<< "$scrape"; then
+        captured=no
+    fi
 fi
 stop
 if [ "$captured" = yes ]; then
     echo "FAIL: podpath captured without CAP_NET_RAW: the check proves nothing"
+    exit 1
+fi
+if [ "$captured" != no ]; then
+    echo "FAIL: without the capability podpath should stay up and report permission_denied; its log:"
+    cat "$work/podpath-nocap.log"
     exit 1
 fi
 echo "ok: without the capability podpath does not capture ($(tail -n 1 "$work/podpath-nocap.log" 2>/dev/null))"

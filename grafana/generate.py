@@ -837,9 +837,10 @@ def sidecar_dashboard():
     )
     l.add(
         stat(
-            "Sidecars capturing",
+            "Interfaces capturing",
             [target(f"sum(podpath_capture_up{{{SEL}}})", "capturing")],
-            description="podpath_capture_up is 1 while podpath captures on at least one interface.",
+            description="podpath_capture_up is 1 per interface podpath captures on, 0 per interface it cannot "
+            "capture (podpath_capture_error_info gives the reason); it retries and keeps serving meanwhile.",
         ),
         6,
         5,

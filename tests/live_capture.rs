@@ -1054,3 +1054,686 @@ fn down_inner() {
         .count();
     assert!(seen >= 1, "no frame after the interface came back up");
 }
+
+// ---------------------------------------------------------------------------
+// `podpath run` as a process: capture failure is a state, never an exit, and
+// the metrics port is dual-stack.
+
+/// The `podpath` binary, copied where any user can run it; removed on drop.
+struct PodpathBinary {
+    dir: std::path::PathBuf,
+}
+
+impl PodpathBinary {
+    fn new(tag: &str) -> PodpathBinary {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pp-run-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let bin = dir.join("podpath");
+        std::fs::copy(env!("CARGO_BIN_EXE_podpath"), &bin).expect("copy podpath");
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        PodpathBinary { dir }
+    }
+
+    /// Starts `prefix... podpath run args...`, its log (debug) in a file.
+    fn run(&self, prefix: &[&str], args: &[&str]) -> Podpath {
+        let log = self.dir.join(format!("run-{}.log", args.len()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(if prefix.is_empty() {
+            self.dir.join("podpath").into_os_string()
+        } else {
+            prefix[0].into()
+        });
+        if !prefix.is_empty() {
+            cmd.args(&prefix[1..]).arg(self.dir.join("podpath"));
+        }
+        let child = cmd
+            .arg("run")
+            .args(args)
+            .env("PODPATH_LOG", "podpath=debug")
+            .env_remove("POD_IP")
+            .env_remove("POD_IPS")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .current_dir(&self.dir)
+            .spawn()
+            .expect("spawn podpath");
+        Podpath { child, log }
+    }
+}
+
+impl Drop for PodpathBinary {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running `podpath run`; killed on drop if still running.
+struct Podpath {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Podpath {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_running(&mut self) {
+        let status = self.child.try_wait().expect("try_wait");
+        assert!(
+            status.is_none(),
+            "podpath exited ({status:?}); log:\n{}",
+            self.log()
+        );
+    }
+
+    /// SIGTERM; it must exit 0.
+    fn stop(mut self) -> String {
+        sh(&["kill", "-TERM", &self.child.id().to_string()]);
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                assert!(status.success(), "exit {status:?}; log:\n{}", self.log());
+                return self.log();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Podpath {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET `path` from `addr` (this namespace): status and body; (0, "") when
+/// nothing answers.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return (0, String::new());
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: podpath\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_default();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (code, body)
+}
+
+/// Waits until podpath serves `/healthz` on `addr`.
+fn wait_serving(p: &mut Podpath, addr: SocketAddr) {
+    let start = Instant::now();
+    while http_get(addr, "/healthz").0 != 200 {
+        p.assert_running();
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "podpath does not serve on {addr}; log:\n{}",
+            p.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Scrapes until every line of `want` is in the exposition (and none of
+/// `absent`), or fails after `within`.
+fn wait_metrics(
+    p: &mut Podpath,
+    addr: SocketAddr,
+    want: &[&str],
+    absent: &[&str],
+    within: Duration,
+) -> String {
+    let start = Instant::now();
+    loop {
+        p.assert_running();
+        let (code, body) = http_get(addr, "/metrics");
+        let lines: Vec<&str> = body.lines().collect();
+        if code == 200
+            && want.iter().all(|w| lines.contains(w))
+            && absent.iter().all(|a| !body.contains(a))
+        {
+            return body;
+        }
+        assert!(
+            start.elapsed() < within,
+            "after {within:?} the scrape lacks {want:?} or holds {absent:?}:\n{}\nlog:\n{}",
+            body.lines()
+                .filter(|l| l.starts_with("podpath_capture"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            p.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `test`'s inner body once in namespace A (as root).
+fn run_inner_once(lab: &Lab, test: &str) {
+    let out = this_test_in(&["ip", "netns", "exec", &lab.ns], test, "inner")
+        .env(PEER_NS, &lab.peer)
+        .output()
+        .expect("spawn inner test");
+    assert_ran(test, &out);
+}
+
+const METRICS_V4: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9809);
+
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
+#[test]
+fn run_without_cap_net_raw_stays_up_ready_and_says_why() {
+    const TEST: &str = "run_without_cap_net_raw_stays_up_ready_and_says_why";
+    match role() {
+        Role::Outer => run_inner_once(&Lab::new("nocap", 1500), TEST),
+        Role::Peer => {}
+        Role::Inner => {
+            let bin = PodpathBinary::new("nocap");
+            #[rustfmt::skip]
+            let mut p = bin.run(
+                &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                  "--inh-caps=-all", "--bounding-set=-all", "--"],
+                &["-i", "lo"],
+            );
+            wait_serving(&mut p, METRICS_V4);
+            // At least two retries (after 1 s and 2 s more) fail the same way.
+            std::thread::sleep(Duration::from_millis(3500));
+            p.assert_running();
+            assert_eq!(http_get(METRICS_V4, "/healthz").0, 200);
+            assert_eq!(
+                http_get(METRICS_V4, "/readyz").0,
+                200,
+                "ready without capture"
+            );
+            let (code, status) = http_get(METRICS_V4, "/status");
+            assert_eq!(code, 200);
+            assert!(
+                status.starts_with("lo: not capturing (permission_denied): socket(AF_PACKET)")
+                    && status.contains("CAP_NET_RAW is not in the capability bounding set")
+                    && status.contains("[cause=not_in_bounding_set ")
+                    && status.contains("; remedy: as the cause names"),
+                "{status}"
+            );
+            wait_metrics(
+                &mut p,
+                METRICS_V4,
+                &[
+                    r#"podpath_capture_up{interface="lo"} 0"#,
+                    r#"podpath_capture_error_info{interface="lo",reason="permission_denied"} 1"#,
+                ],
+                &[],
+                Duration::from_secs(2),
+            );
+            let log = p.stop();
+            let warned = log
+                .lines()
+                .filter(|l| l.contains("WARN") && l.contains("permission_denied"))
+                .collect::<Vec<_>>();
+            assert_eq!(warned.len(), 1, "logged once per cause:\n{log}");
+            assert!(
+                warned[0].contains("CAP_NET_RAW") && warned[0].contains("capabilities.add"),
+                "the cause and its remedy: {}",
+                warned[0]
+            );
+            let retries = log.matches("capture retry failed").count();
+            assert!(retries >= 2, "{retries} retries in 3.5 s:\n{log}");
+        }
+    }
+}
+
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
+#[test]
+fn run_recovers_interfaces_that_go_down_go_away_and_come_back() {
+    const TEST: &str = "run_recovers_interfaces_that_go_down_go_away_and_come_back";
+    match role() {
+        Role::Outer => run_inner_once(&Lab::new("back", 1500), TEST),
+        Role::Peer => {}
+        Role::Inner => {
+            let bin = PodpathBinary::new("back");
+            let mut p = bin.run(&[], &["-i", "lo,va,vx"]);
+            let up = |i: &str| format!(r#"podpath_capture_up{{interface="{i}"}} 1"#);
+            let down = |i: &str| format!(r#"podpath_capture_up{{interface="{i}"}} 0"#);
+            let why = |i: &str, r: &str| {
+                format!(r#"podpath_capture_error_info{{interface="{i}",reason="{r}"}} 1"#)
+            };
+            let error_on = |i: &str| format!(r#"podpath_capture_error_info{{interface="{i}""#);
+            let secs = Duration::from_secs;
+            wait_serving(&mut p, METRICS_V4);
+            // vx does not exist yet: the others capture.
+            wait_metrics(
+                &mut p,
+                METRICS_V4,
+                &[
+                    &up("lo"),
+                    &up("va"),
+                    &down("vx"),
+                    &why("vx", "interface_missing"),
+                ],
+                &[&error_on("lo"), &error_on("va")],
+                secs(2),
+            );
+            // It appears: picked up at the next retry.
+            add_vx();
+            wait_metrics(
+                &mut p,
+                METRICS_V4,
+                &[&up("vx")],
+                &[&error_on("vx")],
+                secs(10),
+            );
+            // va goes down, then up again: the socket is kept, and a frame
+            // (or the next check) shows it up.
+            sh(&["ip", "link", "set", "va", "down"]);
+            wait_metrics(
+                &mut p,
+                METRICS_V4,
+                &[&down("va"), &why("va", "interface_down")],
+                &[],
+                secs(3),
+            );
+            sh(&["ip", "link", "set", "va", "up"]);
+            let tx = UdpSocket::bind("0.0.0.0:0").expect("bind");
+            let start = Instant::now();
+            loop {
+                let _ = tx.send_to(b"va is back", (B, 9999));
+                let (_, body) = http_get(METRICS_V4, "/metrics");
+                if body.lines().any(|l| l == up("va")) && !body.contains(&error_on("va")) {
+                    break;
+                }
+                assert!(start.elapsed() < secs(10), "va not back:\n{}", p.log());
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            // vx is deleted, then created again (a new index): reopened by name.
+            sh(&["ip", "link", "del", "vx"]);
+            wait_metrics(
+                &mut p,
+                METRICS_V4,
+                &[&down("vx"), &why("vx", "interface_missing")],
+                &[],
+                secs(5),
+            );
+            add_vx();
+            wait_metrics(
+                &mut p,
+                METRICS_V4,
+                &[&up("vx")],
+                &[&error_on("vx")],
+                secs(20),
+            );
+            let before = packets(&http_get(METRICS_V4, "/metrics").1, "vx");
+            let start = Instant::now();
+            while packets(&http_get(METRICS_V4, "/metrics").1, "vx") <= before {
+                let _ = tx.send_to(b"vx is back", ("10.251.0.2", 9999));
+                assert!(start.elapsed() < secs(5), "no frame counted on the new vx");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            wait_metrics(
+                &mut p,
+                METRICS_V4,
+                &[&up("lo"), &up("va"), &up("vx")],
+                &["podpath_capture_error_info{"],
+                secs(1),
+            );
+            let (_, status) = http_get(METRICS_V4, "/status");
+            assert_eq!(status, "lo: capturing\nva: capturing\nvx: capturing\n");
+            let log = p.stop();
+            assert_eq!(log.matches("capturing again").count(), 3, "{log}");
+        }
+    }
+}
+
+/// A veth `vx` 10.251.0.1/24 to the peer's `vy` 10.251.0.2/24.
+fn add_vx() {
+    let peer_ns = std::env::var(PEER_NS).expect("peer namespace");
+    #[rustfmt::skip]
+    sh(&["ip", "link", "add", "vx", "type", "veth", "peer", "name", "vy", "netns", &peer_ns]);
+    sh(&["ip", "addr", "add", "10.251.0.1/24", "dev", "vx"]);
+    sh(&[
+        "ip",
+        "-n",
+        &peer_ns,
+        "addr",
+        "add",
+        "10.251.0.2/24",
+        "dev",
+        "vy",
+    ]);
+    sh(&["ip", "-n", &peer_ns, "link", "set", "vy", "up"]);
+    sh(&["ip", "link", "set", "vx", "up"]);
+}
+
+/// `podpath_capture_packets_total` of `interface` in a scrape.
+fn packets(scrape: &str, interface: &str) -> f64 {
+    let prefix = format!(r#"podpath_capture_packets_total{{interface="{interface}"}} "#);
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+const A6: &str = "fd00:250::1";
+const B6: &str = "fd00:250::2";
+/// A ClusterIP in the test's service range, served by B.
+const SVC6: &str = "fd00:96::10";
+
+/// A child process killed when the test body ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Service the v6 test looks up, by its fully qualified name; podpath
+/// reports it in its short form (the namespace's search-list suffix is
+/// stripped).
+const SVC6_NAME: &str = "web";
+const SVC6_FQDN: &str = "web.default.svc.cluster.local.";
+
+/// In namespace B: a DNS server on port 53 answering AAAA for the Service
+/// with the ClusterIP (5 s TTL, as CoreDNS does); anything else NXDOMAIN.
+fn dns6_server() {
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use hickory_proto::rr::rdata::AAAA;
+    use hickory_proto::rr::{RData, Record, RecordType};
+    let socket = UdpSocket::bind(format!("[{B6}]:53")).expect("bind dns");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut r = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
+            let svc: SocketAddr = format!("[{SVC6}]:0").parse().expect("addr");
+            for query in &q.queries {
+                r.add_query(query.clone());
+                let name = query.name().to_ascii();
+                if name == SVC6_FQDN && query.query_type() == RecordType::AAAA {
+                    let std::net::IpAddr::V6(ip) = svc.ip() else {
+                        continue;
+                    };
+                    r.add_answer(Record::from_rdata(
+                        query.name().clone(),
+                        5,
+                        RData::AAAA(AAAA(ip)),
+                    ));
+                } else if name != SVC6_FQDN {
+                    r.metadata.response_code = ResponseCode::NXDomain;
+                }
+            }
+            if let Ok(bytes) = r.to_vec() {
+                let _ = socket.send_to(&bytes, from);
+            }
+        }
+    });
+}
+
+/// Looks `SVC6_FQDN` up (AAAA) at B's DNS server, as a resolver would:
+/// the ClusterIP it answers.
+fn resolve6() -> std::net::Ipv6Addr {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let mut q = Message::new(0x6006, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(
+        Name::from_ascii(SVC6_FQDN).expect("name"),
+        RecordType::AAAA,
+    ));
+    let socket = UdpSocket::bind("[::]:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    socket
+        .send_to(&q.to_vec().expect("encode"), format!("[{B6}]:53"))
+        .expect("send query");
+    let mut buf = [0u8; 1500];
+    let (n, _) = socket.recv_from(&mut buf).expect("dns answer");
+    let answer = Message::from_vec(&buf[..n]).expect("decode");
+    answer
+        .answers
+        .iter()
+        .find_map(|r| match r.data {
+            RData::AAAA(a) => Some(a.0),
+            _ => None,
+        })
+        .expect("an AAAA answer")
+}
+
+/// In namespace B: DNS, and HTTP on its pod address and on the ClusterIP,
+/// one response per connection.
+fn ipv6_peer() {
+    // Never outlive a failed test body, which would hold its output open.
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(60));
+        std::process::exit(0);
+    });
+    dns6_server();
+    let listeners = [
+        TcpListener::bind(format!("[{B6}]:8080")).expect("listen on B"),
+        TcpListener::bind(format!("[{SVC6}]:80")).expect("listen on the ClusterIP"),
+    ];
+    println!("PEER READY");
+    std::io::stdout().flush().expect("flush");
+    let handles: Vec<_> = listeners
+        .into_iter()
+        .map(|l| {
+            std::thread::spawn(move || {
+                for mut conn in l.incoming().flatten() {
+                    let mut buf = [0u8; 1024];
+                    let _ = conn.read(&mut buf);
+                    let _ = conn.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    );
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
+#[test]
+fn run_on_an_ipv6_only_pod_captures_attributes_and_serves_over_ipv6() {
+    const TEST: &str = "run_on_an_ipv6_only_pod_captures_attributes_and_serves_over_ipv6";
+    match role() {
+        Role::Outer => {
+            let lab = Lab::new("v6", 1500);
+            // No IPv4 on the pod's link; the ClusterIP is B's and routed there.
+            sh(&["ip", "-n", &lab.ns, "-4", "addr", "flush", "dev", "va"]);
+            sh(&["ip", "-n", &lab.peer, "-4", "addr", "flush", "dev", "vb"]);
+            sh(&[
+                "ip",
+                "-n",
+                &lab.peer,
+                "addr",
+                "add",
+                &format!("{SVC6}/128"),
+                "dev",
+                "lo",
+            ]);
+            #[rustfmt::skip]
+            sh(&["ip", "-n", &lab.ns, "-6", "route", "add", "fd00:96::/112", "via", B6, "dev", "va"]);
+            run_inner_once(&lab, TEST);
+        }
+        Role::Peer => ipv6_peer(),
+        Role::Inner => {
+            let _peer = KillOnDrop(spawn_peer(TEST));
+            let peer_ns = std::env::var(PEER_NS).expect("peer namespace");
+            let bin = PodpathBinary::new("v6");
+            #[rustfmt::skip]
+            let mut p = bin.run(&[], &[
+                "--pod-cidr", "fd00:250::/64", "--service-cidr", "fd00:96::/112",
+                "--pod-ip", A6, "--namespace", "default",
+            ]);
+            let v6: SocketAddr = "[::1]:9809".parse().expect("addr");
+            wait_serving(&mut p, v6);
+            wait_metrics(
+                &mut p,
+                v6,
+                &[
+                    r#"podpath_capture_up{interface="lo"} 1"#,
+                    r#"podpath_capture_up{interface="va"} 1"#,
+                ],
+                &[],
+                Duration::from_secs(2),
+            );
+            // Literal addresses first: once a lookup answered the ClusterIP,
+            // connections to it count as that name's (within the TTL).
+            for target in [format!("[{B6}]:8080"), format!("[{SVC6}]:80")] {
+                let addr: SocketAddr = target.parse().expect("addr");
+                let (code, body) = http_get(addr, "/");
+                assert_eq!((code, body.as_str()), (200, "ok"), "{target}");
+            }
+            // A lookup over IPv6, then a connection to what it answered.
+            let answered = resolve6();
+            assert_eq!(answered.to_string(), SVC6);
+            let (code, _) = http_get(SocketAddr::new(answered.into(), 80), "/");
+            assert_eq!(code, 200);
+            // Scraped from the peer over IPv6, as Prometheus would.
+            let url = format!("http://[{A6}]:9809/metrics");
+            let start = Instant::now();
+            let scrape = loop {
+                let out = Command::new("ip")
+                    .args([
+                        "netns",
+                        "exec",
+                        &peer_ns,
+                        "curl",
+                        "-sf",
+                        "-g",
+                        "--max-time",
+                        "2",
+                        &url,
+                    ])
+                    .output()
+                    .expect("curl");
+                let body = String::from_utf8_lossy(&out.stdout).into_owned();
+                if out.status.success() && body.contains(r#"podpath_connections_total{path="dns""#)
+                {
+                    break body;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "scrape over IPv6 from the peer: {} {body}",
+                    out.status
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            };
+            let count = |path: &str| -> f64 {
+                scrape
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with(&format!(r#"podpath_connections_total{{path="{path}""#))
+                    })
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum()
+            };
+            assert_eq!(count("pod_ip"), 1.0, "{scrape}");
+            assert_eq!(count("cluster_ip"), 1.0, "{scrape}");
+            assert_eq!(count("dns"), 1.0, "{scrape}");
+            assert!(
+                scrape.lines().any(|l| l.starts_with(&format!(
+                    r#"podpath_connections_total{{path="dns",target="cluster_ip",protocol="tcp",dns_name="{SVC6_NAME}",service="{SVC6_NAME}",namespace="default",port="80"}} 1"#
+                ))),
+                "{scrape}"
+            );
+            assert_eq!(count("external"), 0.0, "{scrape}");
+            assert!(
+                scrape
+                    .lines()
+                    .any(|l| l.starts_with(r#"podpath_http_requests_total{path="cluster_ip""#)),
+                "{scrape}"
+            );
+            p.stop();
+        }
+    }
+}
+
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
+#[test]
+fn run_serves_ipv4_where_ipv6_is_disabled() {
+    const TEST: &str = "run_serves_ipv4_where_ipv6_is_disabled";
+    match role() {
+        Role::Outer => {
+            let lab = Lab::new("nov6", 1500);
+            #[rustfmt::skip]
+            sh(&["ip", "netns", "exec", &lab.ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+            run_inner_once(&lab, TEST);
+        }
+        Role::Peer => {}
+        Role::Inner => {
+            assert!(
+                Command::new("ip")
+                    .args(["-6", "addr", "show", "dev", "lo"])
+                    .output()
+                    .map(|o| !String::from_utf8_lossy(&o.stdout).contains("::1"))
+                    .unwrap_or(false),
+                "IPv6 is still on"
+            );
+            let peer_ns = std::env::var(PEER_NS).expect("peer namespace");
+            let bin = PodpathBinary::new("nov6");
+            let mut p = bin.run(&[], &[]);
+            wait_serving(&mut p, METRICS_V4);
+            // From the peer, to the pod's IPv4 address.
+            let url = format!("http://{A}:9809/healthz");
+            let out = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &peer_ns,
+                    "curl",
+                    "-sf",
+                    "--max-time",
+                    "2",
+                    &url,
+                ])
+                .output()
+                .expect("curl");
+            assert!(out.status.success(), "{url}: {out:?}");
+            wait_metrics(
+                &mut p,
+                METRICS_V4,
+                &[
+                    r#"podpath_capture_up{interface="lo"} 1"#,
+                    r#"podpath_capture_up{interface="va"} 1"#,
+                ],
+                &[],
+                Duration::from_secs(2),
+            );
+            p.stop();
+        }
+    }
+}

@@ -26,9 +26,11 @@ if [ -n "$(printf '%s' "$cluster_label" | tr -d 'a-zA-Z0-9_')" ]; then
 fi
 
 # The rules with the cluster label renamed (the source writes `cluster` first
-# in every `by (...)`).
+# in every `by (...)` and `on (...)`, and as `cluster="%s"` / `$labels.cluster`
+# in the annotation queries).
 rules() {
-    sed "s/by (cluster, /by ($cluster_label, /g" "$src"
+    sed -e "s/by (cluster, /by ($cluster_label, /g" -e "s/on (cluster, /on ($cluster_label, /g" \
+        -e "s/cluster=\"%s\"/$cluster_label=\"%s\"/g" -e "s/\\\$labels\.cluster /\$labels.$cluster_label /g" "$src"
 }
 
 generate() {

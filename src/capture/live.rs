@@ -21,6 +21,14 @@
 //! same CLOCK_REALTIME the kernel stamps packets with, so the engine's
 //! timeouts still fire when traffic stops.
 //!
+//! An interface that cannot be captured (no CAP_NET_RAW, missing, down,
+//! ring refused, a socket error later) does not stop the others: it is
+//! failed with a reason (`super::health`), retried with backoff by
+//! `LiveSource::maintain`, and a socket that breaks later is closed and
+//! reopened the same way. An interface that goes down keeps its socket: the
+//! kernel resumes it when the interface is up again; if it was deleted
+//! instead, the socket is bound to nothing and is reopened by name.
+//!
 //! Frames are Ethernet (on `lo` with a zeroed header); the direction comes
 //! from the kernel (`sll_pkttype`), not from addresses.
 //!
@@ -34,13 +42,14 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pnet_datalink::NetworkInterface;
 use podpath_afpacket::{
     capture_filter, FilterSpec, Options, Poller, Ring, RingFrame, RingOptions, Socket,
 };
 
+use super::health::{Backoff, FailReason, Health, Log};
 use super::{CaptureError, InterfaceStats, Next, PacketSource, RawPacket};
 use crate::decode::{LinkType, PacketType};
 use crate::Timestamp;
@@ -133,11 +142,17 @@ enum Reader {
 
 struct Capture {
     name: String,
-    reader: Reader,
+    /// The interface the reader is bound to (its index changes when the
+    /// interface is deleted and created again).
+    ifindex: u32,
+    /// `None` while failed without a socket (see `health`).
+    reader: Option<Reader>,
+    health: Health,
     /// The frame read ahead from this interface, not yet yielded.
     head: Option<Head>,
     /// Time up to which this interface is known to have no frame besides
-    /// the head: every frame stamped before it was read.
+    /// the head: every frame stamped before it was read. The end of time
+    /// while there is no reader, so a failed interface holds nothing back.
     empty_as_of: Timestamp,
     /// Cumulative PACKET_STATISTICS (the kernel resets them on each read).
     received: u64,
@@ -156,15 +171,42 @@ struct Head {
     ring: Option<RingFrame>,
 }
 
+/// What one read attempt found.
+enum Refill {
+    Frame,
+    Empty,
+    /// The kernel reported the interface down (ENETDOWN).
+    Down,
+    Failed(io::Error),
+}
+
 impl Capture {
-    /// Reads one frame into the head; `false` if none was visible. `hold`
-    /// is how late a frame may become visible (ring mode); `clock` a wall
-    /// clock reading taken before this call (ring mode: an earlier reading
-    /// only makes `empty_as_of` more conservative, and reading the clock is
-    /// a system call on some virtual machines).
-    fn refill(&mut self, hold: Duration, clock: Timestamp) -> Result<bool, CaptureError> {
+    fn new(name: String) -> Capture {
+        Capture {
+            name,
+            ifindex: 0,
+            reader: None,
+            health: Health::default(),
+            head: None,
+            empty_as_of: Timestamp(u64::MAX),
+            received: 0,
+            dropped: 0,
+            bad_blocks: 0,
+        }
+    }
+
+    /// Reads one frame into the head. `hold` is how late a frame may become
+    /// visible (ring mode); `clock` a wall clock reading taken before this
+    /// call (ring mode: an earlier reading only makes `empty_as_of` more
+    /// conservative, and reading the clock is a system call on some virtual
+    /// machines).
+    fn refill(&mut self, hold: Duration, clock: Timestamp) -> Refill {
         match &mut self.reader {
-            Reader::Ring(ring) => match ring.peek() {
+            None => {
+                self.empty_as_of = Timestamp(u64::MAX);
+                Refill::Empty
+            }
+            Some(Reader::Ring(ring)) => match ring.peek() {
                 Some(f) => {
                     self.head = Some(Head {
                         ts: Timestamp::from_secs_nanos(f.ts.as_secs(), f.ts.subsec_nanos()),
@@ -173,14 +215,14 @@ impl Capture {
                         pkttype: f.pkttype,
                         ring: Some(f),
                     });
-                    Ok(true)
+                    Refill::Frame
                 }
                 None => {
                     self.empty_as_of = earlier(clock, hold);
-                    Ok(false)
+                    Refill::Empty
                 }
             },
-            Reader::Recv { socket, buf } => match socket.recv(buf) {
+            Some(Reader::Recv { socket, buf }) => match socket.recv(buf) {
                 Ok(Some(r)) => {
                     let ts =
                         r.ts.map(|d| Timestamp::from_secs_nanos(d.as_secs(), d.subsec_nanos()))
@@ -192,165 +234,388 @@ impl Capture {
                         pkttype: r.pkttype,
                         ring: None,
                     });
-                    Ok(true)
+                    Refill::Frame
                 }
                 Ok(None) => {
                     self.empty_as_of = wall_clock();
-                    Ok(false)
+                    Refill::Empty
                 }
-                // The interface went down; the socket stays bound and resumes
-                // when it comes back up.
+                // The interface went down (or away); a socket still bound
+                // resumes when it comes back up.
                 Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
-                    tracing::warn!(interface = %self.name, "interface went down");
                     self.empty_as_of = wall_clock();
-                    Ok(false)
+                    Refill::Down
                 }
-                Err(e) => Err(CaptureError::Live(format!("{}: recvmsg: {e}", self.name))),
+                Err(e) => Refill::Failed(e),
             },
         }
     }
 
     /// Done with the frame last yielded from this interface.
     fn consumed(&mut self) {
-        if let Reader::Ring(ring) = &mut self.reader {
+        if let Some(Reader::Ring(ring)) = &mut self.reader {
             ring.advance();
         }
     }
 
     fn data(&self, head: &Head) -> &[u8] {
         match (&self.reader, &head.ring) {
-            (Reader::Ring(ring), Some(f)) => ring.data(f),
-            (Reader::Recv { buf, .. }, _) => buf.get(..head.len).unwrap_or(&[]),
-            (Reader::Ring(_), None) => &[],
+            (Some(Reader::Ring(ring)), Some(f)) => ring.data(f),
+            (Some(Reader::Recv { buf, .. }), _) => buf.get(..head.len).unwrap_or(&[]),
+            _ => &[],
         }
     }
 
-    fn fd(&self) -> &dyn std::os::fd::AsRawFd {
+    fn fd(&self) -> Option<&dyn std::os::fd::AsRawFd> {
         match &self.reader {
-            Reader::Ring(ring) => ring,
-            Reader::Recv { socket, .. } => socket,
+            Some(Reader::Ring(ring)) => Some(ring),
+            Some(Reader::Recv { socket, .. }) => Some(socket),
+            None => None,
         }
     }
 
-    /// Clears and logs a pending socket error (the interface went down).
-    /// Capture resumes by itself when the interface comes back up.
-    fn clear_error(&self) {
-        let taken = match &self.reader {
-            Reader::Ring(ring) => ring.take_error(),
-            Reader::Recv { socket, .. } => socket.take_error(),
+    /// Takes the socket's pending error, which `poll` reported.
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match &self.reader {
+            Some(Reader::Ring(ring)) => ring.take_error(),
+            Some(Reader::Recv { socket, .. }) => socket.take_error(),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds the kernel's counters since the last read (it resets them).
+    fn read_stats(&mut self) {
+        let st = match &self.reader {
+            Some(Reader::Ring(ring)) => ring.stats(),
+            Some(Reader::Recv { socket, .. }) => socket.stats(),
+            None => return,
         };
-        match taken {
-            Ok(Some(e)) if e.raw_os_error() == Some(libc::ENETDOWN) => {
-                tracing::warn!(interface = %self.name, "interface went down");
+        match st {
+            Ok(st) => {
+                self.received = self.received.saturating_add(u64::from(st.packets));
+                self.dropped = self.dropped.saturating_add(u64::from(st.drops));
             }
-            Ok(Some(e)) => {
-                tracing::warn!(interface = %self.name, error = %e, "capture socket error")
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(interface = %self.name, error = %e, "SO_ERROR"),
+            Err(e) => tracing::warn!(interface = %self.name, error = %e, "PACKET_STATISTICS"),
         }
     }
 
-    fn stats(&self) -> io::Result<podpath_afpacket::Stats> {
-        match &self.reader {
-            Reader::Ring(ring) => ring.stats(),
-            Reader::Recv { socket, .. } => socket.stats(),
+    /// Closes the socket, keeping its last counters.
+    fn close(&mut self) {
+        self.read_stats();
+        self.reader = None;
+        self.head = None;
+        self.ifindex = 0;
+        self.empty_as_of = Timestamp(u64::MAX);
+    }
+
+    /// Records a failure; logs it when the cause is new.
+    fn fail(&mut self, reason: FailReason, detail: String, now: Instant) {
+        if self.health.failed(reason, detail, now) == Log::Quiet {
+            let f = self.health.failure();
+            tracing::debug!(
+                interface = %self.name,
+                reason = reason.as_str(),
+                attempts = f.map_or(0, |f| f.attempts),
+                retry_in_ms = f.map_or(0, |f| f.retry_at.saturating_duration_since(now).as_millis()),
+                "capture retry failed"
+            );
+        } else {
+            let detail = self.health.failure().map_or("", |f| f.detail.as_str());
+            tracing::warn!(
+                interface = %self.name,
+                reason = reason.as_str(),
+                error = %detail,
+                remedy = reason.remedy(),
+                "capture failed on this interface; retrying with backoff (up to every {} s), \
+                 capture on the others goes on",
+                Backoff::default().max.as_secs()
+            );
+        }
+    }
+
+    /// Records that capture works; logs a recovery.
+    fn up(&mut self) {
+        if let Log::Recovered { after, attempts } = self.health.up() {
+            tracing::info!(
+                interface = %self.name,
+                after = after.as_str(),
+                attempts,
+                "capturing again"
+            );
+        }
+    }
+
+    /// The kernel reported the interface down: keep the socket (it resumes
+    /// by itself on the way back up); `maintain` tells down from deleted.
+    fn down(&mut self, now: Instant) {
+        if self.health.reason() != Some(FailReason::InterfaceDown) {
+            self.fail(
+                FailReason::InterfaceDown,
+                "the interface is down".to_string(),
+                now,
+            );
         }
     }
 }
 
+/// How each capture of a source opens its socket.
+#[derive(Clone, Debug)]
+struct OpenOptions {
+    mode: CaptureMode,
+    ring_size: usize,
+    rcvbuf: Option<usize>,
+    tcp_payload: u32,
+    own_dns: Option<(u16, std::net::SocketAddr)>,
+}
+
+/// The message for a socket the kernel refused (lack of CAP_NET_RAW, or a
+/// policy): what failed, the cause read from this process and its remedy
+/// (`privilege::denied_message`), worded in this one place.
+pub fn permission_denied_message(err: &podpath_afpacket::Error) -> String {
+    super::privilege::denied_message(err)
+}
+
+/// Opens a reader on `iface` as `options` say, or says why it failed.
+fn open_reader(
+    iface: &NetworkInterface,
+    options: &OpenOptions,
+) -> Result<Reader, (FailReason, String)> {
+    let spec = FilterSpec {
+        loopback: iface.is_loopback(),
+        tcp_payload: options.tcp_payload,
+        own_dns: options.own_dns,
+    };
+    let filter = capture_filter(&spec);
+    let classify = |e: podpath_afpacket::Error, otherwise: FailReason| match e {
+        e @ podpath_afpacket::Error::NeedsCapNetRaw { .. } => {
+            (FailReason::PermissionDenied, permission_denied_message(&e))
+        }
+        e => (otherwise, e.to_string()),
+    };
+    if options.mode != CaptureMode::Recvmsg {
+        let ring_options = RingOptions::with_size(options.ring_size, RING_RETIRE_MS);
+        match Ring::open(iface.index, &filter, &ring_options) {
+            Ok(ring) => {
+                tracing::debug!(
+                    interface = %iface.name,
+                    ifindex = iface.index,
+                    ring_bytes = ring.mapped_bytes(),
+                    blocks = ring_options.block_count,
+                    "capture ring open"
+                );
+                return Ok(Reader::Ring(ring));
+            }
+            Err(e @ podpath_afpacket::Error::NeedsCapNetRaw { .. }) => {
+                return Err(classify(e, FailReason::PermissionDenied))
+            }
+            Err(e) if options.mode == CaptureMode::Auto => {
+                tracing::warn!(
+                    interface = %iface.name,
+                    error = %e,
+                    "TPACKET_V3 ring refused; capturing with recvmsg (one system call per frame)"
+                );
+            }
+            Err(e) => return Err(classify(e, FailReason::RingRefused)),
+        }
+    }
+    let socket = open_socket(iface, &filter, options.rcvbuf)
+        .map_err(|e| classify(e, FailReason::SocketError))?;
+    Ok(Reader::Recv {
+        socket,
+        buf: vec![0; READ_BUFFER],
+    })
+}
+
 /// Live AF_PACKET capture on a set of interfaces.
+///
+/// An interface that cannot be captured is a state, not an error: it is
+/// retried with backoff by [`LiveSource::maintain`] and reported by
+/// [`LiveSource::health`], while the others go on.
 pub struct LiveSource {
     captures: Vec<Capture>,
     poller: Poller,
+    /// Each capture's slot in `poller`, `None` without a socket.
+    slots: Vec<Option<usize>>,
     poll_interval: Duration,
     /// How late a frame may become visible after its timestamp (zero for
-    /// recvmsg, or with one interface, where there is nothing to merge).
+    /// recvmsg, or with one socket, where there is nothing to merge).
     hold: Duration,
     /// The interface whose head was yielded last: consumed on the next call.
     yielded: Option<usize>,
     /// The wall clock when the source last woke from `poll`.
     clock: Timestamp,
-    mode: CaptureMode,
+    options: OpenOptions,
+    /// A failing `poll` was logged (it is retried every poll interval).
+    poll_error_logged: bool,
     stop: Arc<AtomicBool>,
 }
 
 impl LiveSource {
     /// Opens one socket per chosen interface. Fails if any cannot be
-    /// opened: the caller asked for all of them.
+    /// opened: the caller asked for all of them. (`podpath run` uses
+    /// [`LiveSource::start`], which goes on without them.)
     pub fn open(config: &LiveConfig) -> Result<LiveSource, CaptureError> {
-        let chosen = select_interfaces(pnet_datalink::interfaces(), &config.interfaces)?;
-        let mut captures = Vec::with_capacity(chosen.len());
-        let mut mode = config.mode;
-        for iface in chosen {
-            let spec = FilterSpec {
-                loopback: iface.is_loopback(),
+        let source = LiveSource::start(config)?;
+        // A socket on an interface that is down is open all the same: the
+        // kernel starts delivering when it comes up.
+        if let Some((name, f)) = source
+            .captures
+            .iter()
+            .filter(|c| c.reader.is_none())
+            .find_map(|c| c.health.failure().map(|f| (&c.name, f)))
+        {
+            return Err(CaptureError::Live(format!("{name}: {}", f.detail)));
+        }
+        Ok(source)
+    }
+
+    /// Opens what it can on the chosen interfaces; the others are failed
+    /// (see [`LiveSource::health`]) and retried by [`LiveSource::maintain`].
+    /// Errs only when the choice itself is impossible (more interfaces
+    /// named than a packet can index, or no interface at all).
+    pub fn start(config: &LiveConfig) -> Result<LiveSource, CaptureError> {
+        let available = pnet_datalink::interfaces();
+        let names = choose_interfaces(&available, &config.interfaces)?;
+        let mut source = LiveSource {
+            captures: names.into_iter().map(Capture::new).collect(),
+            poller: Poller::new(std::iter::empty::<&Socket>()),
+            slots: Vec::new(),
+            poll_interval: config.poll_interval,
+            hold: Duration::ZERO,
+            yielded: None,
+            clock: wall_clock(),
+            options: OpenOptions {
+                mode: config.mode,
+                ring_size: config.ring_size,
+                rcvbuf: config.rcvbuf,
                 tcp_payload: config.tcp_payload,
                 own_dns: config.own_dns,
-            };
-            let filter = capture_filter(&spec);
-            let mut reader = None;
-            if mode != CaptureMode::Recvmsg {
-                let options = RingOptions::with_size(config.ring_size, RING_RETIRE_MS);
-                match Ring::open(iface.index, &filter, &options) {
-                    Ok(ring) => {
-                        tracing::debug!(
-                            interface = %iface.name,
-                            ifindex = iface.index,
-                            ring_bytes = ring.mapped_bytes(),
-                            blocks = options.block_count,
-                            "capture ring open"
-                        );
-                        mode = CaptureMode::Ring;
-                        reader = Some(Reader::Ring(ring));
-                    }
-                    Err(e @ podpath_afpacket::Error::NeedsCapNetRaw { .. }) => {
-                        return Err(open_error(&iface.name, e))
-                    }
-                    Err(e) if mode == CaptureMode::Auto && captures.is_empty() => {
-                        tracing::warn!(
-                            interface = %iface.name,
-                            error = %e,
-                            "TPACKET_V3 ring refused; capturing with recvmsg (one system call per frame)"
-                        );
-                        mode = CaptureMode::Recvmsg;
-                    }
-                    Err(e) => return Err(CaptureError::Live(format!("{}: {e}", iface.name))),
+            },
+            poll_error_logged: false,
+            stop: Arc::clone(&config.stop),
+        };
+        let now = Instant::now();
+        for i in 0..source.captures.len() {
+            source.open_capture(i, &available, now);
+        }
+        source.rebuild_poller();
+        Ok(source)
+    }
+
+    /// (Re)opens capture `i` on its interface as listed in `available`.
+    fn open_capture(&mut self, i: usize, available: &[NetworkInterface], now: Instant) {
+        let options = self.options.clone();
+        let Some(c) = self.captures.get_mut(i) else {
+            return;
+        };
+        let Some(iface) = available.iter().find(|f| f.name == c.name) else {
+            let detail = format!(
+                "no interface named {:?} in this network namespace (available: {})",
+                c.name,
+                names(available)
+            );
+            c.fail(FailReason::InterfaceMissing, detail, now);
+            return;
+        };
+        match open_reader(iface, &options) {
+            Ok(reader) => {
+                c.reader = Some(reader);
+                c.ifindex = iface.index;
+                c.head = None;
+                c.empty_as_of = Timestamp::ZERO;
+                if iface.is_up() {
+                    c.up();
+                } else {
+                    // Bound anyway: the kernel starts delivering when it is up.
+                    c.down(now);
                 }
             }
-            let reader = match reader {
-                Some(r) => r,
-                None => Reader::Recv {
-                    socket: open_socket(&iface, &filter, config.rcvbuf)?,
-                    buf: vec![0; READ_BUFFER],
-                },
-            };
-            captures.push(Capture {
-                name: iface.name,
-                reader,
-                head: None,
-                empty_as_of: Timestamp::ZERO,
-                received: 0,
-                dropped: 0,
-                bad_blocks: 0,
-            });
+            Err((reason, detail)) => c.fail(reason, detail, now),
         }
-        let poller = Poller::new(captures.iter().map(Capture::fd));
-        let hold = if mode == CaptureMode::Ring && captures.len() > 1 {
+    }
+
+    /// Retries the failed interfaces whose backoff is over: reopens them,
+    /// or, for an interface that went down with its socket kept, checks
+    /// whether it is up again or was deleted. Cheap when nothing is due;
+    /// call it about once a second.
+    pub fn maintain(&mut self) {
+        // The frame yielded last is done with (`&mut self` ends its borrow):
+        // release it now, before its socket may be replaced by a new one
+        // that must not be advanced on its behalf.
+        if let Some(i) = self.yielded.take() {
+            if let Some(c) = self.captures.get_mut(i) {
+                c.consumed();
+            }
+        }
+        let now = Instant::now();
+        if !self.captures.iter().any(|c| c.health.retry_due(now)) {
+            return;
+        }
+        let available = pnet_datalink::interfaces();
+        let mut changed = false;
+        for i in 0..self.captures.len() {
+            let Some(c) = self.captures.get_mut(i) else {
+                continue;
+            };
+            if !c.health.retry_due(now) {
+                continue;
+            }
+            if c.reader.is_some() {
+                match available.iter().find(|f| f.name == c.name) {
+                    Some(f) if f.index == c.ifindex && f.is_up() => c.up(),
+                    Some(f) if f.index == c.ifindex => c.fail(
+                        FailReason::InterfaceDown,
+                        "the interface is down".into(),
+                        now,
+                    ),
+                    // Deleted (and maybe created again, with a new index):
+                    // the old socket is bound to nothing now.
+                    _ => {
+                        c.close();
+                        changed = true;
+                        self.open_capture(i, &available, now);
+                    }
+                }
+            } else {
+                self.open_capture(i, &available, now);
+                changed |= self.captures.get(i).is_some_and(|c| c.reader.is_some());
+            }
+        }
+        if changed {
+            self.rebuild_poller();
+        }
+    }
+
+    /// Each interface's name and capture health, in the order of
+    /// `RawPacket::interface`.
+    pub fn health(&self) -> impl Iterator<Item = (&str, &Health)> + '_ {
+        self.captures.iter().map(|c| (c.name.as_str(), &c.health))
+    }
+
+    /// Polls the open sockets; after a change of sockets.
+    fn rebuild_poller(&mut self) {
+        let mut next = 0;
+        self.slots = self
+            .captures
+            .iter()
+            .map(|c| {
+                c.reader.as_ref().map(|_| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect();
+        self.poller = Poller::new(self.captures.iter().filter_map(Capture::fd));
+        let rings = self
+            .captures
+            .iter()
+            .filter(|c| matches!(c.reader, Some(Reader::Ring(_))))
+            .count();
+        self.hold = if rings > 0 && next > 1 {
             RING_HOLD
         } else {
             Duration::ZERO
         };
-        Ok(LiveSource {
-            captures,
-            poller,
-            poll_interval: config.poll_interval,
-            hold,
-            yielded: None,
-            clock: wall_clock(),
-            mode,
-            stop: Arc::clone(&config.stop),
-        })
     }
 
     /// Interface names in the order of `RawPacket::interface`.
@@ -358,9 +623,21 @@ impl LiveSource {
         self.captures.iter().map(|c| c.name.as_str())
     }
 
-    /// How frames are read: `Ring` or `Recvmsg` (never `Auto`).
+    /// How frames are read: `Ring` or `Recvmsg` (never `Auto`: `Recvmsg`
+    /// once the kernel refused a ring).
     pub fn mode(&self) -> CaptureMode {
-        self.mode
+        match self.options.mode {
+            CaptureMode::Auto
+                if self
+                    .captures
+                    .iter()
+                    .any(|c| matches!(c.reader, Some(Reader::Recv { .. }))) =>
+            {
+                CaptureMode::Recvmsg
+            }
+            CaptureMode::Auto => CaptureMode::Ring,
+            mode => mode,
+        }
     }
 
     /// The flag that ends the capture when set.
@@ -368,28 +645,91 @@ impl LiveSource {
         Arc::clone(&self.stop)
     }
 
-    /// After a wait: clears the errors `poll` reported, which it would
+    /// After a wait: takes the errors `poll` reported, which it would
     /// otherwise report again at once, forever (a busy loop while an
-    /// interface is down).
-    fn clear_errors(&self) {
-        for (i, c) in self.captures.iter().enumerate() {
-            if self.poller.has_error(i) {
-                c.clear_error();
+    /// interface is down). Returns whether a socket was closed.
+    fn clear_errors(&mut self) -> bool {
+        let mut closed = false;
+        for (c, slot) in self.captures.iter_mut().zip(&self.slots) {
+            if !slot.is_some_and(|s| self.poller.has_error(s)) {
+                continue;
+            }
+            match c.take_error() {
+                Ok(Some(e)) if e.raw_os_error() == Some(libc::ENETDOWN) => c.down(Instant::now()),
+                Ok(Some(e)) => {
+                    c.close();
+                    c.fail(
+                        FailReason::SocketError,
+                        format!("socket error: {e}"),
+                        Instant::now(),
+                    );
+                    closed = true;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(interface = %c.name, error = %e, "SO_ERROR"),
+            }
+        }
+        closed
+    }
+
+    /// Waits on the enabled sockets; a failing `poll` (never seen) is
+    /// logged once and waited out, not returned: capture must not end.
+    fn wait(&mut self, timeout: Duration) -> usize {
+        match self.poller.wait(timeout) {
+            Ok(n) => n,
+            Err(e) => {
+                if !self.poll_error_logged {
+                    self.poll_error_logged = true;
+                    tracing::error!(error = %e, "poll failed; retrying every poll interval");
+                }
+                std::thread::sleep(timeout);
+                0
             }
         }
     }
 }
 
-/// The error for a socket or ring that could not be opened on `interface`.
-fn open_error(interface: &str, e: podpath_afpacket::Error) -> CaptureError {
-    CaptureError::Live(format!("{interface}: {}", permission_denied_message(&e)))
-}
-
-/// The message for a socket the kernel refused (lack of CAP_NET_RAW, or a
-/// policy): what failed, the cause read from this process and its remedy
-/// (`privilege::denied_message`). Other errors are worded as they are.
-pub fn permission_denied_message(err: &podpath_afpacket::Error) -> String {
-    super::privilege::denied_message(err)
+/// Which interfaces to capture on, by name: the named ones, in the order
+/// given (duplicates once), present or not; or every interface that is up
+/// (if none is, every one there is: they are reported down until they are
+/// up).
+pub fn choose_interfaces(
+    available: &[NetworkInterface],
+    wanted: &[String],
+) -> Result<Vec<String>, CaptureError> {
+    let chosen: Vec<String> = if wanted.is_empty() {
+        let up: Vec<String> = available
+            .iter()
+            .filter(|i| i.is_up())
+            .map(|i| i.name.clone())
+            .collect();
+        if up.is_empty() {
+            available.iter().map(|i| i.name.clone()).collect()
+        } else {
+            up
+        }
+    } else {
+        let mut chosen: Vec<String> = Vec::new();
+        for name in wanted {
+            if !chosen.contains(name) {
+                chosen.push(name.clone());
+            }
+        }
+        chosen
+    };
+    if chosen.is_empty() {
+        return Err(CaptureError::Live(
+            "no interface in this network namespace".to_string(),
+        ));
+    }
+    if chosen.len() > usize::from(u16::MAX) {
+        return Err(CaptureError::Live(format!(
+            "{} interfaces; choose at most {} with --interface",
+            chosen.len(),
+            u16::MAX
+        )));
+    }
+    Ok(chosen)
 }
 
 /// A recvmsg socket on `iface`, with the buffer check logged.
@@ -397,9 +737,8 @@ fn open_socket(
     iface: &NetworkInterface,
     filter: &[podpath_afpacket::Instruction],
     rcvbuf: Option<usize>,
-) -> Result<Socket, CaptureError> {
-    let socket = Socket::open(iface.index, filter, &Options { rcvbuf })
-        .map_err(|e| open_error(&iface.name, e))?;
+) -> Result<Socket, podpath_afpacket::Error> {
+    let socket = Socket::open(iface.index, filter, &Options { rcvbuf })?;
     let granted = socket.rcvbuf().unwrap_or(0);
     tracing::debug!(
         interface = %iface.name,
@@ -454,12 +793,26 @@ impl PacketSource for LiveSource {
                 .min();
             let before = earliest.map_or(Timestamp(u64::MAX), |(ts, _)| ts);
             let mut refilled = false;
+            let mut closed = false;
             for c in &mut self.captures {
                 if c.head.is_none() && c.empty_as_of < before {
-                    refilled |= c.refill(self.hold, self.clock)?;
+                    match c.refill(self.hold, self.clock) {
+                        Refill::Frame => refilled = true,
+                        Refill::Empty => {}
+                        Refill::Down => c.down(Instant::now()),
+                        Refill::Failed(e) => {
+                            c.close();
+                            let detail = format!("recvmsg: {e}");
+                            c.fail(FailReason::SocketError, detail, Instant::now());
+                            closed = true;
+                        }
+                    }
                 }
             }
-            if refilled {
+            if closed {
+                self.rebuild_poller();
+            }
+            if refilled || closed {
                 continue;
             }
             if let Some((ts, i)) = earliest {
@@ -482,46 +835,58 @@ impl PacketSource for LiveSource {
                 let wait = Duration::from_nanos(ready_at.saturating_sub(wall_clock().0))
                     .min(self.poll_interval)
                     .max(RING_MIN_WAIT);
-                for (j, c) in self.captures.iter().enumerate() {
-                    self.poller.set_enabled(j, c.head.is_none());
+                for (c, slot) in self.captures.iter().zip(&self.slots) {
+                    if let Some(s) = slot {
+                        self.poller.set_enabled(*s, c.head.is_none());
+                    }
                 }
-                self.poller.wait(wait).map_err(live("poll"))?;
+                self.wait(wait);
                 self.clock = wall_clock();
-                self.clear_errors();
+                if self.clear_errors() {
+                    self.rebuild_poller();
+                }
                 for c in &mut self.captures {
-                    if c.head.is_none() {
+                    if c.head.is_none() && c.reader.is_some() {
                         c.empty_as_of = Timestamp::ZERO;
                     }
                 }
                 continue;
             }
-            // Every interface was just found empty.
-            for j in 0..self.captures.len() {
-                self.poller.set_enabled(j, true);
+            // Every interface was just found empty (or has no socket).
+            for s in self.slots.iter().flatten() {
+                self.poller.set_enabled(*s, true);
             }
-            let ready = self.poller.wait(self.poll_interval).map_err(live("poll"))?;
+            let ready = self.wait(self.poll_interval);
             self.clock = wall_clock();
             if ready == 0 {
                 return Ok(Next::Idle {
                     now: earlier(self.clock, self.hold),
                 });
             }
-            self.clear_errors();
+            if self.clear_errors() {
+                self.rebuild_poller();
+            }
             for c in &mut self.captures {
-                c.empty_as_of = Timestamp::ZERO;
+                if c.reader.is_some() {
+                    c.empty_as_of = Timestamp::ZERO;
+                }
             }
         };
         self.yielded = Some(i);
-        let Some(c) = self.captures.get(i) else {
+        let Some(c) = self.captures.get_mut(i) else {
             return Ok(Next::End);
         };
+        if !c.health.is_up() {
+            // A frame: the interface is back up (the socket was kept).
+            c.up();
+        }
         Ok(Next::Packet(RawPacket {
             ts: head.ts,
             link: LinkType::Ethernet,
             data: c.data(&head),
             orig_len: head.orig_len,
             packet_type: Some(PacketType::from_raw(u16::from(head.pkttype))),
-            // `open` keeps the list within u16 (see select_interfaces).
+            // `start` keeps the list within u16 (see choose_interfaces).
             interface: u16::try_from(i).unwrap_or(u16::MAX),
         }))
     }
@@ -534,14 +899,8 @@ impl PacketSource for LiveSource {
         self.captures
             .iter_mut()
             .map(|c| {
-                match c.stats() {
-                    Ok(st) => {
-                        c.received = c.received.saturating_add(u64::from(st.packets));
-                        c.dropped = c.dropped.saturating_add(u64::from(st.drops));
-                    }
-                    Err(e) => tracing::warn!(interface = %c.name, error = %e, "PACKET_STATISTICS"),
-                }
-                if let Reader::Ring(ring) = &c.reader {
+                c.read_stats();
+                if let Some(Reader::Ring(ring)) = &c.reader {
                     // Never seen: a block whose headers point outside it.
                     if ring.bad_blocks() > c.bad_blocks {
                         c.bad_blocks = ring.bad_blocks();
@@ -567,58 +926,11 @@ fn earlier(ts: Timestamp, d: Duration) -> Timestamp {
     Timestamp(ts.0.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
 }
 
-fn live(op: &'static str) -> impl Fn(io::Error) -> CaptureError {
-    move |e| CaptureError::Live(format!("{op}: {e}"))
-}
-
 fn wall_clock() -> Timestamp {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
     Timestamp::from_secs_nanos(d.as_secs(), d.subsec_nanos())
-}
-
-/// Picks the interfaces to capture on: the named ones, in the order given
-/// (duplicates once), or every interface that is up.
-pub fn select_interfaces(
-    available: Vec<NetworkInterface>,
-    wanted: &[String],
-) -> Result<Vec<NetworkInterface>, CaptureError> {
-    let chosen: Vec<NetworkInterface> = if wanted.is_empty() {
-        let up: Vec<NetworkInterface> = available.iter().filter(|i| i.is_up()).cloned().collect();
-        if up.is_empty() {
-            return Err(CaptureError::Live(format!(
-                "no interface is up in this network namespace (present: {})",
-                names(&available)
-            )));
-        }
-        up
-    } else {
-        let mut chosen: Vec<NetworkInterface> = Vec::new();
-        for name in wanted {
-            if chosen.iter().any(|i| &i.name == name) {
-                continue;
-            }
-            match available.iter().find(|i| &i.name == name) {
-                Some(i) => chosen.push(i.clone()),
-                None => {
-                    return Err(CaptureError::Live(format!(
-                        "no interface named {name:?} in this network namespace (available: {})",
-                        names(&available)
-                    )))
-                }
-            }
-        }
-        chosen
-    };
-    if chosen.len() > usize::from(u16::MAX) {
-        return Err(CaptureError::Live(format!(
-            "{} interfaces; choose at most {} with --interface",
-            chosen.len(),
-            u16::MAX
-        )));
-    }
-    Ok(chosen)
 }
 
 fn names(interfaces: &[NetworkInterface]) -> String {
@@ -655,61 +967,89 @@ mod tests {
         ]
     }
 
-    fn chosen_names(r: Result<Vec<NetworkInterface>, CaptureError>) -> Vec<String> {
-        r.map(|v| v.into_iter().map(|i| i.name).collect())
-            .unwrap_or_else(|e| vec![e.to_string()])
+    fn chosen(r: Result<Vec<String>, CaptureError>) -> Vec<String> {
+        r.unwrap_or_else(|e| vec![e.to_string()])
     }
 
     #[test]
     fn default_is_every_interface_that_is_up() {
-        assert_eq!(chosen_names(select_interfaces(lab(), &[])), ["lo", "eth0"]);
+        assert_eq!(chosen(choose_interfaces(&lab(), &[])), ["lo", "eth0"]);
     }
 
     #[test]
-    fn named_interfaces_keep_their_order_once_even_when_down() {
-        let wanted = ["eth0", "tunl0", "eth0"].map(String::from);
+    fn named_interfaces_keep_their_order_once_even_when_down_or_missing() {
+        let wanted = ["eth0", "tunl0", "eth9", "eth0"].map(String::from);
         assert_eq!(
-            chosen_names(select_interfaces(lab(), &wanted)),
-            ["eth0", "tunl0"]
+            chosen(choose_interfaces(&lab(), &wanted)),
+            ["eth0", "tunl0", "eth9"]
         );
     }
 
     #[test]
-    fn unknown_interface_lists_the_available_ones() {
-        let err = select_interfaces(lab(), &["eth9".to_string()])
-            .err()
-            .map(|e| e.to_string());
+    fn with_no_interface_up_every_one_is_chosen() {
+        let down = vec![iface("lo", 1, false), iface("eth0", 2, false)];
+        assert_eq!(chosen(choose_interfaces(&down, &[])), ["lo", "eth0"]);
         assert_eq!(
-            err.as_deref(),
-            Some(
-                "capture: no interface named \"eth9\" in this network namespace \
-                 (available: lo, eth0, tunl0)"
-            )
+            chosen(choose_interfaces(&[], &[])),
+            ["capture: no interface in this network namespace"]
         );
     }
 
     #[test]
-    fn no_interface_up_is_an_error() {
-        let err = select_interfaces(vec![iface("eth0", 2, false)], &[])
-            .err()
-            .map(|e| e.to_string());
-        assert_eq!(
-            err.as_deref(),
-            Some("capture: no interface is up in this network namespace (present: eth0)")
-        );
-    }
-
-    #[test]
-    fn opening_an_unknown_interface_fails_before_any_socket() {
+    fn an_unknown_interface_is_a_failed_state_that_lists_the_available_ones() {
         let config = LiveConfig {
             interfaces: vec!["pp-no-such-if".to_string()],
             ..LiveConfig::default()
         };
+        let source = LiveSource::start(&config).expect("start never fails on a missing interface");
+        let health: Vec<(&str, Option<FailReason>)> =
+            source.health().map(|(n, h)| (n, h.reason())).collect();
+        assert_eq!(
+            health,
+            [("pp-no-such-if", Some(FailReason::InterfaceMissing))]
+        );
+        let detail = source
+            .health()
+            .next()
+            .and_then(|(_, h)| h.failure())
+            .map(|f| f.detail.clone());
+        assert!(
+            detail.as_deref().is_some_and(|m| m.starts_with(
+                "no interface named \"pp-no-such-if\" in this network namespace (available: "
+            ) && m.contains("lo")),
+            "{detail:?}"
+        );
+        // The strict constructor still refuses it, naming it.
         let err = LiveSource::open(&config).err().map(|e| e.to_string());
         assert!(
             err.as_deref()
-                .is_some_and(|m| m.contains("no interface named \"pp-no-such-if\"")),
+                .is_some_and(|m| m.starts_with("capture: pp-no-such-if: no interface named")),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_source_with_every_interface_failed_idles_and_stops() {
+        let config = LiveConfig {
+            interfaces: vec!["pp-no-such-if".to_string()],
+            poll_interval: Duration::from_millis(20),
+            ..LiveConfig::default()
+        };
+        let mut source = LiveSource::start(&config).expect("start");
+        let t0 = Instant::now();
+        assert!(matches!(source.next_packet(), Ok(Next::Idle { .. })));
+        assert!(t0.elapsed() >= Duration::from_millis(15), "no busy loop");
+        // Not due yet: nothing is retried, the failure stays.
+        source.maintain();
+        assert_eq!(
+            source
+                .health()
+                .next()
+                .map(|(_, h)| h.failure().map(|f| f.attempts)),
+            Some(Some(1))
+        );
+        source.stop_flag().store(true, Ordering::SeqCst);
+        assert!(matches!(source.next_packet(), Ok(Next::End)));
+        assert_eq!(source.stats()[0].received, 0);
     }
 }

@@ -3,6 +3,7 @@
 //! kernel or the file says so, direction and interface.
 
 pub mod file;
+pub mod health;
 pub mod live;
 pub mod privilege;
 

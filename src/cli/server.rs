@@ -1,4 +1,10 @@
-//! The metrics server: `/metrics`, `/healthz`, `/readyz`, on its own thread.
+//! The metrics server: `/metrics`, `/healthz`, `/readyz`, `/status`, on its
+//! own thread.
+//!
+//! `/healthz` and `/readyz` answer 200 while the server serves, whatever
+//! capture does: a readiness that followed capture would take the app's pod
+//! out of its Services whenever the observer could not observe (capture
+//! state is in `/metrics`: `podpath_capture_up{interface}`).
 //!
 //! It only reads the metrics registry, so however slow or many the clients,
 //! capture never waits for it. Limits: GET and HEAD only (others get 405),
@@ -11,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -27,18 +33,32 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 /// hyper's smallest allowed read buffer; bounds a request head.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
+/// The text `/status` serves: one line per interface, its capture state
+/// and, while down, the cause and the remedy. Written by the capture
+/// thread when a state changes, read by the server.
+pub type Status = Arc<std::sync::RwLock<String>>;
+
 #[derive(Clone)]
 struct AppState {
     metrics: Arc<Metrics>,
-    capturing: Arc<AtomicBool>,
+    status: Status,
 }
 
-pub fn router(metrics: Arc<Metrics>, capturing: Arc<AtomicBool>) -> Router {
+pub fn router(metrics: Arc<Metrics>, status: Status) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready_handler))
-        .with_state(AppState { metrics, capturing })
+        .route("/readyz", get(|| async { "ready\n" }))
+        .route("/status", get(status_handler))
+        .with_state(AppState { metrics, status })
+}
+
+async fn status_handler(State(state): State<AppState>) -> String {
+    state
+        .status
+        .read()
+        .map(|s| s.clone())
+        .unwrap_or_else(|e| e.into_inner().clone())
 }
 
 /// Serves `app` on `listener` until `stop` is set.
@@ -92,26 +112,13 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
     ([(header::CONTENT_TYPE, ctype)], body).into_response()
 }
 
-async fn ready_handler(State(state): State<AppState>) -> Response {
-    if state.capturing.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not capturing\n").into_response()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpStream};
 
-    fn start() -> (
-        SocketAddr,
-        Arc<AtomicBool>,
-        Arc<AtomicBool>,
-        std::thread::JoinHandle<()>,
-    ) {
+    fn start() -> (SocketAddr, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -119,11 +126,12 @@ mod tests {
         let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let capturing = Arc::new(AtomicBool::new(true));
-        let app = router(Arc::new(Metrics::new()), capturing.clone());
+        let status = Status::default();
+        *status.write().unwrap() = "lo: capturing\n".to_string();
+        let app = router(Arc::new(Metrics::new()), status);
         let s = stop.clone();
         let handle = std::thread::spawn(move || rt.block_on(serve(listener, app, s)));
-        (addr, stop, capturing, handle)
+        (addr, stop, handle)
     }
 
     fn request(addr: SocketAddr, raw: &[u8]) -> String {
@@ -137,7 +145,7 @@ mod tests {
 
     #[test]
     fn only_get_and_head_and_bounded_heads() {
-        let (addr, stop, capturing, handle) = start();
+        let (addr, stop, handle) = start();
         let ok = request(
             addr,
             b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -162,19 +170,27 @@ mod tests {
             too_big.is_empty() || too_big.starts_with("HTTP/1.1 431"),
             "{too_big}"
         );
-        capturing.store(false, Ordering::SeqCst);
+        // Ready whatever capture does: no series says capture is up here.
         let ready = request(
             addr,
             b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         );
-        assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        let status = request(
+            addr,
+            b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(
+            status.starts_with("HTTP/1.1 200") && status.ends_with("\r\n\r\nlo: capturing\n"),
+            "{status}"
+        );
         stop.store(true, Ordering::SeqCst);
         handle.join().unwrap();
     }
 
     #[test]
     fn idle_and_surplus_connections_do_not_block_a_scrape() {
-        let (addr, stop, _capturing, handle) = start();
+        let (addr, stop, handle) = start();
         // Fill every slot with clients that never send a request.
         let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS)
             .map(|_| TcpStream::connect(addr).unwrap())

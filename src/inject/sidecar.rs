@@ -69,7 +69,8 @@ pub(crate) fn container_lines(opts: &InjectOptions, indent: usize, eol: &str) ->
         ]
         .map(str::to_owned),
     );
-    lines.push(format!("    value: \"0.0.0.0:{port}\""));
+    // Dual stack: probes and scrapes reach it on IPv4-only and IPv6-only clusters alike.
+    lines.push(format!("    value: \"[::]:{port}\""));
     lines.extend(
         [
             "  ports:",
@@ -81,12 +82,6 @@ pub(crate) fn container_lines(opts: &InjectOptions, indent: usize, eol: &str) ->
             "      path: /healthz",
             &format!("      port: {METRICS_PORT_NAME}"),
             "    periodSeconds: 10",
-            "    failureThreshold: 3",
-            "  readinessProbe:",
-            "    httpGet:",
-            "      path: /readyz",
-            &format!("      port: {METRICS_PORT_NAME}"),
-            "    periodSeconds: 5",
             "    failureThreshold: 3",
             // From the measurements (docs/memory.md): ~2-3 µs of CPU per
             // packet, steady RSS ~22 MiB; no CPU limit (throttling in a burst

@@ -1444,6 +1444,49 @@ fn image_reference_is_one_setting() {
     }
 }
 
+/// An observer must never make the app's pod unready: no readiness or
+/// startup probe on the sidecar (a native sidecar is "started" as soon as
+/// it runs), liveness only on `/healthz` (200 while the process serves,
+/// whatever capture does), and a dual-stack listener so the probe reaches
+/// it on IPv6-only clusters.
+#[test]
+fn the_sidecar_has_no_probe_that_can_make_the_pod_unready() {
+    for native_sidecar in [true, false] {
+        let opts = InjectOptions {
+            native_sidecar,
+            ..InjectOptions::default()
+        };
+        let out = inject(CRONJOB, &opts).expect("ok");
+        let doc = &docs(&out)[0];
+        let spec = at(doc, &["spec", "jobTemplate", "spec", "template", "spec"]);
+        let list = if native_sidecar {
+            "initContainers"
+        } else {
+            "containers"
+        };
+        let c = at(spec, &[list])
+            .items()
+            .expect("seq")
+            .iter()
+            .find(|c| c.get("name").and_then(Node::as_str) == Some(CONTAINER_NAME))
+            .expect("podpath container");
+        assert!(c.get("readinessProbe").is_none(), "{out}");
+        assert!(c.get("startupProbe").is_none(), "{out}");
+        assert_eq!(
+            at(c, &["livenessProbe", "httpGet", "path"]).as_str(),
+            Some("/healthz")
+        );
+        let listen = at(c, &["env"])
+            .items()
+            .expect("env")
+            .iter()
+            .find(|e| e.get("name").and_then(Node::as_str) == Some("PODPATH_LISTEN"))
+            .and_then(|e| e.get("value"))
+            .and_then(Node::as_str);
+        assert_eq!(listen, Some("[::]:9809"));
+    }
+}
+
 mod no_panics {
     use super::*;
     use proptest::prelude::*;

@@ -269,6 +269,13 @@ pub struct InterfaceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CaptureErrorLabels {
+    pub interface: String,
+    /// `crate::capture::health::FailReason::as_str`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
     pub version: &'static str,
 }
@@ -327,7 +334,10 @@ pub struct Metrics {
     pub table_evictions: Family<TableLabels, Counter>,
     pub capture_packets: Family<InterfaceLabels, Counter>,
     pub capture_drops: Family<InterfaceLabels, Counter>,
-    pub capture_up: Gauge,
+    /// Per interface; interfaces are chosen at start, so the series are few.
+    pub capture_up: Family<InterfaceLabels, Gauge>,
+    /// One series per failing interface, removed when it captures again.
+    pub capture_error_info: Family<CaptureErrorLabels, Gauge>,
     pub table_capacity: Family<TableLabels, Gauge>,
     pub memory_limit: Gauge,
     pub memory_budget: Gauge,
@@ -370,7 +380,8 @@ impl Metrics {
             table_evictions: Family::default(),
             capture_packets: Family::default(),
             capture_drops: Family::default(),
-            capture_up: Gauge::default(),
+            capture_up: Family::default(),
+            capture_error_info: Family::default(),
             table_capacity: Family::default(),
             memory_limit: Gauge::default(),
             memory_budget: Gauge::default(),
@@ -544,8 +555,13 @@ impl Metrics {
         );
         r.register(
             "podpath_capture_up",
-            "1 while podpath captures on at least one interface",
+            "1 while podpath captures on the interface, 0 while it cannot (podpath_capture_error_info says why; it retries with backoff and keeps serving)",
             m.capture_up.clone(),
+        );
+        r.register(
+            "podpath_capture_error_info",
+            "Why capture on an interface is down, while it is: reason permission_denied (no CAP_NET_RAW), interface_missing, interface_down, ring_refused (--capture-mode ring) or socket_error",
+            m.capture_error_info.clone(),
         );
         r.register(
             "podpath_table_capacity",

@@ -374,7 +374,7 @@ fn container_json_is_typed() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|e| e["name"] == "PODPATH_LISTEN" && e["value"] == "0.0.0.0:9809"));
+        .any(|e| e["name"] == "PODPATH_LISTEN" && e["value"] == "[::]:9809"));
 }
 
 mod fail_open {

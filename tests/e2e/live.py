@@ -12,9 +12,10 @@ seed's count is printed). In the seed the literal pod IP and ClusterIP must
 be named Service default/demo-app, in the rich scenario an IPv4 and an IPv6
 pod IP their Services; the recvmsg run has PTR lookups off and must send
 none. Then SIGTERM must end podpath with
-exit 0 within a second. Finally: without CAP_NET_RAW podpath must refuse to
-start with a message naming it, and with only CAP_NET_RAW (file capability,
-non-root user) it must run.
+exit 0 within a second. Finally: without CAP_NET_RAW podpath must stay up
+and ready, export podpath_capture_up 0 with the reason and log it once naming
+the capability; with only CAP_NET_RAW (file capability, non-root user) it
+must capture.
 """
 import os
 import re
@@ -120,12 +121,16 @@ def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mo
     proc = subprocess.Popen(in_ns(f"pp-{pod}", BIN, "run", "--listen", f"0.0.0.0:{PORT}",
                                   "--capture-mode", mode, *flags, *run_flags),
                             env=env, stdout=log, stderr=log)
+    up = [f'podpath_capture_up{{interface="{i}"}} 1' for i in ("lo", "eth0")]
     deadline = time.time() + 10
-    ready = 0
-    while time.time() < deadline and ready != 200:
+    ready, capturing = 0, False
+    while time.time() < deadline and not (ready == 200 and capturing):
         time.sleep(0.2)
         ready, _ = fetch(pod_ip, "/readyz")
-    check(ready == 200, f"{name}: /readyz answers 200 once capture runs")
+        _, scrape = fetch(pod_ip, "/metrics")
+        capturing = all(u in scrape.splitlines() for u in up)
+    check(ready == 200, f"{name}: /readyz answers 200")
+    check(capturing, f"{name}: podpath_capture_up is 1 on lo and eth0")
     health, _ = fetch(pod_ip, "/healthz")
     check(health == 200, f"{name}: /healthz answers 200")
     time.sleep(1.0)  # tcpdump is listening too
@@ -222,11 +227,45 @@ def scenario(name, pod, pod_ip, k8s_ns, domain, lab_cmd, extra_flags, expect, mo
 def capability_tests():
     print("\n--- capabilities", flush=True)
     env = dict(os.environ)
-    p = subprocess.run(in_ns("pp-demo-app-2", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                             "--inh-caps=-all", "--bounding-set=-all", BIN, "run", "--listen", "127.0.0.1:9811"),
-                       capture_output=True, text=True, timeout=20, env=env)
-    check(p.returncode != 0 and "CAP_NET_RAW" in p.stderr,
-          f"without CAP_NET_RAW: exit {p.returncode}, message: {p.stderr.strip()[:160]}")
+    # Without the capability podpath stays up, ready and says why: an
+    # observer that cannot observe must not take the app's pod down.
+    nocap = subprocess.Popen(in_ns("pp-demo-app-2", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                   "--inh-caps=-all", "--bounding-set=-all", BIN, "run", "--listen", "127.0.0.1:9811"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+
+    def local(path):
+        out = subprocess.run(in_ns("pp-demo-app-2", "curl", "-s", "-m", "2", "-o", "-", "-w", "\n%{http_code}",
+                                   f"http://127.0.0.1:9811{path}"), capture_output=True, text=True)
+        body, _, code = out.stdout.rpartition("\n")
+        return (int(code) if code.isdigit() else 0), body
+
+    deadline = time.time() + 10
+    health = 0
+    while time.time() < deadline and health != 200 and nocap.poll() is None:
+        time.sleep(0.2)
+        health, _ = local("/healthz")
+    time.sleep(2.5)  # two retries, 1 s and 2 s after the first attempt
+    ready, _ = local("/readyz")
+    _, scrape = local("/metrics")
+    running = nocap.poll() is None
+    nocap.send_signal(signal.SIGTERM)
+    try:
+        rc = nocap.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        nocap.kill()
+        rc = None
+    log = nocap.stderr.read()
+    check(running and health == 200 and ready == 200,
+          f"without CAP_NET_RAW: still running ({running}), /healthz {health}, /readyz {ready}")
+    lines = scrape.splitlines()
+    check(all(f'podpath_capture_up{{interface="{i}"}} 0' in lines
+              and f'podpath_capture_error_info{{interface="{i}",reason="permission_denied"}} 1' in lines
+              for i in ("lo", "eth0")),
+          "without CAP_NET_RAW: podpath_capture_up 0 and reason permission_denied on lo and eth0")
+    warned = [l for l in log.splitlines() if "WARN" in l and 'interface=lo' in l]
+    check(len(warned) == 1 and "CAP_NET_RAW" in warned[0],
+          f"without CAP_NET_RAW: logged once for lo, naming it: {warned[:1]}")
+    check(rc == 0, f"without CAP_NET_RAW: SIGTERM -> exit {rc}")
     capbin = "/tmp/podpath-netraw"
     sh("cp", BIN, capbin)
     sh("chmod", "0755", capbin)
@@ -234,11 +273,12 @@ def capability_tests():
     proc = subprocess.Popen(in_ns("pp-demo-app-2", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                   capbin, "run", "--listen", "0.0.0.0:9809"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    ready = 0
+    ready = False
     deadline = time.time() + 10
-    while time.time() < deadline and ready != 200:
+    while time.time() < deadline and not ready:
         time.sleep(0.2)
-        ready, _ = fetch("10.244.1.20", "/readyz")
+        _, scrape = fetch("10.244.1.20", "/metrics")
+        ready = all(f'podpath_capture_up{{interface="{i}"}} 1' in scrape.splitlines() for i in ("lo", "eth0"))
     caps = ""
     try:
         with open(f"/proc/{proc.pid}/status") as f:
@@ -247,7 +287,7 @@ def capability_tests():
         caps = re.search(r"^CapEff:\s+(\w+)", status, re.M).group(1)
     except (OSError, AttributeError):
         uid = "?"
-    check(ready == 200, "as uid 65534 with only cap_net_raw (file capability): podpath runs and is ready")
+    check(ready, "as uid 65534 with only cap_net_raw (file capability): podpath captures on lo and eth0")
     check(uid == "65534" and int(caps or "0", 16) == 1 << 13,
           f"its process is uid {uid} with effective capabilities {caps} (CAP_NET_RAW only = 0x2000)")
     proc.send_signal(signal.SIGTERM)
