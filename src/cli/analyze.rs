@@ -124,6 +124,7 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
         local: engine.local_addresses(),
         configured,
         dns: engine.dns().stats(),
+        namespace: engine.dns().inferred().namespace,
     };
     let text = match args.format {
         Format::Table => report.to_table(&context),

@@ -18,6 +18,8 @@ use crate::hash::HashMap;
 use crate::http::Method;
 use crate::tls::SniStatus;
 
+pub mod findings;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -495,10 +497,23 @@ impl Report {
         }
     }
 
+    /// What to change, most costly first (see `findings`).
+    pub fn findings(&self, context: &Context<'_>) -> findings::Findings {
+        findings::compute(
+            self,
+            &findings::Caller {
+                namespace: context.namespace.clone(),
+            },
+        )
+    }
+
     /// The JSON document for `--format json`.
     pub fn to_json(&self, context: &Context<'_>) -> serde_json::Value {
+        let findings = self.findings(context);
         serde_json::json!({
             "inputs": context.inputs,
+            "findings": findings.findings,
+            "findings_omitted": findings.omitted,
             "packets": context.stats.packets,
             "span_seconds": context.span_secs,
             "stats": context.stats,
@@ -546,6 +561,7 @@ impl Report {
             context.stats.packets,
             context.span_secs
         );
+        self.findings(context).write_table(&mut out);
 
         // Connections grouped by path and destination.
         type ConnKey<'r> = (Path, &'static str, &'static str, u16, &'r str, String);
@@ -941,6 +957,9 @@ pub struct Context<'a> {
     /// Configuration lines worth showing (CIDRs, search list).
     pub configured: Vec<String>,
     pub dns: crate::dns::DnsStats,
+    /// The pod's namespace (from its search list), for the DNS names
+    /// findings advise.
+    pub namespace: Option<String>,
 }
 
 fn write_table(out: &mut String, rows: &[Vec<String>]) {

@@ -99,7 +99,8 @@ fn podpaths_own_ptr_names_do_not_relabel_connections() {
         &mut names,
     );
     syn(&mut r, 40002, "10.244.1.10", &mut names);
-    r.engine.advance(Timestamp::from_secs_f64(r.t + 60.0), &mut names);
+    r.engine
+        .advance(Timestamp::from_secs_f64(r.t + 60.0), &mut names);
     assert_eq!(r.report.connections.len(), 2);
     for c in &r.report.connections {
         assert_eq!(c.path, Path::PodIp);

@@ -1,0 +1,417 @@
+//! Findings (issue 16): each kind produced by a committed capture or one
+//! built here, asserted exactly; none on a clean capture; the README shows
+//! what the binary prints.
+
+use std::net::IpAddr;
+use std::process::Command;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use podpath::decode::build::FrameBuilder;
+use podpath::decode::{LinkType, TcpFlags};
+use serde_json::{json, Value};
+
+fn analyze(format: &str, flags: &[&str], file: Option<&str>) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_podpath"))
+        .arg("analyze")
+        .args(["--format", format])
+        .args(flags)
+        .args(file)
+        .output()
+        .expect("run podpath");
+    assert!(
+        out.status.success(),
+        "podpath failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn capture(name: &str) -> String {
+    format!("{}/tests/captures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The lines of the section that starts with `title`, up to a blank line.
+fn section(table: &str, title: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in table.lines() {
+        if line.starts_with(title) {
+            inside = true;
+        } else if inside && line.is_empty() {
+            break;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn findings(json: &str) -> Vec<Value> {
+    let v: Value = serde_json::from_str(json).expect("json");
+    assert_eq!(v["findings_omitted"], 0);
+    v["findings"].as_array().expect("findings array").clone()
+}
+
+/// (kind, subject) of each finding, in order.
+fn kinds(f: &[Value]) -> Vec<(String, String)> {
+    f.iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap_or("").to_string(),
+                f["subject"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The seed: the pod-IP call, the ClusterIP call named with the name to
+/// use, and the search-walk cost of `demo-app.default`; golden.
+#[test]
+fn seed_findings_golden() {
+    let got = findings(&analyze("json", &[], None));
+    let want = json!([
+        {
+            "kind": "literal_pod_ip",
+            "subject": "10.244.1.10:80",
+            "evidence": "10.244.1.20 dialed 10.244.1.10:80 by address once; the capture holds no name for 10.244.1.10 (no DNS answer or PTR for it)",
+            "advice": "dial the Service in front of this pod by its DNS name instead of 10.244.1.10: `<service>` from namespace default, `<service>.<namespace>` from another (`kubectl get endpointslices -A -o wide | grep -w 10.244.1.10` finds it); a pod IP changes whenever the pod restarts or is rescheduled",
+            "impact": 10
+        },
+        {
+            "kind": "literal_cluster_ip",
+            "subject": "10.96.100.10:80",
+            "evidence": "10.244.1.20 dialed 10.96.100.10:80 by address once; it is Service default/demo-app (demo-app.default.svc.cluster.local)",
+            "advice": "dial `demo-app` (Service default/demo-app) instead of 10.96.100.10: a ClusterIP changes when the Service is deleted and recreated, the Service's DNS name does not",
+            "impact": 5
+        },
+        {
+            "kind": "search_walk_waste",
+            "subject": "demo-app.default",
+            "evidence": "1 lookup of `demo-app.default` sent 4 queries for 1 answer (demo-app.default.svc.cluster.local); 2 went to search-list candidates that did not answer",
+            "advice": "write `demo-app.default.svc.cluster.local.` (fully qualified, trailing dot): 2 instead of 4 per lookup, 2 saved; or, from namespace default, just `demo-app` (answered at the first search suffix, nothing wasted)",
+            "impact": 2
+        }
+    ]);
+    assert_eq!(
+        Value::Array(got.clone()),
+        want,
+        "{}",
+        serde_json::to_string_pretty(&got).unwrap()
+    );
+}
+
+/// The table opens with the same findings, before any other section.
+#[test]
+fn seed_table_opens_with_findings() {
+    let table = analyze("table", &[], None);
+    let second = table.lines().nth(2).unwrap_or("");
+    assert!(second.starts_with("Findings"), "{table}");
+    let f = section(&table, "Findings");
+    assert!(f.contains("  1. literal_pod_ip 10.244.1.10:80\n"), "{f}");
+    assert!(
+        f.contains("  2. literal_cluster_ip 10.96.100.10:80\n"),
+        "{f}"
+    );
+    assert!(
+        f.contains("     fix: dial `demo-app` (Service default/demo-app) instead of 10.96.100.10"),
+        "{f}"
+    );
+    assert!(
+        f.contains("  3. search_walk_waste demo-app.default\n"),
+        "{f}"
+    );
+}
+
+/// The README shows the seed's findings as the binary prints them.
+#[test]
+fn readme_shows_the_real_findings() {
+    let readme =
+        std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let shown = section(&readme, "Findings");
+    assert!(!shown.is_empty(), "README has no Findings section");
+    assert_eq!(shown, section(&analyze("table", &[], None), "Findings"));
+}
+
+/// proto.pcap (lab recording, socket-LB and stale-cache scenarios): the
+/// rewrite, the stale answer, the external name's search walk with an
+/// ndots value, and the literal pod-IP calls.
+#[test]
+fn proto_capture_findings() {
+    let got = findings(&analyze("json", &[], Some(&capture("proto.pcap"))));
+    assert_eq!(
+        kinds(&got),
+        vec![
+            ("literal_pod_ip".into(), "10.244.2.40:80".into()),
+            ("stale_answer".into(), "db".into()),
+            ("search_walk_waste".into(), "api.example.com".into()),
+            ("rewritten_destination".into(), "demo-app:80".into()),
+        ]
+    );
+    assert_eq!(
+        got[1]["evidence"],
+        "2 connections to 10.244.2.30, 10.244.2.31 for `db`; 1 after the latest answer stopped holding the address; 1 past the answer's TTL; the answer used was up to 6.8 s old"
+    );
+    assert_eq!(
+        got[2]["advice"],
+        "write `api.example.com.` (fully qualified, trailing dot): 2 instead of 8 per lookup, 6 saved; or set the pod's `dnsConfig.options: [{name: ndots, value: \"2\"}]` so names with 2 or more dots go out as written first (same 6 saved per lookup of `api.example.com`)"
+    );
+    assert_eq!(got[2]["impact"], 6);
+    assert_eq!(
+        got[3]["evidence"],
+        "lookups of `demo-app` answered a ClusterIP, the wire showed pod IPs on port 80 (detected after 3 connections; 2 attributed to the name)"
+    );
+    assert_eq!(got[3]["impact"], 0);
+}
+
+const POD: &str = "10.244.1.20";
+const KUBE_DNS: &str = "10.96.0.10";
+const FLAGS: &[&str] = &[
+    "--service-cidr",
+    "10.96.0.0/12",
+    "--pod-cidr",
+    "10.244.0.0/16",
+    "--pod-ip",
+    POD,
+    "--namespace",
+    "default",
+    "--search",
+    "default.svc.cluster.local,svc.cluster.local,cluster.local",
+];
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A classic little-endian microsecond pcap of Ethernet frames.
+struct Pcap {
+    bytes: Vec<u8>,
+    t_us: u64,
+}
+
+impl Pcap {
+    fn new() -> Pcap {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        bytes.extend_from_slice(&2u16.to_le_bytes());
+        bytes.extend_from_slice(&4u16.to_le_bytes());
+        bytes.extend_from_slice(&[0; 8]);
+        bytes.extend_from_slice(&65535u32.to_le_bytes());
+        bytes.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
+        Pcap {
+            bytes,
+            t_us: 1_700_000_000_000_000,
+        }
+    }
+
+    fn frame(&mut self, f: FrameBuilder) {
+        self.t_us += 1000;
+        let data = f.link(LinkType::Ethernet).build();
+        self.bytes
+            .extend_from_slice(&((self.t_us / 1_000_000) as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&((self.t_us % 1_000_000) as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(data.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(data.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(&data);
+    }
+
+    /// One A query for `qname` (as on the wire, absolute) and its answer.
+    fn query(&mut self, id: u16, qname: &str, rcode: ResponseCode, addr: Option<&str>) {
+        let qname: Name = qname.parse().unwrap();
+        let mut q = Message::new(id, MessageType::Query, OpCode::Query);
+        q.add_query(Query::query(qname.clone(), RecordType::A));
+        let port = 40000 + id;
+        self.frame(
+            FrameBuilder::new(ip(POD), ip(KUBE_DNS))
+                .udp(port, 53)
+                .payload(&q.to_vec().unwrap()),
+        );
+        let mut r = Message::new(id, MessageType::Response, OpCode::Query);
+        r.metadata.response_code = rcode;
+        r.add_query(Query::query(qname.clone(), RecordType::A));
+        if let Some(addr) = addr {
+            r.add_answer(Record::from_rdata(
+                qname,
+                30,
+                RData::A(A(addr.parse().unwrap())),
+            ));
+        }
+        self.frame(
+            FrameBuilder::new(ip(KUBE_DNS), ip(POD))
+                .udp(53, port)
+                .payload(&r.to_vec().unwrap()),
+        );
+    }
+
+    fn syn(&mut self, sport: u16, dst: &str, dport: u16) {
+        self.frame(
+            FrameBuilder::new(ip(POD), ip(dst))
+                .tcp(sport, dport)
+                .flags(TcpFlags::SYN)
+                .seq(1),
+        );
+    }
+
+    fn connect(&mut self, sport: u16, dst: &str, dport: u16) {
+        self.syn(sport, dst, dport);
+        self.frame(
+            FrameBuilder::new(ip(dst), ip(POD))
+                .tcp(dport, sport)
+                .flags(TcpFlags::SYN | TcpFlags::ACK)
+                .seq(500)
+                .ack(2),
+        );
+    }
+
+    fn refused(&mut self, sport: u16, dst: &str, dport: u16) {
+        self.syn(sport, dst, dport);
+        self.frame(
+            FrameBuilder::new(ip(dst), ip(POD))
+                .tcp(dport, sport)
+                .flags(TcpFlags::RST | TcpFlags::ACK)
+                .ack(2),
+        );
+    }
+
+    fn write(&self, tag: &str) -> (std::path::PathBuf, String) {
+        let dir =
+            std::env::temp_dir().join(format!("podpath-findings-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("built.pcap");
+        std::fs::write(&file, &self.bytes).unwrap();
+        let name = file.to_string_lossy().to_string();
+        (dir, name)
+    }
+}
+
+/// A typo'd Service name walks the whole search list to NXDOMAIN, twice;
+/// a name that resolves is dialed on a port nothing listens on.
+#[test]
+fn built_capture_failing_lookup_and_refused_connections() {
+    let mut p = Pcap::new();
+    let mut id = 1;
+    for _ in 0..2 {
+        for cand in [
+            "demo-ap.default.svc.cluster.local.",
+            "demo-ap.svc.cluster.local.",
+            "demo-ap.cluster.local.",
+            "demo-ap.",
+        ] {
+            p.query(id, cand, ResponseCode::NXDomain, None);
+            id += 1;
+        }
+    }
+    p.query(
+        id,
+        "demo-app.default.svc.cluster.local.",
+        ResponseCode::NoError,
+        Some("10.96.100.10"),
+    );
+    p.refused(50001, "10.96.100.10", 8081);
+    p.refused(50002, "10.96.100.10", 8081);
+    let (dir, file) = p.write("fail");
+    let got = findings(&analyze("json", FLAGS, Some(&file)));
+    assert_eq!(
+        Value::Array(got.clone()),
+        json!([
+            {
+                "kind": "failing_lookup",
+                "subject": "demo-ap",
+                "evidence": "2 lookups of `demo-ap` (NXDOMAIN 2), 8 queries on the wire, never an answer; last candidate tried demo-ap",
+                "advice": "the name does not exist: check the spelling of `demo-ap` where the app configures it, and that the Service exists (`kubectl get service -A | grep -w demo-ap`)",
+                "impact": 10
+            },
+            {
+                "kind": "connect_failures",
+                "subject": "demo-app → 10.96.100.10:8081",
+                "evidence": "2 of 2 connections to 10.96.100.10:8081 by path dns failed: 2 refused",
+                "advice": "nothing accepts port 8081 at 10.96.100.10: check the Service's `port`/`targetPort` and that its pods are Ready and listening (`kubectl get endpointslices -A -o wide | grep -w 10.96.100.10`)",
+                "impact": 10
+            }
+        ]),
+        "{}",
+        serde_json::to_string_pretty(&got).unwrap()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A pod that writes fully qualified names with trailing dots, dials no
+/// literal and sees no failure: no finding, and the table says so.
+#[test]
+fn clean_capture_has_no_findings() {
+    let mut p = Pcap::new();
+    p.query(
+        1,
+        "demo-app.other.svc.cluster.local.",
+        ResponseCode::NoError,
+        Some("10.96.100.11"),
+    );
+    p.connect(50001, "10.96.100.11", 80);
+    p.query(
+        2,
+        "api.example.com.",
+        ResponseCode::NoError,
+        Some("93.184.216.34"),
+    );
+    p.connect(50002, "93.184.216.34", 443);
+    let (dir, file) = p.write("clean");
+    let json = analyze("json", FLAGS, Some(&file));
+    let v: Value = serde_json::from_str(&json).unwrap();
+    // The capture did what it should: two named connections, two lookups.
+    assert_eq!(v["connections"].as_array().map(Vec::len), Some(2), "{json}");
+    assert_eq!(v["lookups"].as_array().map(Vec::len), Some(2), "{json}");
+    assert_eq!(findings(&json), Vec::<Value>::new());
+    let table = analyze("table", FLAGS, Some(&file));
+    assert!(
+        table.contains("Findings (most costly first: occurrences × cost; evidence from the capture only)\n  (none)\n"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// rich-any.pcap (lab recording: typo'd name, refused, timed-out and
+/// unreachable calls, literals over IPv4 and IPv6, a corp cluster domain):
+/// every finding, in order.
+#[test]
+fn rich_capture_findings() {
+    let got = findings(&analyze("json", &[], Some(&capture("rich-any.pcap"))));
+    let want: Vec<(String, String)> = [
+        ("literal_pod_ip", "10.244.2.10 ports 81, 8125"),
+        ("literal_pod_ip", "10.244.2.50:80"),
+        ("literal_pod_ip", "[fd00:10:244::2:10]:80"),
+        ("search_walk_waste", "api.example.com"),
+        ("search_walk_waste", "cart.shop.svc.corp.internal"),
+        ("failing_lookup", "nosuch"),
+        ("connect_failures", "10.244.2.10:81"),
+        ("connect_failures", "10.244.2.10:8125"),
+        ("connect_failures", "10.244.2.50:80"),
+        ("connect_failures", "legacy → 10.96.200.30:8080"),
+        ("search_walk_waste", "cart.shop"),
+    ]
+    .iter()
+    .map(|(k, s)| (k.to_string(), s.to_string()))
+    .collect();
+    assert_eq!(kinds(&got), want);
+    assert_eq!(
+        got[5]["evidence"],
+        "1 lookup of `nosuch` (NXDOMAIN 1), 8 queries on the wire, never an answer; last candidate tried nosuch"
+    );
+    assert_eq!(
+        got[8]["evidence"],
+        "1 of 1 connection to 10.244.2.50:80 by path pod_ip failed: 1 timed out"
+    );
+    assert_eq!(
+        got[8]["advice"],
+        "the SYNs to 10.244.2.50:80 go unanswered: check NetworkPolicies on both sides and that the destination still exists"
+    );
+    assert_eq!(
+        got[4]["advice"],
+        "write `cart.shop.svc.corp.internal.` (fully qualified, trailing dot): 2 instead of 8 per lookup, 6 saved; or, from namespace shop, just `cart` (answered at the first search suffix, nothing wasted); or set the pod's `dnsConfig.options: [{name: ndots, value: \"4\"}]` so names with 4 or more dots go out as written first (same 6 saved per lookup of `cart.shop.svc.corp.internal`)"
+    );
+}
