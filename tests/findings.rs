@@ -415,3 +415,159 @@ fn rich_capture_findings() {
         "write `cart.shop.svc.corp.internal.` (fully qualified, trailing dot): 2 instead of 8 per lookup, 6 saved; or, from namespace shop, just `cart` (answered at the first search suffix, nothing wasted); or set the pod's `dnsConfig.options: [{name: ndots, value: \"4\"}]` so names with 4 or more dots go out as written first (same 6 saved per lookup of `cart.shop.svc.corp.internal`)"
     );
 }
+
+/// A TLS record holding a ClientHello with `sni` (RFC 8446 §4.1.2; no
+/// other extension).
+fn client_hello(sni: &str) -> Vec<u8> {
+    let n = sni.as_bytes();
+    let mut ext = Vec::new();
+    ext.extend_from_slice(&0u16.to_be_bytes()); // server_name
+    ext.extend_from_slice(&((n.len() + 5) as u16).to_be_bytes());
+    ext.extend_from_slice(&((n.len() + 3) as u16).to_be_bytes());
+    ext.push(0); // host_name
+    ext.extend_from_slice(&(n.len() as u16).to_be_bytes());
+    ext.extend_from_slice(n);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]); // random
+    body.push(0); // session id
+    body.extend_from_slice(&[0, 2, 0x13, 0x01]); // one cipher suite
+    body.extend_from_slice(&[1, 0]); // null compression
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1]; // client_hello
+    hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&body);
+    let mut rec = vec![22, 3, 1]; // handshake, TLS 1.0 record version
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+impl Pcap {
+    /// Client data on a connection `connect` opened.
+    fn send(&mut self, sport: u16, dst: &str, dport: u16, payload: &[u8]) {
+        self.frame(
+            FrameBuilder::new(ip(POD), ip(dst))
+                .tcp(sport, dport)
+                .flags(TcpFlags::PSH | TcpFlags::ACK)
+                .seq(2)
+                .ack(501)
+                .payload(payload),
+        );
+    }
+}
+
+/// Item 0: `demo-app` answered at the first search suffix and
+/// `demo-app.default.svc.cluster.local.` put the same query on the wire;
+/// the Host header or the SNI says which the app wrote, a walk settles it
+/// by itself, and without either the reading is marked a guess.
+#[test]
+fn name_as_written_from_host_header_and_sni() {
+    const SVC: &str = "10.96.100.10";
+    const FQDN: &str = "demo-app.default.svc.cluster.local.";
+    let mut p = Pcap::new();
+    p.query(1, FQDN, ResponseCode::NoError, Some(SVC));
+    p.connect(50001, SVC, 80);
+    p.send(
+        50001,
+        SVC,
+        80,
+        b"GET / HTTP/1.1\r\nHost: demo-app.default.svc.cluster.local.\r\nUser-Agent: curl\r\n\r\n",
+    );
+    p.query(2, FQDN, ResponseCode::NoError, Some(SVC));
+    p.connect(50002, SVC, 80);
+    p.send(
+        50002,
+        SVC,
+        80,
+        b"GET / HTTP/1.1\r\nHost: demo-app:80\r\n\r\n",
+    );
+    p.query(3, FQDN, ResponseCode::NoError, Some(SVC));
+    p.connect(50003, SVC, 443);
+    p.send(
+        50003,
+        SVC,
+        443,
+        &client_hello("demo-app.default.svc.cluster.local"),
+    );
+    p.query(4, FQDN, ResponseCode::NoError, Some(SVC));
+    p.connect(50004, SVC, 80);
+    p.query(
+        5,
+        "demo-app.default.default.svc.cluster.local.",
+        ResponseCode::NXDomain,
+        None,
+    );
+    p.query(6, FQDN, ResponseCode::NoError, Some(SVC));
+    p.connect(50005, SVC, 80);
+    let (dir, file) = p.write("written");
+    let v: Value = serde_json::from_str(&analyze("json", FLAGS, Some(&file))).unwrap();
+    let conns: Vec<(String, String, String)> = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                s(&c["dns_name"]),
+                s(&c["written"]),
+                s(&c["name_form_evidence"]),
+            )
+        })
+        .collect();
+    let fq = "demo-app.default.svc.cluster.local";
+    assert_eq!(
+        conns,
+        vec![
+            (fq.into(), FQDN.into(), "host_header".into()),
+            ("demo-app".into(), "".into(), "host_header".into()),
+            (fq.into(), FQDN.into(), "sni".into()),
+            ("demo-app".into(), "".into(), "guess".into()),
+            ("demo-app.default".into(), "".into(), "wire".into()),
+        ],
+        "{v:#}"
+    );
+    let lookups: Vec<(String, String, String, String)> = v["lookups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                s(&l["name"]),
+                s(&l["form"]),
+                s(&l["written"]),
+                s(&l["name_form_evidence"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lookups,
+        vec![
+            (
+                fq.into(),
+                "service_fqdn".into(),
+                FQDN.into(),
+                "host_header".into()
+            ),
+            (
+                "demo-app".into(),
+                "short".into(),
+                "".into(),
+                "host_header".into()
+            ),
+            (fq.into(), "service_fqdn".into(), FQDN.into(), "sni".into()),
+            ("demo-app".into(), "short".into(), "".into(), "guess".into()),
+            (
+                "demo-app.default".into(),
+                "namespaced".into(),
+                "".into(),
+                "wire".into()
+            ),
+        ],
+        "{v:#}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_string()
+}

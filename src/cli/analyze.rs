@@ -114,6 +114,7 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
         *report.skipped.entry("truncated_record").or_default() += 1;
         eprintln!("podpath: {f}: file ends in the middle of a packet record; the partial record was skipped");
     }
+    report.settle_names();
     let span = first.map_or(0.0, |f| engine.now().secs_since(f));
     let inferred = engine.inferences();
     let context = Context {

@@ -1004,6 +1004,15 @@ fn update_tcp(
         if from_initiator {
             if flow.http.is_none() && flow.h2.is_none() && http::looks_like_request(seg.payload) {
                 flow.http = Some(Box::new(Http1::new(max_http_pending)));
+                // Once per connection, and only when a name is in question.
+                if let Some(a) = flow.attribution.as_ref().filter(|a| a.dns_name.is_some()) {
+                    if let Some(host) = http::request_host(seg.payload) {
+                        sink.on_event(&Event::RequestHost {
+                            conn: view(flow, a),
+                            host,
+                        });
+                    }
+                }
             }
             if let Some(h) = flow.http.as_mut() {
                 h.on_request_data(now, seg.seq, seg.payload);

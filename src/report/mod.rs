@@ -19,6 +19,9 @@ use crate::http::Method;
 use crate::tls::SniStatus;
 
 pub mod findings;
+pub mod written;
+
+use written::{HostSeen, NameEvidence};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,6 +69,14 @@ pub struct ConnectionRecord {
     /// Attributed to a lookup although the wire shows a rewritten destination.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rewritten: bool,
+    /// The name as written, when it differs from `dns_name` (a trailing dot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<String>,
+    /// What settled `dns_name`'s form (see `written`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_form_evidence: Option<NameEvidence>,
+    #[serde(skip)]
+    pub host_seen: Option<HostSeen>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -137,6 +148,12 @@ pub struct LookupRecord {
     )]
     pub answered_name: Option<Arc<str>>,
     pub addresses: Vec<IpAddr>,
+    /// The name as written, when it differs from `name` (a trailing dot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<String>,
+    /// What settled the form (see `written`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_form_evidence: Option<NameEvidence>,
 }
 
 /// Ports and clients kept per literal destination.
@@ -348,6 +365,9 @@ impl Sink for Report {
                     connect_secs: None,
                     stale_dns: None,
                     rewritten: false,
+                    written: None,
+                    name_form_evidence: None,
+                    host_seen: None,
                 });
             }
             Event::Connected { conn, latency_secs } => {
@@ -401,7 +421,13 @@ impl Sink for Report {
                     });
                 }
             }
+            Event::RequestHost { conn, host } => {
+                self.host_seen(conn.id, host, NameEvidence::HostHeader)
+            }
             Event::Tls(t) => {
+                if let Some(sni) = t.sni {
+                    self.host_seen(t.conn.id, sni, NameEvidence::Sni);
+                }
                 if self.room(self.tls.len()) {
                     let a = t.conn.attribution;
                     self.tls.push(TlsRecord {
@@ -487,6 +513,8 @@ impl Report {
                     wasted: l.wasted,
                     answered_name: Some(l.fqdn.clone()),
                     addresses: l.addresses.to_vec(),
+                    written: None,
+                    name_form_evidence: None,
                 });
             }
             DnsEvent::Malformed { reason, .. } => {
