@@ -78,21 +78,21 @@ fn seed_findings_golden() {
             "kind": "literal_pod_ip",
             "subject": "10.244.1.10:80",
             "evidence": "10.244.1.20 dialed 10.244.1.10:80 by address once; the capture holds no name for 10.244.1.10 (no DNS answer or PTR for it)",
-            "advice": "dial the Service in front of this pod by its DNS name instead of 10.244.1.10: `<service>` from namespace default, `<service>.<namespace>` from another (`kubectl get endpointslices -A -o wide | grep -w 10.244.1.10` finds it); a pod IP changes whenever the pod restarts or is rescheduled",
+            "advice": "dial `<service>` instead of the pod IP: a pod IP changes whenever the pod restarts or is rescheduled, the Service's DNS name does not; `<service>` from namespace default, `<service>.<namespace>` from another; `kubectl get endpointslices -A -o wide | grep -w 10.244.1.10` finds the Service",
             "impact": 10
         },
         {
             "kind": "literal_cluster_ip",
             "subject": "10.96.100.10:80",
             "evidence": "10.244.1.20 dialed 10.96.100.10:80 by address once; it is Service default/demo-app (demo-app.default.svc.cluster.local)",
-            "advice": "dial `demo-app` (Service default/demo-app) instead of 10.96.100.10: a ClusterIP changes when the Service is deleted and recreated, the Service's DNS name does not",
+            "advice": "dial `demo-app` instead of the ClusterIP: a ClusterIP changes when the Service is deleted and recreated, the Service's DNS name does not",
             "impact": 5
         },
         {
             "kind": "search_walk_waste",
             "subject": "demo-app.default",
             "evidence": "1 lookup of `demo-app.default` sent 4 queries for 1 answer (demo-app.default.svc.cluster.local); 2 went to search-list candidates that did not answer",
-            "advice": "write `demo-app.default.svc.cluster.local.` (fully qualified, trailing dot): 2 instead of 4 per lookup, 2 saved; or, from namespace default, just `demo-app` (answered at the first search suffix, nothing wasted)",
+            "advice": "write the name fully qualified with a trailing dot: every search-list candidate the resolver tries before the answer is a wasted query; here `demo-app.default.svc.cluster.local.` sends 2 queries instead of 4 per lookup, 2 saved; or, from namespace default, just `demo-app` (answered at the first search suffix, nothing wasted)",
             "impact": 2
         }
     ]);
@@ -117,7 +117,7 @@ fn seed_table_opens_with_findings() {
         "{f}"
     );
     assert!(
-        f.contains("     fix: dial `demo-app` (Service default/demo-app) instead of 10.96.100.10"),
+        f.contains("     fix: dial `demo-app` instead of the ClusterIP: "),
         "{f}"
     );
     assert!(
@@ -157,7 +157,7 @@ fn proto_capture_findings() {
     );
     assert_eq!(
         got[2]["advice"],
-        "write `api.example.com.` (fully qualified, trailing dot): 2 instead of 8 per lookup, 6 saved; or set the pod's `dnsConfig.options: [{name: ndots, value: \"2\"}]` so names with 2 or more dots go out as written first (same 6 saved per lookup of `api.example.com`)"
+        "write the name fully qualified with a trailing dot: every search-list candidate the resolver tries before the answer is a wasted query; here `api.example.com.` sends 2 queries instead of 8 per lookup, 6 saved; or `dnsConfig.options: [{name: ndots, value: \"2\"}]`: names with 2 or more dots go out as written first (same 6 saved per lookup of `api.example.com`)"
     );
     assert_eq!(got[2]["impact"], 6);
     assert_eq!(
@@ -324,14 +324,14 @@ fn built_capture_failing_lookup_and_refused_connections() {
                 "kind": "failing_lookup",
                 "subject": "demo-ap",
                 "evidence": "2 lookups of `demo-ap` (NXDOMAIN 2), 8 queries on the wire, never an answer; last candidate tried demo-ap",
-                "advice": "the name does not exist: check the spelling of `demo-ap` where the app configures it, and that the Service exists (`kubectl get service -A | grep -w demo-ap`)",
+                "advice": "lookups of `demo-ap` never get an answer: for NXDOMAIN check the spelling where the app configures it and that the Service exists; for SERVFAIL or timeouts check CoreDNS and its upstream; here every answer was NXDOMAIN (`kubectl get service -A | grep -w demo-ap`)",
                 "impact": 10
             },
             {
                 "kind": "connect_failures",
                 "subject": "demo-app → 10.96.100.10:8081",
                 "evidence": "2 of 2 connections to 10.96.100.10:8081 by path dns failed: 2 refused",
-                "advice": "nothing accepts port 8081 at 10.96.100.10: check the Service's `port`/`targetPort` and that its pods are Ready and listening (`kubectl get endpointslices -A -o wide | grep -w 10.96.100.10`)",
+                "advice": "make something accept the port at the destination (the Service's `port`/`targetPort`, pods Ready and listening); for timeouts check the NetworkPolicies on both sides and that the destination still exists; here nothing accepted port 8081 at 10.96.100.10 (`kubectl get endpointslices -A -o wide | grep -w 10.96.100.10`)",
                 "impact": 10
             }
         ]),
@@ -408,11 +408,11 @@ fn rich_capture_findings() {
     );
     assert_eq!(
         got[8]["advice"],
-        "the SYNs to 10.244.2.50:80 go unanswered: check NetworkPolicies on both sides and that the destination still exists"
+        "make something accept the port at the destination (the Service's `port`/`targetPort`, pods Ready and listening); for timeouts check the NetworkPolicies on both sides and that the destination still exists; here the SYNs to 10.244.2.50:80 went unanswered"
     );
     assert_eq!(
         got[4]["advice"],
-        "write `cart.shop.svc.corp.internal.` (fully qualified, trailing dot): 2 instead of 8 per lookup, 6 saved; or, from namespace shop, just `cart` (answered at the first search suffix, nothing wasted); or set the pod's `dnsConfig.options: [{name: ndots, value: \"4\"}]` so names with 4 or more dots go out as written first (same 6 saved per lookup of `cart.shop.svc.corp.internal`)"
+        "write the name fully qualified with a trailing dot: every search-list candidate the resolver tries before the answer is a wasted query; here `cart.shop.svc.corp.internal.` sends 2 queries instead of 8 per lookup, 6 saved; or, from namespace shop, just `cart` (answered at the first search suffix, nothing wasted); or `dnsConfig.options: [{name: ndots, value: \"4\"}]`: names with 4 or more dots go out as written first (same 6 saved per lookup of `cart.shop.svc.corp.internal`)"
     );
 }
 

@@ -75,6 +75,34 @@ impl Kind {
     }
 }
 
+/// The advice wording of every kind (see the file's header): one source
+/// for this report, the alerts' `fix` annotations and the dashboards.
+pub const ADVICE: &str = include_str!("advice.txt");
+
+/// The template of `kind` in [`ADVICE`].
+pub fn template(kind: Kind) -> Option<&'static str> {
+    ADVICE
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(": "))
+        .find(|(k, _)| *k == kind.as_str())
+        .map(|(_, t)| t)
+}
+
+/// `kind`'s advice with its placeholders filled, then `extra` (what this
+/// capture adds: the numbers, a command that finds the name).
+fn advice(kind: Kind, fill: &[(&str, &str)], extra: &str) -> String {
+    let mut out = template(kind).unwrap_or("").to_string();
+    for (key, value) in fill {
+        out = out.replace(&format!("{{{key}}}"), value);
+    }
+    if !extra.is_empty() {
+        out.push_str("; ");
+        out.push_str(extra);
+    }
+    out
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub kind: Kind,
@@ -190,25 +218,14 @@ fn literals(report: &Report, caller: &Caller, out: &mut Vec<Finding>) {
         if failed > 0 {
             let _ = write!(evidence, " ({failed} failed)");
         }
-        let why = match kind {
-            Kind::LiteralPodIp => "a pod IP changes whenever the pod restarts or is rescheduled",
-            _ => "a ClusterIP changes when the Service is deleted and recreated",
-        };
         let advice = match d.named.as_ref() {
             Some(n) => {
                 let _ = write!(evidence, "; it is {} ({})", n.describe(), n.name);
-                match (&n.service, &n.namespace) {
-                    (Some(svc), Some(ns)) => format!(
-                        "dial `{}` (Service {ns}/{svc}) instead of {}: {why}, the Service's DNS name does not",
-                        caller.service_name(svc, ns),
-                        d.address
-                    ),
-                    _ => format!(
-                        "dial `{}.` instead of {}: {why}, the name does not",
-                        n.name.trim_end_matches('.'),
-                        d.address
-                    ),
-                }
+                let dial = match (&n.service, &n.namespace) {
+                    (Some(svc), Some(ns)) => caller.service_name(svc, ns),
+                    _ => format!("{}.", n.name.trim_end_matches('.')),
+                };
+                advice(kind, &[("dial", &dial)], "")
             }
             None => {
                 let _ = write!(
@@ -216,31 +233,26 @@ fn literals(report: &Report, caller: &Caller, out: &mut Vec<Finding>) {
                     "; the capture holds no name for {} (no DNS answer or PTR for it)",
                     d.address
                 );
-                unnamed_advice(kind, d, caller, why)
+                unnamed_advice(kind, d, caller)
             }
         };
         out.push(Finding::new(kind, d.connections, subject, evidence, advice));
     }
 }
 
-fn unnamed_advice(kind: Kind, d: &DestinationRecord, caller: &Caller, why: &str) -> String {
+fn unnamed_advice(kind: Kind, d: &DestinationRecord, caller: &Caller) -> String {
     let ns = caller.namespace.as_deref().unwrap_or("<ns>");
-    let (what, find) = match kind {
-        Kind::LiteralPodIp => (
-            "the Service in front of this pod",
-            format!(
-                "`kubectl get endpointslices -A -o wide | grep -w {}`",
-                d.address
-            ),
+    let find = match kind {
+        Kind::LiteralPodIp => format!(
+            "`kubectl get endpointslices -A -o wide | grep -w {}`",
+            d.address
         ),
-        _ => (
-            "this Service",
-            format!("`kubectl get services -A | grep -w {}`", d.address),
-        ),
+        _ => format!("`kubectl get services -A | grep -w {}`", d.address),
     };
-    format!(
-        "dial {what} by its DNS name instead of {}: `<service>` from namespace {ns}, `<service>.<namespace>` from another ({find} finds it); {why}",
-        d.address
+    advice(
+        kind,
+        &[("dial", "<service>")],
+        &format!("`<service>` from namespace {ns}, `<service>.<namespace>` from another; {find} finds the Service"),
     )
 }
 
@@ -285,8 +297,8 @@ fn search_walks(lookups: &[LookupRecord], caller: &Caller, out: &mut Vec<Finding
             wasted
         );
         let saved = per_lookup(wasted, n);
-        let mut advice = format!(
-            "write `{fqdn}.` (fully qualified, trailing dot): {} instead of {} per lookup, {saved} saved",
+        let mut extra = format!(
+            "here `{fqdn}.` sends {} queries instead of {} per lookup, {saved} saved",
             per_lookup(needed, n),
             per_lookup(queries, n)
         );
@@ -296,7 +308,7 @@ fn search_walks(lookups: &[LookupRecord], caller: &Caller, out: &mut Vec<Finding
         if let (Some(svc), Some(ns), Some("svc")) = (labels.next(), labels.next(), labels.next()) {
             if caller.namespace.as_deref() == Some(ns) && name != svc {
                 let _ = write!(
-                    advice,
+                    extra,
                     "; or, from namespace {ns}, just `{svc}` (answered at the first search suffix, nothing wasted)"
                 );
             }
@@ -307,10 +319,11 @@ fn search_walks(lookups: &[LookupRecord], caller: &Caller, out: &mut Vec<Finding
         let dots = name.matches('.').count();
         if fqdn == name && dots >= 2 {
             let _ = write!(
-                advice,
-                "; or set the pod's `dnsConfig.options: [{{name: ndots, value: \"{dots}\"}}]` so names with {dots} or more dots go out as written first (same {saved} saved per lookup of `{name}`)"
+                extra,
+                "; or `dnsConfig.options: [{{name: ndots, value: \"{dots}\"}}]`: names with {dots} or more dots go out as written first (same {saved} saved per lookup of `{name}`)"
             );
         }
+        let advice = advice(Kind::SearchWalkWaste, &[], &extra);
         out.push(Finding::new(
             Kind::SearchWalkWaste,
             wasted,
@@ -352,16 +365,15 @@ fn failing_lookups(lookups: &[LookupRecord], out: &mut Vec<Finding>) {
             plural(queries, "query", "queries"),
         );
         let nx = ls.iter().all(|l| l.result == "NXDOMAIN");
-        let advice = if nx {
+        let extra = if nx {
             format!(
-                "the name does not exist: check the spelling of `{name}` where the app configures it, and that the Service exists (`kubectl get service -A | grep -w {}`)",
+                "here every answer was NXDOMAIN (`kubectl get service -A | grep -w {}`)",
                 name.split('.').next().unwrap_or(name)
             )
         } else {
-            format!(
-                "the DNS server did not answer `{name}`: check CoreDNS (its logs and `coredns_dns_responses_total{{rcode=\"SERVFAIL\"}}`) and, for an external name, its upstream"
-            )
+            String::new()
         };
+        let advice = advice(Kind::FailingLookup, &[("dns_name", name)], &extra);
         out.push(Finding::new(
             Kind::FailingLookup,
             n,
@@ -436,9 +448,7 @@ fn stale_answers(report: &Report, out: &mut Vec<Finding>) {
                 e.max_age
             );
         }
-        let advice = format!(
-            "the app caches `{name}`'s address beyond the answer's TTL (e.g. a JVM's `networkaddress.cache.ttl`, a connection pool that never re-resolves): re-resolve per TTL so pod restarts and Service changes are followed"
-        );
+        let advice = advice(Kind::StaleAnswer, &[("dns_name", name)], "");
         out.push(Finding::new(
             Kind::StaleAnswer,
             e.n,
@@ -489,18 +499,17 @@ fn connect_failures(report: &Report, out: &mut Vec<Finding>) {
             path.as_str(),
             parts.join(", ")
         );
-        let advice = if e[1] + e[3] > 0 {
+        let extra = if e[1] + e[3] > 0 {
             format!(
-                "nothing accepts port {} at {}: check the Service's `port`/`targetPort` and that its pods are Ready and listening (`kubectl get endpointslices -A -o wide | grep -w {}`)",
+                "here nothing accepted port {} at {} (`kubectl get endpointslices -A -o wide | grep -w {}`)",
                 dst.port(),
                 dst.ip(),
                 dst.ip()
             )
         } else {
-            format!(
-                "the SYNs to {dst} go unanswered: check NetworkPolicies on both sides and that the destination still exists"
-            )
+            format!("here the SYNs to {dst} went unanswered")
         };
+        let advice = advice(Kind::ConnectFailures, &[], &extra);
         out.push(Finding::new(
             Kind::ConnectFailures,
             failed,
@@ -527,7 +536,7 @@ fn rewrites(report: &Report, out: &mut Vec<Finding>) {
             r.evidence,
             n
         );
-        let advice = "nothing to change: socket-level load balancing (e.g. Cilium's kube-proxy replacement) or a service mesh rewrites the destination; the pod IPs seen for this name are not literal calls".to_string();
+        let advice = advice(Kind::RewrittenDestination, &[("dns_name", &r.dns_name)], "");
         out.push(Finding::new(
             Kind::RewrittenDestination,
             n,
@@ -556,5 +565,36 @@ impl Findings {
         if self.omitted > 0 {
             let _ = writeln!(out, "  … and {} more (capped)", self.omitted);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind has one template, and every placeholder is one the
+    /// readers know how to fill.
+    #[test]
+    fn advice_file_covers_every_kind() {
+        for kind in Kind::ALL {
+            let n = ADVICE
+                .lines()
+                .filter(|l| l.starts_with(&format!("{}: ", kind.as_str())))
+                .count();
+            assert_eq!(n, 1, "{}", kind.as_str());
+            let t = template(kind).unwrap();
+            let stripped = t.replace("{dial}", "").replace("{dns_name}", "");
+            assert!(!stripped.contains('{'), "unknown placeholder in {t}");
+        }
+        let lines = ADVICE.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(lines, Kind::ALL.len());
+    }
+
+    #[test]
+    fn advice_fills_placeholders_and_appends() {
+        assert_eq!(
+            advice(Kind::LiteralClusterIp, &[("dial", "demo-app.other")], "x"),
+            "dial `demo-app.other` instead of the ClusterIP: a ClusterIP changes when the Service is deleted and recreated, the Service's DNS name does not; x"
+        );
     }
 }
