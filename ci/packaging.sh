@@ -212,6 +212,7 @@ for t in deploy/monitoring/tests/*.yml; do
     check "promtool test rules $t" promtool test rules "$t"
 done
 check "prometheusrule.yaml generated from podpath-rules.yml" deploy/monitoring/gen-prometheusrule.sh --check
+check "fix annotations generated from src/report/advice.txt" "$py" deploy/monitoring/gen-fix.py --check
 # Debian's Prometheus is built without Kubernetes service discovery, so the
 # plain scrape config is checked with a static target in its place; the
 # relabelling, the part that can be wrong, is checked as written.
