@@ -261,6 +261,8 @@ print(f"{len(files)} dashboards")
 sys.exit(1 if bad or not files else 0)
 EOF
 check "dashboards generated from grafana/generate.py" "$py" grafana/generate.py --check
+check "What to fix table: impact and advice (promtool)" bash -c "
+    '$py' grafana/what-to-fix-test.py '$work/what-to-fix-test.json' && promtool test rules '$work/what-to-fix-test.json'"
 check "dashboard queries parse (promtool)" bash -c "
     '$py' ci/dashboard-queries.py --rules-file '$work/dashboard-rules.yml' && promtool check rules '$work/dashboard-rules.yml'"
 check "dashboards and alerts name only exported metrics" \

@@ -41,8 +41,8 @@ def templates():
     for line in ADVICE.read_text().splitlines():
         if line.startswith("#") or ": " not in line:
             continue
-        kind, text = line.split(": ", 1)
-        out[kind] = text
+        head, text = line.split(": ", 1)
+        out[head.split(" ")[0]] = text
     return out
 
 

@@ -57,21 +57,9 @@ impl Kind {
         }
     }
 
-    /// Cost of one occurrence, in "wasted DNS queries" (the cheapest harm
-    /// podpath sees): a call that breaks at the next pod restart is an
-    /// outage waiting to happen (10); a ClusterIP breaks only when the
-    /// Service is recreated, a failed call or lookup or a stale address is
-    /// an error the app already sees (5); a rewrite is information (0).
+    /// Cost of one occurrence (see `advice.txt`).
     fn unit_cost(self) -> u64 {
-        match self {
-            Kind::LiteralPodIp => 10,
-            Kind::LiteralClusterIp
-            | Kind::FailingLookup
-            | Kind::StaleAnswer
-            | Kind::ConnectFailures => 5,
-            Kind::SearchWalkWaste => 1,
-            Kind::RewrittenDestination => 0,
-        }
+        entry(self).map_or(0, |(cost, _)| cost)
     }
 }
 
@@ -79,14 +67,22 @@ impl Kind {
 /// for this report, the alerts' `fix` annotations and the dashboards.
 pub const ADVICE: &str = include_str!("advice.txt");
 
-/// The template of `kind` in [`ADVICE`].
-pub fn template(kind: Kind) -> Option<&'static str> {
+/// The cost and template of `kind` in [`ADVICE`].
+fn entry(kind: Kind) -> Option<(u64, &'static str)> {
     ADVICE
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split_once(": "))
-        .find(|(k, _)| *k == kind.as_str())
-        .map(|(_, t)| t)
+        .filter_map(|(head, t)| {
+            let (k, cost) = head.split_once(' ')?;
+            (k == kind.as_str()).then_some((cost.parse().ok()?, t))
+        })
+        .next()
+}
+
+/// The template of `kind` in [`ADVICE`].
+pub fn template(kind: Kind) -> Option<&'static str> {
+    entry(kind).map(|(_, t)| t)
 }
 
 /// `kind`'s advice with its placeholders filled, then `extra` (what this
@@ -579,9 +575,14 @@ mod tests {
         for kind in Kind::ALL {
             let n = ADVICE
                 .lines()
-                .filter(|l| l.starts_with(&format!("{}: ", kind.as_str())))
+                .filter(|l| l.starts_with(&format!("{} ", kind.as_str())))
                 .count();
             assert_eq!(n, 1, "{}", kind.as_str());
+            assert!(
+                entry(kind).is_some(),
+                "{}: no `kind cost: template` line",
+                kind.as_str()
+            );
             let t = template(kind).unwrap();
             let stripped = t.replace("{dial}", "").replace("{dns_name}", "");
             assert!(!stripped.contains('{'), "unknown placeholder in {t}");
