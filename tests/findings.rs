@@ -84,7 +84,7 @@ fn seed_findings_golden() {
         {
             "kind": "literal_cluster_ip",
             "subject": "10.96.100.10:80",
-            "evidence": "10.244.1.20 dialed 10.96.100.10:80 by address once; it is Service default/demo-app (demo-app.default.svc.cluster.local)",
+            "evidence": "10.244.1.20 dialed 10.96.100.10:80 by address once; it is Service default/demo-app (demo-app.default.svc.cluster.local, from dns_answer)",
             "advice": "dial `demo-app` instead of the ClusterIP: a ClusterIP changes when the Service is deleted and recreated, the Service's DNS name does not",
             "impact": 5
         },
@@ -570,4 +570,61 @@ fn name_as_written_from_host_header_and_sni() {
 
 fn s(v: &Value) -> String {
     v.as_str().unwrap_or("").to_string()
+}
+
+/// `--names` with the lab's objects as kubectl prints them: the seed's pod
+/// IP is named (the capture alone cannot), the advice names `demo-app`; the
+/// ClusterIP keeps the capture's own name.
+#[test]
+fn names_file_names_the_seed_pod_ip() {
+    let names = capture("seed-cluster.json");
+    let got = findings(&analyze("json", &["--names", &names], None));
+    assert_eq!(
+        kinds(&got),
+        vec![
+            ("literal_pod_ip".into(), "10.244.1.10:80".into()),
+            ("literal_cluster_ip".into(), "10.96.100.10:80".into()),
+            ("search_walk_waste".into(), "demo-app.default".into()),
+        ]
+    );
+    assert_eq!(
+        got[0]["evidence"],
+        "10.244.1.20 dialed 10.244.1.10:80 by address once; it is pod demo-app of Service default/demo-app (demo-app.default.svc.cluster.local, from names_file)"
+    );
+    assert_eq!(
+        got[0]["advice"],
+        "dial `demo-app` instead of the pod IP: a pod IP changes whenever the pod restarts or is rescheduled, the Service's DNS name does not"
+    );
+    assert!(got[1]["evidence"]
+        .as_str()
+        .unwrap()
+        .ends_with("from dns_answer)"));
+    let table = analyze("table", &["--names", &names], None);
+    assert!(
+        table.contains("  pod_ip     10.244.1.10  80    1     0      pod demo-app of Service default/demo-app names_file\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("Findings (most costly first: occurrences × cost; evidence from the capture and the --names file)"),
+        "{table}"
+    );
+}
+
+/// A names file that is not Kubernetes JSON: a clear error, exit status 1.
+#[test]
+fn names_file_that_is_not_json_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("podpath-names-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("names.json");
+    std::fs::write(&file, "items: []\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_podpath"))
+        .args(["analyze", "--names"])
+        .arg(&file)
+        .output()
+        .expect("run podpath");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not Kubernetes JSON"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

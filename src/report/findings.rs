@@ -216,7 +216,13 @@ fn literals(report: &Report, caller: &Caller, out: &mut Vec<Finding>) {
         }
         let advice = match d.named.as_ref() {
             Some(n) => {
-                let _ = write!(evidence, "; it is {} ({})", n.describe(), n.name);
+                let _ = write!(
+                    evidence,
+                    "; it is {} ({}, from {})",
+                    n.describe(),
+                    n.name,
+                    n.source.as_str()
+                );
                 let dial = match (&n.service, &n.namespace) {
                     (Some(svc), Some(ns)) => caller.service_name(svc, ns),
                     _ => format!("{}.", n.name.trim_end_matches('.')),
@@ -545,10 +551,15 @@ fn rewrites(report: &Report, out: &mut Vec<Finding>) {
 
 impl Findings {
     /// The table report's opening section.
-    pub fn write_table(&self, out: &mut String) {
+    pub fn write_table(&self, out: &mut String, names_file: bool) {
+        let from = if names_file {
+            "the capture and the --names file"
+        } else {
+            "the capture only"
+        };
         let _ = writeln!(
             out,
-            "\nFindings (most costly first: occurrences × cost; evidence from the capture only)"
+            "\nFindings (most costly first: occurrences × cost; evidence from {from})"
         );
         if self.findings.is_empty() {
             let _ = writeln!(out, "  (none)");

@@ -18,6 +18,7 @@ use crate::hash::HashMap;
 use crate::http::Method;
 use crate::tls::SniStatus;
 
+pub mod cluster_names;
 pub mod findings;
 pub mod written;
 
@@ -199,13 +200,14 @@ pub struct DestinationNameRecord {
 
 impl DestinationNameRecord {
     /// `Service default/demo-app`, `pod demo-app-1 of Service default/demo-app`,
-    /// `pod in default`, or the name.
+    /// `pod default/demo-app-1`, `a pod in namespace default`, or the name.
     pub fn describe(&self) -> String {
         let ns = self.namespace.as_deref().unwrap_or("");
         match (self.kind, &self.service, &self.pod) {
             ("service", Some(s), _) => format!("Service {ns}/{s}"),
             ("endpoint", Some(s), Some(p)) => format!("pod {p} of Service {ns}/{s}"),
             ("endpoint", Some(s), None) => format!("a pod of Service {ns}/{s}"),
+            ("pod", _, Some(p)) => format!("pod {ns}/{p}"),
             ("pod", _, _) => format!("a pod in namespace {ns}"),
             _ => self.name.clone(),
         }
@@ -234,6 +236,9 @@ pub struct Report {
     pub evictions: BTreeMap<&'static str, u64>,
     /// Records not kept because the report reached its cap (counts still exact in metrics).
     pub records_dropped: u64,
+    /// `analyze --names`: the file that named destinations the capture did not.
+    #[serde(skip)]
+    pub names_file: Option<String>,
     #[serde(skip)]
     index: HashMap<u64, usize>,
     #[serde(skip)]
@@ -571,6 +576,7 @@ impl Report {
             "rewrites": self.rewrites,
             "literal_destinations": self.destinations.values().collect::<Vec<_>>(),
             "names_from": NAMES_FROM,
+            "names_file": self.names_file,
             "dns_queries": serde_json::to_value(SerPairs(&self.dns_queries)).unwrap_or_default(),
             "dns_malformed": self.dns_malformed,
             "skipped": self.skipped,
@@ -589,7 +595,8 @@ impl Report {
             context.stats.packets,
             context.span_secs
         );
-        self.findings(context).write_table(&mut out);
+        self.findings(context)
+            .write_table(&mut out, self.names_file.is_some());
 
         // Connections grouped by path and destination.
         type ConnKey<'r> = (Path, &'static str, &'static str, u16, &'r str, String);
@@ -964,6 +971,12 @@ impl Report {
         }
         write_table(out, &rows);
         let _ = writeln!(out, "  names: {NAMES_FROM}");
+        if let Some(f) = &self.names_file {
+            let _ = writeln!(
+                out,
+                "  and, where the capture holds none, the cluster objects in {f} (--names)"
+            );
+        }
     }
 }
 
