@@ -165,6 +165,30 @@ fn proto_capture_findings() {
         "lookups of `demo-app` answered a ClusterIP, the wire showed pod IPs on port 80 (detected after 3 connections; 2 attributed to the name)"
     );
     assert_eq!(got[3]["impact"], 0);
+
+    // The name as written, per connection: the gRPC calls' `:authority`,
+    // the TLS call's SNI and the HTTP/1 Host headers settle it; the stale
+    // `db` calls carry the address as Host, which settles nothing.
+    let v: Value =
+        serde_json::from_str(&analyze("json", &[], Some(&capture("proto.pcap")))).unwrap();
+    let mut ev: Vec<(String, String)> = v["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["dns_name"].is_string())
+        .map(|c| (s(&c["dns_name"]), s(&c["name_form_evidence"])))
+        .collect();
+    ev.sort();
+    ev.dedup();
+    assert_eq!(
+        ev,
+        vec![
+            ("api.example.com".into(), "sni".into()),
+            ("db".into(), "guess".into()),
+            ("demo-app".into(), "host_header".into()),
+            ("echo".into(), "authority".into()),
+        ]
+    );
 }
 
 const POD: &str = "10.244.1.20";

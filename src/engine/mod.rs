@@ -1010,6 +1010,7 @@ fn update_tcp(
                         sink.on_event(&Event::RequestHost {
                             conn: view(flow, a),
                             host,
+                            h2: false,
                         });
                     }
                 }

@@ -286,11 +286,16 @@ pub fn request_host(payload: &[u8]) -> Option<&str> {
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("host"))?
         .value;
-    let host = std::str::from_utf8(value).ok()?.trim();
-    // `[v6]:port`, `[v6]`, `name:port`, `name`.
-    let host = match host.strip_prefix('[') {
+    host_part(std::str::from_utf8(value).ok()?)
+}
+
+/// The host of a `Host` header or an HTTP/2 `:authority`: `[v6]:port`,
+/// `[v6]`, `name:port`, `name` (RFC 9110 §7.2).
+pub fn host_part(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let host = match value.strip_prefix('[') {
         Some(rest) => rest.split(']').next()?,
-        None => host.split(':').next()?,
+        None => value.split(':').next()?,
     };
     (!host.is_empty()).then_some(host)
 }

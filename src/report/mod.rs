@@ -426,8 +426,13 @@ impl Sink for Report {
                     });
                 }
             }
-            Event::RequestHost { conn, host } => {
-                self.host_seen(conn.id, host, NameEvidence::HostHeader)
+            Event::RequestHost { conn, host, h2 } => {
+                let from = if *h2 {
+                    NameEvidence::Authority
+                } else {
+                    NameEvidence::HostHeader
+                };
+                self.host_seen(conn.id, host, from)
             }
             Event::Tls(t) => {
                 if let Some(sni) = t.sni {

@@ -5,10 +5,10 @@
 //! AAAA) as an app that wrote `demo-app.default.svc.cluster.local.`. The
 //! lookup reads it as the short name, the likelier reading. The connection
 //! that follows often says what the app wrote: the HTTP/1 `Host` header or
-//! the TLS SNI. Each connection attributed to a name, and each lookup,
+//! the HTTP/2 `:authority` or the TLS SNI. Each connection attributed to a name, and each lookup,
 //! gets a `name_form_evidence`:
 //!
-//! - `host_header` / `sni`: the connection names the host; when it names
+//! - `host_header` / `authority` / `sni`: the connection names the host; when it names
 //!   the answered FQDN instead of the short reading, the records say so
 //!   (`dns_name` = the FQDN, `written` = it with its trailing dot, form
 //!   `service_fqdn`);
@@ -16,6 +16,8 @@
 //!   list, so the name was not written fully qualified);
 //! - `guess`: ambiguous, and the connection carried no name (or the lookup
 //!   was not kept); the reading is the likelier one.
+//!
+//! An HTTP/2 `:authority` may carry a trailing dot as a Host header does.
 
 use serde::Serialize;
 
@@ -26,6 +28,8 @@ use crate::hash::HashMap;
 #[serde(rename_all = "snake_case")]
 pub enum NameEvidence {
     HostHeader,
+    /// An HTTP/2 request's `:authority`.
+    Authority,
     Sni,
     Wire,
     Guess,
