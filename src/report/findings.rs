@@ -602,6 +602,50 @@ mod tests {
         assert_eq!(lines, Kind::ALL.len());
     }
 
+    fn destination(last: u8, path: Path, connections: u64) -> DestinationRecord {
+        DestinationRecord {
+            address: IpAddr::from([10, 244, 0, last]),
+            path,
+            connections,
+            refused: 0,
+            timeouts: 0,
+            ports: [80].into(),
+            clients: [IpAddr::from([10, 244, 9, 9])].into(),
+            first_ts: 0.0,
+            last_ts: 0.0,
+            named: None,
+        }
+    }
+
+    /// 25 literal destinations: the 20 most costly are kept, by impact
+    /// (a pod IP costs twice a ClusterIP), ties by subject; the rest counted.
+    #[test]
+    fn capped_and_ordered_by_impact() {
+        let mut r = Report::new(1000);
+        for i in 0..25u8 {
+            let path = if i % 2 == 0 {
+                Path::PodIp
+            } else {
+                Path::ClusterIp
+            };
+            let d = destination(i, path, u64::from(i % 5) + 1);
+            r.destinations.insert(d.address, d);
+        }
+        let f = compute(&r, &Caller::default());
+        assert_eq!(f.findings.len(), MAX_FINDINGS);
+        assert_eq!(f.omitted, 5);
+        let impacts: Vec<u64> = f.findings.iter().map(|f| f.impact).collect();
+        let mut sorted = impacts.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(impacts, sorted);
+        // Five connections to a pod IP: 50, first; ties in subject (text) order.
+        assert_eq!(impacts[0], 50);
+        assert_eq!(f.findings[0].subject, "10.244.0.14:80");
+        assert_eq!(f.findings[1].subject, "10.244.0.24:80");
+        // The same report gives the same list.
+        assert_eq!(compute(&r, &Caller::default()), f);
+    }
+
     #[test]
     fn advice_fills_placeholders_and_appends() {
         assert_eq!(
