@@ -281,6 +281,7 @@ cluster_label_check() {
     promtool test rules "$d/tests/podpath-rules-test.yml"
 }
 check "promtool test rules with CLUSTER_LABEL=k8s_cluster" cluster_label_check
+check "fix annotations generated from src/report/advice.txt" "$py" deploy/monitoring/gen-fix.py --check
 # Debian's Prometheus is built without Kubernetes service discovery, so the
 # plain scrape config is checked with a static target in its place; the
 # relabelling, the part that can be wrong, is checked as written.
@@ -330,6 +331,8 @@ print(f"{len(files)} dashboards")
 sys.exit(1 if bad or not files else 0)
 EOF
 check "dashboards generated from grafana/generate.py" "$py" grafana/generate.py --check
+check "What to fix table: impact and advice (promtool)" bash -c "
+    '$py' grafana/what-to-fix-test.py '$work/what-to-fix-test.json' && promtool test rules '$work/what-to-fix-test.json'"
 check "dashboard queries parse (promtool)" bash -c "
     '$py' ci/dashboard-queries.py --rules-file '$work/dashboard-rules.yml' && promtool check rules '$work/dashboard-rules.yml'"
 check "dashboards and alerts name only exported metrics" \

@@ -220,8 +220,77 @@ def dashboard(uid, title, description, layout):
     }
 
 
+ADVICE = HERE.parent / "src" / "report" / "advice.txt"
+
+
+def advice():
+    """kind -> (cost, template), from the one source of the advice wording
+    (src/report/advice.txt, read by `podpath analyze` and the alerts too)."""
+    out = {}
+    for line in ADVICE.read_text().splitlines():
+        if line.startswith("#") or ": " not in line:
+            continue
+        head, text = line.split(": ", 1)
+        kind, cost = head.split(" ")
+        out[kind] = (int(cost), text)
+    return out
+
+
+# Each finding kind from the series its alert reads, over the dashboard's
+# time range: the labels that name the subject, and the expression.
+FIX_QUERIES = {
+    "literal_pod_ip": f'sum by (namespace, workload, service, dst_namespace) (increase(podpath_connections_total{{{SEL}, path="pod_ip"}}[$__range]))',
+    "literal_cluster_ip": f'sum by (namespace, workload, service, dst_namespace) (increase(podpath_connections_total{{{SEL}, path="cluster_ip"}}[$__range]))',
+    "search_walk_waste": f"sum by (namespace, workload, dns_name) (increase(podpath_dns_lookup_wasted_queries_total{{{SEL}}}[$__range]))",
+    "failing_lookup": f'(sum by (namespace, workload, dns_name) (increase(podpath_dns_lookups_total{{{SEL}, result!="NOERROR"}}[$__range])) '
+    f'unless on (namespace, workload, dns_name) sum by (namespace, workload, dns_name) (increase(podpath_dns_lookups_total{{{SEL}, result="NOERROR"}}[$__range])) > 0)',
+    "stale_answer": f"sum by (namespace, workload, dns_name) (increase(podpath_dns_stale_connections_total{{{SEL}}}[$__range]))",
+    "connect_failures": f"sum by (namespace, workload, path) (increase(podpath_tcp_connect_failures_total{{{SEL}}}[$__range]))",
+    "rewritten_destination": f"sum by (namespace, workload, dns_name) (increase(podpath_rewritten_connections_total{{{SEL}}}[$__range]))",
+}
+# A dashboard row has no per-row template: the columns name the subject.
+FIX_PLACEHOLDERS = {"{dial}": "<service>[.<namespace>]", "{dns_name}": "<name>"}
+
+
+def what_to_fix():
+    """The findings of `podpath analyze`, from the metrics: one row per
+    kind and subject, impact = occurrences x the kind's cost, with the
+    advice."""
+    adv = advice()
+    if set(adv) != set(FIX_QUERIES):
+        sys.exit(f"advice.txt kinds {sorted(adv)} != dashboard kinds {sorted(FIX_QUERIES)}")
+    parts = []
+    for kind, expr in FIX_QUERIES.items():
+        cost, text = adv[kind]
+        for key, value in FIX_PLACEHOLDERS.items():
+            text = text.replace(key, value)
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+        parts.append(
+            f'label_replace(label_replace(({expr} > 0) * {cost}, "kind", "{kind}", "", ""), "fix", "{text}", "", "")'
+        )
+    return table(
+        "What to fix (impact = occurrences × cost, time range)",
+        [target("sort_desc(" + "\n or ".join(parts) + ")", "Impact", instant=True, table=True)],
+        {
+            "kind": "Kind",
+            "namespace": "Caller namespace",
+            "workload": "Caller",
+            "service": "Service",
+            "dst_namespace": "Service namespace",
+            "dns_name": "Name",
+            "path": "Path",
+            "fix": "Fix",
+        },
+        description="The findings podpath analyze reports, from the same series as the alerts; "
+        "the advice is src/report/advice.txt, as in analyze and the alerts' fix annotation. "
+        "Costs per occurrence: docs/findings.md.",
+    )
+
+
 def paths_dashboard():
     l = Layout()
+    l.row("What to fix")
+    l.add(what_to_fix(), 24, 8)
     l.row("Traffic by path")
     l.add(
         timeseries(

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Args;
 
 use super::{Format, PodArgs};
@@ -11,6 +11,7 @@ use crate::capture::file::FileSource;
 use crate::capture::{Next, PacketSource};
 use crate::engine::{Engine, Sink, Tee};
 use crate::metrics::{Metrics, MetricsSink};
+use crate::report::cluster_names::ClusterNames;
 use crate::report::{Context, Report};
 use crate::Timestamp;
 
@@ -35,6 +36,11 @@ pub struct AnalyzeArgs {
         default_value = "table"
     )]
     pub format: super::Format,
+    /// The cluster's objects as `kubectl get services,endpointslices,pods -A -o json`
+    /// prints them: names the literal destinations the capture leaves unnamed
+    /// (read from the file; no network request).
+    #[arg(long = "names", env = "PODPATH_NAMES_FILE")]
+    pub names: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub pod: PodArgs,
 }
@@ -136,6 +142,20 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
         *report.skipped.entry("truncated_record").or_default() += 1;
         eprintln!("podpath: {f}: file ends in the middle of a packet record; the partial record was skipped");
     }
+    if let Some(path) = &args.names {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --names {}", path.display()))?;
+        let domain = engine
+            .dns()
+            .inferred()
+            .cluster_domain
+            .unwrap_or_else(|| "cluster.local".into());
+        let names = ClusterNames::parse(&text, &domain)
+            .with_context(|| format!("--names {}", path.display()))?;
+        report.name_from_cluster(&names);
+        report.names_file = Some(path.display().to_string());
+    }
+    report.settle_names();
     let span = first.map_or(0.0, |f| engine.now().secs_since(f));
     let inferred = engine.inferences();
     let context = Context {
@@ -146,6 +166,7 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
         local: engine.local_addresses(),
         configured,
         dns: engine.dns().stats(),
+        namespace: engine.dns().inferred().namespace,
     };
     let text = match args.format {
         Format::Table => report.to_table(&context),

@@ -182,6 +182,8 @@ pub enum NameSource {
     AppPtr,
     /// podpath's own PTR lookup to the pod's resolver (`podpath run` only).
     Ptr,
+    /// The cluster's objects exported to a file (`analyze --names` only).
+    NamesFile,
 }
 
 impl NameSource {
@@ -190,6 +192,7 @@ impl NameSource {
             NameSource::DnsAnswer => "dns_answer",
             NameSource::AppPtr => "app_ptr",
             NameSource::Ptr => "ptr",
+            NameSource::NamesFile => "names_file",
         }
     }
 }

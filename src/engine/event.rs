@@ -147,6 +147,15 @@ pub enum Event<'a> {
         received: u64,
     },
     Http(HttpView<'a>),
+    /// The `Host` header of the first HTTP/1 request (or the `:authority`
+    /// of the first HTTP/2 one, `h2`) on an outbound connection attributed
+    /// to a DNS name: what the app wrote, where the DNS wire is ambiguous
+    /// (see `report::written`).
+    RequestHost {
+        conn: ConnectionView<'a>,
+        host: &'a str,
+        h2: bool,
+    },
     /// The ClientHello of an outbound TLS connection.
     Tls(TlsView<'a>),
     /// An HTTP/2 stream whose request or response could not be read.

@@ -950,6 +950,15 @@ impl Engine {
                     attribution: Some(&attribution),
                     reason: *reason,
                 }),
+                // Only a name's connection has a written form to settle.
+                HeldEvent::RequestHost { host, h2 } if rewritten => {
+                    sink.on_event(&Event::RequestHost {
+                        conn,
+                        host,
+                        h2: *h2,
+                    })
+                }
+                HeldEvent::RequestHost { .. } => {}
             }
         }
         if h.bytes_sent > 0 || h.bytes_received > 0 {
@@ -1232,6 +1241,22 @@ fn update_tcp(
         if from_initiator {
             if flow.http.is_none() && flow.h2.is_none() && http::looks_like_request(seg.payload) {
                 flow.http = Some(Box::new(Http1::new(max_http_pending)));
+                // Once per connection, and only when a name is in question
+                // (or may be: a held connection may be decided for a name).
+                let held = flow.held;
+                if let Some(a) = flow
+                    .attribution
+                    .as_ref()
+                    .filter(|a| a.dns_name.is_some() || held)
+                {
+                    if let Some(host) = http::request_host(seg.payload) {
+                        sink.on_event(&Event::RequestHost {
+                            conn: view(flow, a),
+                            host,
+                            h2: false,
+                        });
+                    }
+                }
             }
             if let Some(h) = flow.http.as_mut() {
                 h.on_request_data(now, seg.seq, seg.payload);

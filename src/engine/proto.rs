@@ -55,8 +55,21 @@ pub(super) fn on_segment(
                 seg.payload_len,
                 &mut ends,
             );
+            let authority = conn.take_authority();
             if conn.is_dead() {
                 flow.h2 = None;
+            }
+            if let (Some(auth), Some(a)) = (authority, flow.attribution.as_ref()) {
+                // A held connection may yet be decided for a name.
+                if (a.dns_name.is_some() || flow.held) && flow.outbound {
+                    if let Some(host) = crate::http::host_part(&auth) {
+                        sink.on_event(&Event::RequestHost {
+                            conn: super::view(flow, a),
+                            host,
+                            h2: true,
+                        });
+                    }
+                }
             }
             for e in &ends {
                 emit_stream(flow, e, sink);

@@ -105,6 +105,12 @@ pub enum HeldEvent {
         dns_check: Option<SniCheck>,
     },
     H2Stream(H2Unread),
+    /// The request's Host or `:authority`: what the app wrote, if the
+    /// connection turns out to be the looked-up name's.
+    RequestHost {
+        host: String,
+        h2: bool,
+    },
 }
 
 /// A held connection.
@@ -154,6 +160,10 @@ impl Sink for Keep<'_> {
                 dns_check: t.dns_check,
             },
             Event::H2Stream { reason, .. } => HeldEvent::H2Stream(*reason),
+            Event::RequestHost { host, h2, .. } => HeldEvent::RequestHost {
+                host: (*host).to_string(),
+                h2: *h2,
+            },
             // Nothing else comes from one connection's segments.
             _ => return,
         };

@@ -189,6 +189,11 @@ struct Reader {
     /// The frame boundary was lost: nothing more is read.
     dead: bool,
     sync_tries: u32,
+    /// Client direction, until the first request's `:authority` is read.
+    want_authority: bool,
+    /// The first request's `:authority`, until the engine takes it (one
+    /// copy per connection: what the app wrote, see `report::written`).
+    authority: Option<String>,
 }
 
 impl Reader {
@@ -207,6 +212,8 @@ impl Reader {
             decoder: context.then(new_decoder),
             dead: false,
             sync_tries: 0,
+            want_authority: false,
+            authority: None,
         }
     }
 
@@ -404,7 +411,19 @@ impl Reader {
         let fields = match self.decoder.as_mut() {
             Some(d) => {
                 let mut f = Fields::default();
-                match d.0.decode_with_cb(&self.block, |n, v| f.take(&n, &v)) {
+                let want = self.want_authority;
+                let mut authority = None;
+                let decoded = d.0.decode_with_cb(&self.block, |n, v| {
+                    if want && &*n == b":authority" {
+                        authority = std::str::from_utf8(&v).ok().map(str::to_string);
+                    }
+                    f.take(&n, &v)
+                });
+                if authority.is_some() {
+                    self.authority = authority;
+                    self.want_authority = false;
+                }
+                match decoded {
                     Ok(()) => Some(f),
                     Err(_) => {
                         self.lose_context(H2Error::Hpack, stats);
@@ -500,6 +519,7 @@ impl Connection {
     /// that segment (the server has sent no header block before a request).
     pub fn from_preface(client_seq: u32, server_next: Option<u32>) -> Connection {
         let mut client = Reader::new(true);
+        client.want_authority = true;
         client.next = Some(client_seq);
         client.preface_left = PREFACE.len();
         let mut server = Reader::new(true);
@@ -665,6 +685,11 @@ impl Connection {
             decoded: s.decoded,
             reset,
         });
+    }
+
+    /// The first request's `:authority`, once.
+    pub fn take_authority(&mut self) -> Option<String> {
+        self.client.authority.take()
     }
 
     /// Open streams.

@@ -272,6 +272,34 @@ impl Http1 {
     }
 }
 
+/// The host part of a request's `Host` header (port removed, case and a
+/// trailing dot kept: the name as the client wrote it), when the request's
+/// headers are complete in `payload` and the header is valid UTF-8.
+pub fn request_host(payload: &[u8]) -> Option<&str> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(payload), Ok(httparse::Status::Complete(_))) {
+        return None;
+    }
+    let value = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("host"))?
+        .value;
+    host_part(std::str::from_utf8(value).ok()?)
+}
+
+/// The host of a `Host` header or an HTTP/2 `:authority`: `[v6]:port`,
+/// `[v6]`, `name:port`, `name` (RFC 9110 §7.2).
+pub fn host_part(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let host = match value.strip_prefix('[') {
+        Some(rest) => rest.split(']').next()?,
+        None => value.split(':').next()?,
+    };
+    (!host.is_empty()).then_some(host)
+}
+
 fn is_chunked(headers: &[httparse::Header<'_>]) -> bool {
     headers
         .iter()
@@ -370,5 +398,26 @@ mod tests {
         }
         assert_eq!(h.pending(), 2);
         assert_eq!(h.unanswered, 3);
+    }
+
+    #[test]
+    fn request_host_as_written() {
+        let host = |r: &[u8]| request_host(r).map(str::to_string);
+        assert_eq!(
+            host(b"GET / HTTP/1.1\r\nHost: demo-app.default.svc.cluster.local.\r\n\r\n"),
+            Some("demo-app.default.svc.cluster.local.".into())
+        );
+        assert_eq!(
+            host(b"GET / HTTP/1.1\r\nhost:Demo-App:8080\r\n\r\n"),
+            Some("Demo-App".into())
+        );
+        assert_eq!(
+            host(b"GET / HTTP/1.1\r\nHost: [fd00::1]:80\r\n\r\n"),
+            Some("fd00::1".into())
+        );
+        // No Host, an empty one, headers cut: nothing.
+        assert_eq!(host(b"GET / HTTP/1.0\r\nAccept: */*\r\n\r\n"), None);
+        assert_eq!(host(b"GET / HTTP/1.1\r\nHost: \r\n\r\n"), None);
+        assert_eq!(host(b"GET / HTTP/1.1\r\nHost: demo-app\r\n"), None);
     }
 }

@@ -1116,7 +1116,7 @@ impl Sink for MetricsSink {
                 m.rewrite_detected.set(1);
             }
             Event::DestinationNamed { addr, naming } => self.destination_named(*addr, naming),
-            Event::LiteralDestination { .. } => {}
+            Event::LiteralDestination { .. } | Event::RequestHost { .. } => {}
             Event::Dns(ev) => self.on_dns(&m, ev),
             Event::Skipped { reason } => {
                 m.decode_skipped

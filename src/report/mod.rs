@@ -18,6 +18,12 @@ use crate::hash::HashMap;
 use crate::http::Method;
 use crate::tls::SniStatus;
 
+pub mod cluster_names;
+pub mod findings;
+pub mod written;
+
+use written::{HostSeen, NameEvidence};
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -64,6 +70,14 @@ pub struct ConnectionRecord {
     /// Attributed to a lookup although the wire shows a rewritten destination.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rewritten: bool,
+    /// The name as written, when it differs from `dns_name` (a trailing dot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<String>,
+    /// What settled `dns_name`'s form (see `written`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_form_evidence: Option<NameEvidence>,
+    #[serde(skip)]
+    pub host_seen: Option<HostSeen>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -137,6 +151,12 @@ pub struct LookupRecord {
     )]
     pub answered_name: Option<Arc<str>>,
     pub addresses: Vec<IpAddr>,
+    /// The name as written, when it differs from `name` (a trailing dot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<String>,
+    /// What settled the form (see `written`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_form_evidence: Option<NameEvidence>,
 }
 
 /// Ports and clients kept per literal destination.
@@ -182,13 +202,14 @@ pub struct DestinationNameRecord {
 
 impl DestinationNameRecord {
     /// `Service default/demo-app`, `pod demo-app-1 of Service default/demo-app`,
-    /// `pod in default`, or the name.
+    /// `pod default/demo-app-1`, `a pod in namespace default`, or the name.
     pub fn describe(&self) -> String {
         let ns = self.namespace.as_deref().unwrap_or("");
         match (self.kind, &self.service, &self.pod) {
             ("service", Some(s), _) => format!("Service {ns}/{s}"),
             ("endpoint", Some(s), Some(p)) => format!("pod {p} of Service {ns}/{s}"),
             ("endpoint", Some(s), None) => format!("a pod of Service {ns}/{s}"),
+            ("pod", _, Some(p)) => format!("pod {ns}/{p}"),
             ("pod", _, _) => format!("a pod in namespace {ns}"),
             _ => self.name.clone(),
         }
@@ -221,6 +242,9 @@ pub struct Report {
     pub evictions: BTreeMap<&'static str, u64>,
     /// Records not kept because the report reached its cap (counts still exact in metrics).
     pub records_dropped: u64,
+    /// `analyze --names`: the file that named destinations the capture did not.
+    #[serde(skip)]
+    pub names_file: Option<String>,
     #[serde(skip)]
     index: HashMap<u64, usize>,
     #[serde(skip)]
@@ -352,6 +376,9 @@ impl Sink for Report {
                     connect_secs: None,
                     stale_dns: None,
                     rewritten: false,
+                    written: None,
+                    name_form_evidence: None,
+                    host_seen: None,
                 });
             }
             Event::Connected { conn, latency_secs } => {
@@ -405,7 +432,18 @@ impl Sink for Report {
                     });
                 }
             }
+            Event::RequestHost { conn, host, h2 } => {
+                let from = if *h2 {
+                    NameEvidence::Authority
+                } else {
+                    NameEvidence::HostHeader
+                };
+                self.host_seen(conn.id, host, from)
+            }
             Event::Tls(t) => {
+                if let Some(sni) = t.sni {
+                    self.host_seen(t.conn.id, sni, NameEvidence::Sni);
+                }
                 if self.room(self.tls.len()) {
                     let a = t.conn.attribution;
                     self.tls.push(TlsRecord {
@@ -492,6 +530,8 @@ impl Report {
                     wasted: l.wasted,
                     answered_name: Some(l.fqdn.clone()),
                     addresses: l.addresses.to_vec(),
+                    written: None,
+                    name_form_evidence: None,
                 });
             }
             DnsEvent::Query(q) if q.retransmission => {
@@ -511,10 +551,23 @@ impl Report {
         }
     }
 
+    /// What to change, most costly first (see `findings`).
+    pub fn findings(&self, context: &Context<'_>) -> findings::Findings {
+        findings::compute(
+            self,
+            &findings::Caller {
+                namespace: context.namespace.clone(),
+            },
+        )
+    }
+
     /// The JSON document for `--format json`.
     pub fn to_json(&self, context: &Context<'_>) -> serde_json::Value {
+        let findings = self.findings(context);
         serde_json::json!({
             "inputs": context.inputs,
+            "findings": findings.findings,
+            "findings_omitted": findings.omitted,
             "packets": context.stats.packets,
             "span_seconds": context.span_secs,
             "stats": context.stats,
@@ -545,6 +598,7 @@ impl Report {
             "rewrites": self.rewrites,
             "literal_destinations": self.destinations.values().collect::<Vec<_>>(),
             "names_from": NAMES_FROM,
+            "names_file": self.names_file,
             "dns_queries": serde_json::to_value(SerPairs(&self.dns_queries)).unwrap_or_default(),
             "dns_malformed": self.dns_malformed,
             "dns_retransmissions": self.dns_retransmissions,
@@ -565,6 +619,8 @@ impl Report {
             context.stats.packets,
             context.span_secs
         );
+        self.findings(context)
+            .write_table(&mut out, self.names_file.is_some());
 
         // Connections grouped by path and destination.
         type ConnKey<'r> = (Path, &'static str, &'static str, u16, &'r str, String);
@@ -968,6 +1024,12 @@ impl Report {
         }
         write_table(out, &rows);
         let _ = writeln!(out, "  names: {NAMES_FROM}");
+        if let Some(f) = &self.names_file {
+            let _ = writeln!(
+                out,
+                "  and, where the capture holds none, the cluster objects in {f} (--names)"
+            );
+        }
     }
 }
 
@@ -989,6 +1051,9 @@ pub struct Context<'a> {
     /// Configuration lines worth showing (CIDRs, search list).
     pub configured: Vec<String>,
     pub dns: crate::dns::DnsStats,
+    /// The pod's namespace (from its search list), for the DNS names
+    /// findings advise.
+    pub namespace: Option<String>,
 }
 
 fn write_table(out: &mut String, rows: &[Vec<String>]) {

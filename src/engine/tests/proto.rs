@@ -243,6 +243,7 @@ pub(super) fn context(r: &Run) -> crate::report::Context<'_> {
         local: r.engine.local_addresses(),
         configured: vec![],
         dns: r.engine.dns().stats(),
+        namespace: None,
     }
 }
 
