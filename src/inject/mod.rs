@@ -127,6 +127,13 @@ pub struct Outcome {
     pub action: Action,
 }
 
+impl Outcome {
+    /// Whether the object's text was changed (injected or upgraded).
+    pub fn changed(&self) -> bool {
+        matches!(self.action, Action::Injected | Action::Upgraded { .. })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Injected,
@@ -290,8 +297,24 @@ pub fn inject_report(
     sidecar::validate(opts)?;
     let docs = tree::parse_stream(input)?;
     let source = Source::new(input);
+    let (edits, outcomes) = visit(&source, &docs, opts, selection)?;
+    let output = source.apply(edits);
+    if outcomes.iter().any(Outcome::changed) {
+        verify(&output, opts, selection)?;
+    }
+    Ok(Injection { output, outcomes })
+}
+
+/// Every object of the parsed stream: the edits to make and what each
+/// object gets.
+fn visit(
+    source: &Source<'_>,
+    docs: &[Option<Node>],
+    opts: &InjectOptions,
+    selection: Selection,
+) -> Result<(Vec<Edit>, Vec<Outcome>), InjectError> {
     let mut run = Run {
-        source: &source,
+        source,
         opts,
         selection,
         edits: Vec::new(),
@@ -301,15 +324,7 @@ pub fn inject_report(
     for root in docs.iter().flatten().filter(|root| !root.is_null()) {
         run.visit_object(root)?;
     }
-    let outcomes = run.outcomes;
-    let output = source.apply(run.edits);
-    if outcomes
-        .iter()
-        .any(|o| matches!(o.action, Action::Injected | Action::Upgraded { .. }))
-    {
-        verify(&output, opts, selection)?;
-    }
-    Ok(Injection { output, outcomes })
+    Ok((run.edits, run.outcomes))
 }
 
 /// Edits are made in the text, guided by the parser's spans; a layout the
@@ -328,21 +343,8 @@ fn verify(output: &str, opts: &InjectOptions, selection: Selection) -> Result<()
             _ => "the injected output is not valid YAML (a layout inject cannot edit)",
         },
     })?;
-    let source = Source::new(output);
-    let mut run = Run {
-        source: &source,
-        opts,
-        selection,
-        edits: Vec::new(),
-        outcomes: Vec::new(),
-    };
-    for root in docs.iter().flatten().filter(|root| !root.is_null()) {
-        run.visit_object(root)?;
-    }
-    match run
-        .outcomes
-        .into_iter()
-        .find(|o| matches!(o.action, Action::Injected | Action::Upgraded { .. }))
+    let (_, outcomes) = visit(&Source::new(output), &docs, opts, selection)?;
+    match outcomes.into_iter().find(Outcome::changed)
     {
         Some(o) => Err(InjectError::Unsupported {
             kind: o.kind,
