@@ -46,7 +46,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pnet_datalink::NetworkInterface;
 use podpath_afpacket::{
-    capture_filter, FilterSpec, Options, Poller, Ring, RingFrame, RingOptions, Socket,
+    capture_filter, FilterSpec, Frame, Options, Poller, Ring, RingOptions, Socket,
 };
 
 use super::health::{Backoff, FailReason, Health, Log};
@@ -133,10 +133,8 @@ impl Default for LiveConfig {
 
 enum Reader {
     /// Holds the head frame's bytes in `buf`.
-    Recv {
-        socket: Socket,
-        buf: Vec<u8>,
-    },
+    Recv { socket: Socket, buf: Vec<u8> },
+    /// Holds the head frame in the ring, kept unread until it is yielded.
     Ring(Ring),
 }
 
@@ -167,8 +165,6 @@ struct Head {
     len: usize,
     orig_len: u32,
     pkttype: u8,
-    /// Where the bytes are, for a ring.
-    ring: Option<RingFrame>,
 }
 
 /// What one read attempt found.
@@ -206,14 +202,13 @@ impl Capture {
                 self.empty_as_of = Timestamp(u64::MAX);
                 Refill::Empty
             }
-            Some(Reader::Ring(ring)) => match ring.peek() {
+            Some(Reader::Ring(ring)) => match ring.next_frame().map(Frame::keep) {
                 Some(f) => {
                     self.head = Some(Head {
                         ts: Timestamp::from_secs_nanos(f.ts.as_secs(), f.ts.subsec_nanos()),
                         len: f.len,
                         orig_len: f.orig_len,
                         pkttype: f.pkttype,
-                        ring: Some(f),
                     });
                     Refill::Frame
                 }
@@ -232,7 +227,6 @@ impl Capture {
                         len: r.len,
                         orig_len: r.orig_len,
                         pkttype: r.pkttype,
-                        ring: None,
                     });
                     Refill::Frame
                 }
@@ -251,18 +245,14 @@ impl Capture {
         }
     }
 
-    /// Done with the frame last yielded from this interface.
-    fn consumed(&mut self) {
-        if let Some(Reader::Ring(ring)) = &mut self.reader {
-            ring.advance();
-        }
-    }
-
-    fn data(&self, head: &Head) -> &[u8] {
-        match (&self.reader, &head.ring) {
-            (Some(Reader::Ring(ring)), Some(f)) => ring.data(f),
-            (Some(Reader::Recv { buf, .. }), _) => buf.get(..head.len).unwrap_or(&[]),
-            _ => &[],
+    /// The bytes of `head`, taken from the reader: a ring consumes the
+    /// frame when it is next read, which the borrow orders after the
+    /// caller is done with the bytes.
+    fn take_data(&mut self, head: &Head) -> &[u8] {
+        match &mut self.reader {
+            Some(Reader::Ring(ring)) => ring.next_frame().map_or(&[], Frame::into_data),
+            Some(Reader::Recv { buf, .. }) => buf.get(..head.len).unwrap_or(&[]),
+            None => &[],
         }
     }
 
@@ -440,8 +430,6 @@ pub struct LiveSource {
     /// How late a frame may become visible after its timestamp (zero for
     /// recvmsg, or with one socket, where there is nothing to merge).
     hold: Duration,
-    /// The interface whose head was yielded last: consumed on the next call.
-    yielded: Option<usize>,
     /// The wall clock when the source last woke from `poll`.
     clock: Timestamp,
     options: OpenOptions,
@@ -482,7 +470,6 @@ impl LiveSource {
             slots: Vec::new(),
             poll_interval: config.poll_interval,
             hold: Duration::ZERO,
-            yielded: None,
             clock: wall_clock(),
             options: OpenOptions {
                 mode: config.mode,
@@ -539,14 +526,6 @@ impl LiveSource {
     /// whether it is up again or was deleted. Cheap when nothing is due;
     /// call it about once a second.
     pub fn maintain(&mut self) {
-        // The frame yielded last is done with (`&mut self` ends its borrow):
-        // release it now, before its socket may be replaced by a new one
-        // that must not be advanced on its behalf.
-        if let Some(i) = self.yielded.take() {
-            if let Some(c) = self.captures.get_mut(i) {
-                c.consumed();
-            }
-        }
         let now = Instant::now();
         if !self.captures.iter().any(|c| c.health.retry_due(now)) {
             return;
@@ -776,11 +755,6 @@ impl PacketSource for LiveSource {
     /// per frame, plus one finding each other socket empty; with the ring,
     /// reading a frame is a few loads from shared memory.
     fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
-        if let Some(i) = self.yielded.take() {
-            if let Some(c) = self.captures.get_mut(i) {
-                c.consumed();
-            }
-        }
         let (i, head) = loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Ok(Next::End);
@@ -872,7 +846,6 @@ impl PacketSource for LiveSource {
                 }
             }
         };
-        self.yielded = Some(i);
         let Some(c) = self.captures.get_mut(i) else {
             return Ok(Next::End);
         };
@@ -883,7 +856,7 @@ impl PacketSource for LiveSource {
         Ok(Next::Packet(RawPacket {
             ts: head.ts,
             link: LinkType::Ethernet,
-            data: c.data(&head),
+            data: c.take_data(&head),
             orig_len: head.orig_len,
             packet_type: Some(PacketType::from_raw(u16::from(head.pkttype))),
             // `start` keeps the list within u16 (see choose_interfaces).

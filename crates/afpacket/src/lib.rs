@@ -20,7 +20,8 @@
 //! direction (`sll_pkttype`), interface, timestamp and original length with
 //! the bytes: one system call per frame. [`Ring`] is the other way in: a
 //! TPACKET_V3 ring mapped into the process (same filter, same metadata), read
-//! without a system call per frame. [`Socket::stats`] reads `PACKET_STATISTICS`. [`Poller`] waits on
+//! without a system call per frame; each [`Frame`] borrows the ring, and its
+//! block goes back to the kernel only once the frame is done with. [`Socket::stats`] reads `PACKET_STATISTICS`. [`Poller`] waits on
 //! several sockets at once. [`file_capability`] reads an executable's file
 //! capability, for saying why a socket was refused.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -33,7 +34,7 @@ mod socket;
 
 pub use fcaps::file_capability;
 pub use filter::{capture_filter, FilterSpec, Instruction};
-pub use ring::{Ring, RingFrame, RingOptions};
+pub use ring::{Frame, FrameInfo, Ring, RingOptions};
 pub use socket::{Options, Poller, Received, Socket, Stats};
 
 /// Frame direction values of `sll_pkttype` (<linux/if_packet.h>).

@@ -16,6 +16,14 @@
 //! Everything the kernel writes is checked against the block's bounds before
 //! a slice is made of it: a corrupt header ends the block (counted in
 //! [`Ring::bad_blocks`]) instead of reading out of bounds.
+//!
+//! A block is the reader's from the moment the kernel hands it over until it
+//! is given back, and must not be given back while any of its bytes is
+//! read. The types hold that rule: [`Ring::next_frame`] lends a [`Frame`]
+//! that borrows the ring mutably, so no other frame can be read (and no
+//! block released) while it or a slice of it lives; the frame is consumed
+//! when it drops, or, if its bytes were handed out, when the ring is next
+//! read. No call can consume a frame twice or forget to.
 
 use std::ffi::c_void;
 use std::io;
@@ -81,11 +89,9 @@ impl RingOptions {
     }
 }
 
-/// One frame in the ring; its bytes stay valid until [`Ring::advance`].
+/// What the kernel says about a frame, without its bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RingFrame {
-    /// Offset of the frame bytes in its block.
-    start: usize,
+pub struct FrameInfo {
     /// Bytes captured (after the filter's snap length cut).
     pub len: usize,
     /// Length of the frame on the wire (`tp_len`).
@@ -94,8 +100,104 @@ pub struct RingFrame {
     pub pkttype: u8,
     /// Kernel timestamp (CLOCK_REALTIME) since the Unix epoch.
     pub ts: Duration,
+}
+
+/// A frame's header, parsed and checked against its block's bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Parsed {
+    info: FrameInfo,
+    /// Offset of the frame bytes in its block.
+    start: usize,
     /// Offset of the next frame from this one's header (0: last).
     next: u32,
+}
+
+/// A frame borrowed from the ring. Its bytes lie in a block the reader
+/// owns, and the frame holds the ring mutably borrowed, so the block cannot
+/// be given back to the kernel while the frame (or a slice of it) lives.
+/// Dropping the frame consumes it, giving the block back if it was the
+/// block's last frame; [`Frame::keep`] leaves it in the ring instead, and
+/// [`Frame::into_data`] hands its bytes out for as long as the ring stays
+/// borrowed.
+///
+/// The borrow is what keeps a block from being released under a reader:
+///
+/// ```compile_fail,E0499
+/// fn two(ring: &mut podpath_afpacket::Ring) {
+///     let first = ring.next_frame();
+///     let second = ring.next_frame(); // the first frame still borrows the ring
+///     drop((first, second));
+/// }
+/// ```
+///
+/// (the same with the first frame gone before the second is read compiles:
+///
+/// ```
+/// fn two(ring: &mut podpath_afpacket::Ring) {
+///     let first = ring.next_frame().map(|f| f.info());
+///     let second = ring.next_frame();
+///     drop((first, second));
+/// }
+/// ```
+///
+/// stable rustdoc does not check the error code), and a slice handed out
+/// keeps it borrowed just the same:
+///
+/// ```compile_fail,E0499
+/// fn held(ring: &mut podpath_afpacket::Ring) {
+///     let bytes = ring.next_frame().map(podpath_afpacket::Frame::into_data);
+///     let _ = ring.next_frame(); // `bytes` still borrows the ring
+///     drop(bytes);
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Frame<'r> {
+    /// `None` once the frame was kept or its bytes handed out.
+    blocks: Option<&'r mut Blocks>,
+    at: Parsed,
+}
+
+impl<'r> Frame<'r> {
+    /// Length, direction and time.
+    pub fn info(&self) -> FrameInfo {
+        self.at.info
+    }
+
+    /// The frame's bytes.
+    pub fn data(&self) -> &[u8] {
+        self.blocks
+            .as_deref()
+            .map_or(&[], |b| b.frame_bytes(&self.at))
+    }
+
+    /// Leaves the frame in the ring, unread: the next [`Ring::next_frame`] yields
+    /// it again. For a reader that looks at a frame's time before deciding
+    /// to take it.
+    pub fn keep(mut self) -> FrameInfo {
+        self.blocks = None;
+        self.at.info
+    }
+
+    /// The frame's bytes, borrowed as long as the ring was: the frame is
+    /// consumed (and its block given back if it was the last) when the ring
+    /// is next read, which the borrow orders after the last use of the
+    /// bytes. For a reader that lends frames out of a `&mut self` method.
+    pub fn into_data(mut self) -> &'r [u8] {
+        let Some(blocks) = self.blocks.take() else {
+            return &[];
+        };
+        blocks.lent = Some(self.at.next);
+        let blocks: &'r Blocks = blocks;
+        blocks.frame_bytes(&self.at)
+    }
+}
+
+impl Drop for Frame<'_> {
+    fn drop(&mut self) {
+        if let Some(blocks) = self.blocks.take() {
+            blocks.consume(self.at.next);
+        }
+    }
 }
 
 /// Where the reader is in the block it owns.
@@ -107,25 +209,94 @@ struct Cursor {
     remaining: u32,
 }
 
-/// A socket with a TPACKET_V3 receive ring mapped.
+/// A mapping of the process's address space, unmapped on drop.
 #[derive(Debug)]
-pub struct Ring {
-    socket: Socket,
-    map: NonNull<u8>,
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone (no other handle to it
+// exists in the process) and is only read through `&self`; the kernel side
+// synchronises through the block status words.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` shared, as `op` (for the error).
+    fn shared(fd: RawFd, len: usize, op: &'static str) -> Result<Mapping, Error> {
+        // SAFETY: a fresh shared mapping of what `fd` offers (the ring the
+        // kernel just allocated for it); no address hint; the result is
+        // checked against MAP_FAILED.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        Mapping::checked(ptr, len, op)
+    }
+
+    /// Zeroed private memory, standing in for the kernel's ring in tests.
+    #[cfg(test)]
+    fn anonymous(len: usize) -> Mapping {
+        // SAFETY: a fresh private anonymous mapping; no address hint, no
+        // descriptor; the result is checked against MAP_FAILED.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        Mapping::checked(ptr, len, "mmap(MAP_ANONYMOUS)").expect("anonymous mapping")
+    }
+
+    fn checked(ptr: *mut c_void, len: usize, op: &'static str) -> Result<Mapping, Error> {
+        if ptr == libc::MAP_FAILED {
+            return Err(Error::Os {
+                op,
+                source: io::Error::last_os_error(),
+            });
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(Error::Os {
+            op,
+            source: io::Error::from_raw_os_error(libc::ENOMEM),
+        })?;
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `shared` or `anonymous`, with its
+        // length; every slice of it borrows its owner, so none outlives it.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast::<c_void>(), self.len);
+        }
+    }
+}
+
+/// The reader's side of the ring: which block it is on and where in it.
+#[derive(Debug)]
+struct Blocks {
+    map: Mapping,
     block_size: usize,
     block_count: usize,
     /// The block the reader is on (owned by us while `cursor` is set).
     block: usize,
     cursor: Option<Cursor>,
-    /// The current frame, parsed, until `advance`.
-    head: Option<RingFrame>,
+    /// A frame whose bytes were handed out ([`Frame::into_data`]), with its
+    /// offset to the next: consumed when the ring is next read.
+    lent: Option<u32>,
     bad_blocks: u64,
 }
-
-// SAFETY: the mapping is owned by this value alone (no other handle to it
-// exists in the process) and is only read through `&self`/`&mut self`; the
-// kernel side synchronises through the block status word.
-unsafe impl Send for Ring {}
 
 const BLOCK_DESC: usize = size_of::<libc::tpacket_block_desc>();
 const FRAME_HDR: usize = size_of::<libc::tpacket3_hdr>();
@@ -133,6 +304,149 @@ const FRAME_HDR: usize = size_of::<libc::tpacket3_hdr>();
 const SLL_OFFSET: usize = (FRAME_HDR + 15) & !15;
 /// Offset of `sll_pkttype` in `sockaddr_ll`.
 const SLL_PKTTYPE: usize = 10;
+
+impl Blocks {
+    /// `map` holds `block_count` blocks of `block_size` bytes (a multiple
+    /// of 4096, so every block and its status word is aligned).
+    fn new(map: Mapping, block_size: usize, block_count: usize) -> Blocks {
+        debug_assert!(map.len >= block_size * block_count && block_size % 4096 == 0);
+        Blocks {
+            map,
+            block_size,
+            block_count,
+            block: 0,
+            cursor: None,
+            lent: None,
+            bad_blocks: 0,
+        }
+    }
+
+    /// The status word of block `i`, shared with the kernel.
+    fn status(&self, i: usize) -> &AtomicU32 {
+        assert!(i < self.block_count);
+        // SAFETY: `i < block_count`, so the block descriptor lies within the
+        // mapping; the status word is the first u32 of `tpacket_hdr_v1`,
+        // 4-aligned (blocks are page-aligned), and the kernel accesses it
+        // only as a whole word, so viewing it as an atomic is sound.
+        unsafe {
+            &*self
+                .map
+                .ptr
+                .as_ptr()
+                .add(i * self.block_size + 8)
+                .cast::<AtomicU32>()
+        }
+    }
+
+    /// The bytes of block `i`. Only called for a block the reader owns
+    /// (status USER, read with Acquire), which the kernel does not write
+    /// until it is given back.
+    fn block_bytes(&self, i: usize) -> &[u8] {
+        assert!(i < self.block_count);
+        // SAFETY: `i < block_count`, so the block lies within the mapping;
+        // the reader owns it (see above), and the slice borrows `self`, so
+        // it cannot outlive `release`, which takes `&mut self`.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.map.ptr.as_ptr().add(i * self.block_size),
+                self.block_size,
+            )
+        }
+    }
+
+    /// Writes block `i` as the kernel would and hands it to the reader.
+    #[cfg(test)]
+    fn fill(&mut self, i: usize, bytes: &[u8]) {
+        assert!(i < self.block_count && bytes.len() <= self.block_size);
+        // SAFETY: `i < block_count`, so the block lies within the mapping;
+        // `&mut self` excludes every slice of it made by `block_bytes`.
+        let block = unsafe {
+            std::slice::from_raw_parts_mut(
+                self.map.ptr.as_ptr().add(i * self.block_size),
+                self.block_size,
+            )
+        };
+        block[..bytes.len()].copy_from_slice(bytes);
+        self.status(i)
+            .store(libc::TP_STATUS_USER, Ordering::Release);
+    }
+
+    /// The bytes of a frame of the current block (checked by `frame_at`).
+    fn frame_bytes(&self, at: &Parsed) -> &[u8] {
+        self.block_bytes(self.block)
+            .get(at.start..at.start + at.info.len)
+            .unwrap_or(&[])
+    }
+
+    /// Gives the current block back to the kernel and moves to the next.
+    fn release(&mut self) {
+        self.status(self.block)
+            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.cursor = None;
+        self.block = (self.block + 1) % self.block_count;
+    }
+
+    /// Moves past the current frame (whose offset to the next is `next`);
+    /// gives the block back when it was the last one.
+    fn consume(&mut self, next: u32) {
+        let Some(c) = self.cursor.as_mut() else {
+            return;
+        };
+        c.remaining = c.remaining.saturating_sub(1);
+        if c.remaining == 0 || next == 0 {
+            if c.remaining != 0 {
+                self.bad_blocks += 1;
+            }
+            self.release();
+        } else {
+            c.offset = c.offset.saturating_add(next as usize);
+        }
+    }
+
+    fn next_frame(&mut self) -> Option<Frame<'_>> {
+        if let Some(next) = self.lent.take() {
+            self.consume(next);
+        }
+        // At most one pass over the ring, two steps per block (open it, then
+        // read or skip it): empty or corrupt blocks are given back and
+        // skipped.
+        for _ in 0..=2 * self.block_count {
+            match self.cursor {
+                Some(c) if c.remaining > 0 => {
+                    match frame_at(self.block_bytes(self.block), c.offset) {
+                        Some(at) => {
+                            return Some(Frame {
+                                blocks: Some(self),
+                                at,
+                            })
+                        }
+                        None => {
+                            self.bad_blocks += 1;
+                            self.release();
+                        }
+                    }
+                }
+                Some(_) => self.release(),
+                None => {
+                    if self.status(self.block).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
+                        return None;
+                    }
+                    let (remaining, offset) = block_header(self.block_bytes(self.block));
+                    self.cursor = Some(Cursor { offset, remaining });
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A socket with a TPACKET_V3 receive ring mapped.
+#[derive(Debug)]
+pub struct Ring {
+    // Unmapped before the socket closes (fields drop in order).
+    blocks: Blocks,
+    socket: Socket,
+}
 
 impl Ring {
     /// Opens a socket on `ifindex` with `filter`, maps a TPACKET_V3 ring of
@@ -174,146 +488,42 @@ impl Ring {
             &req,
             "setsockopt(PACKET_RX_RING)",
         )?;
-        let len = options.bytes();
-        // SAFETY: a fresh shared mapping of the ring the kernel just
-        // allocated for this descriptor; no address hint, the length is the
-        // ring's size; the result is checked against MAP_FAILED.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                socket.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(Error::Os {
-                op: "mmap(PACKET_RX_RING)",
-                source: io::Error::last_os_error(),
-            });
-        }
-        let map = NonNull::new(ptr.cast::<u8>()).ok_or(Error::Os {
-            op: "mmap(PACKET_RX_RING)",
-            source: io::Error::from_raw_os_error(libc::ENOMEM),
-        })?;
+        let map = Mapping::shared(socket.as_raw_fd(), options.bytes(), "mmap(PACKET_RX_RING)")?;
         let ring = Ring {
+            blocks: Blocks::new(map, bs as usize, options.block_count as usize),
             socket,
-            map,
-            block_size: bs as usize,
-            block_count: options.block_count as usize,
-            block: 0,
-            cursor: None,
-            head: None,
-            bad_blocks: 0,
         };
         ring.socket.bind(ifindex)?;
         Ok(ring)
     }
 
-    /// The status word of block `i`, shared with the kernel.
-    fn status(&self, i: usize) -> &AtomicU32 {
-        // SAFETY: `i < block_count`, so the block descriptor lies within the
-        // mapping; the status word is the first u32 of `tpacket_hdr_v1`,
-        // 4-aligned (blocks are page-aligned), and the kernel accesses it
-        // only as a whole word, so viewing it as an atomic is sound.
-        unsafe {
-            &*self
-                .map
-                .as_ptr()
-                .add(i * self.block_size + 8)
-                .cast::<AtomicU32>()
-        }
-    }
-
-    /// The bytes of block `i`. Only called for a block the reader owns
-    /// (status USER, read with Acquire), which the kernel does not write
-    /// until it is given back.
-    fn block_bytes(&self, i: usize) -> &[u8] {
-        // SAFETY: `i < block_count`, so the block lies within the mapping;
-        // the reader owns it (see above), and the slice borrows `self`, so
-        // it cannot outlive `release`, which takes `&mut self`.
-        unsafe {
-            std::slice::from_raw_parts(self.map.as_ptr().add(i * self.block_size), self.block_size)
-        }
-    }
-
-    /// Gives the current block back to the kernel and moves to the next.
-    fn release(&mut self) {
-        self.status(self.block)
-            .store(libc::TP_STATUS_KERNEL, Ordering::Release);
-        self.cursor = None;
-        self.head = None;
-        self.block = (self.block + 1) % self.block_count;
-    }
-
-    /// The next frame, without consuming it; `None` when the kernel has
-    /// handed over nothing more. Call [`Ring::advance`] once done with it.
-    pub fn peek(&mut self) -> Option<RingFrame> {
-        // At most one pass over the ring: empty or corrupt blocks are given
-        // back and skipped.
-        for _ in 0..=self.block_count {
-            if let Some(head) = self.head {
-                return Some(head);
-            }
-            match self.cursor {
-                Some(c) if c.remaining > 0 => {
-                    match frame_at(self.block_bytes(self.block), c.offset) {
-                        Some(frame) => {
-                            self.head = Some(frame);
-                            return Some(frame);
-                        }
-                        None => {
-                            self.bad_blocks += 1;
-                            self.release();
-                        }
-                    }
-                }
-                Some(_) => self.release(),
-                None => {
-                    if self.status(self.block).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
-                        return None;
-                    }
-                    let (remaining, offset) = block_header(self.block_bytes(self.block));
-                    self.cursor = Some(Cursor { offset, remaining });
-                }
-            }
-        }
-        None
-    }
-
-    /// The bytes of `frame`, which must be the one [`Ring::peek`] returned
-    /// last (before any [`Ring::advance`]).
-    pub fn data(&self, frame: &RingFrame) -> &[u8] {
-        if self.head.as_ref() != Some(frame) {
-            return &[];
-        }
-        self.block_bytes(self.block)
-            .get(frame.start..frame.start + frame.len)
-            .unwrap_or(&[])
-    }
-
-    /// Consumes the frame [`Ring::peek`] returned; gives the block back
-    /// when it was the last one.
-    pub fn advance(&mut self) {
-        let (Some(head), Some(c)) = (self.head.take(), self.cursor.as_mut()) else {
-            return;
-        };
-        c.remaining = c.remaining.saturating_sub(1);
-        if c.remaining == 0 || head.next == 0 {
-            if c.remaining != 0 {
-                self.bad_blocks += 1;
-            }
-            self.release();
-        } else {
-            c.offset = c.offset.saturating_add(head.next as usize);
-        }
+    /// The next frame; `None` when the kernel has handed over nothing more.
+    /// A frame whose bytes were handed out ([`Frame::into_data`]) is
+    /// consumed first.
+    ///
+    /// ```
+    /// /// Bytes of the frames handed over so far; each frame is consumed
+    /// /// (its block given back after its last) as it drops.
+    /// fn drain(ring: &mut podpath_afpacket::Ring) -> usize {
+    ///     let mut bytes = 0;
+    ///     while let Some(frame) = ring.next_frame() {
+    ///         bytes += frame.data().len();
+    ///     }
+    ///     bytes
+    /// }
+    ///
+    /// /// The next frame's bytes, lent until the ring is read again.
+    /// fn lend(ring: &mut podpath_afpacket::Ring) -> &[u8] {
+    ///     ring.next_frame().map_or(&[], podpath_afpacket::Frame::into_data)
+    /// }
+    /// ```
+    pub fn next_frame(&mut self) -> Option<Frame<'_>> {
+        self.blocks.next_frame()
     }
 
     /// Blocks found corrupt (a header pointing out of the block) and skipped.
     pub fn bad_blocks(&self) -> u64 {
-        self.bad_blocks
+        self.blocks.bad_blocks
     }
 
     /// PACKET_STATISTICS since the previous read: frames that passed the
@@ -330,7 +540,7 @@ impl Ring {
 
     /// Bytes mapped.
     pub fn mapped_bytes(&self) -> usize {
-        self.block_size * self.block_count
+        self.blocks.map.len
     }
 }
 
@@ -357,7 +567,7 @@ fn block_header(block: &[u8]) -> (u32, usize) {
 /// Parses the `tpacket3_hdr` at `offset` in `block`: `None` if anything in
 /// it points outside the block. Pure: the ring calls it on a block it owns,
 /// the tests on made-up ones.
-fn frame_at(block: &[u8], offset: usize) -> Option<RingFrame> {
+fn frame_at(block: &[u8], offset: usize) -> Option<Parsed> {
     if offset < BLOCK_DESC {
         return None;
     }
@@ -378,12 +588,14 @@ fn frame_at(block: &[u8], offset: usize) -> Option<RingFrame> {
     {
         return None;
     }
-    Some(RingFrame {
+    Some(Parsed {
+        info: FrameInfo {
+            len,
+            orig_len: orig_len.max(snaplen),
+            pkttype,
+            ts: Duration::new(u64::from(sec), nsec),
+        },
         start,
-        len,
-        orig_len: orig_len.max(snaplen),
-        pkttype,
-        ts: Duration::new(u64::from(sec), nsec),
         next,
     })
 }
@@ -391,19 +603,6 @@ fn frame_at(block: &[u8], offset: usize) -> Option<RingFrame> {
 impl AsRawFd for Ring {
     fn as_raw_fd(&self) -> RawFd {
         self.socket.as_raw_fd()
-    }
-}
-
-impl Drop for Ring {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `open`, with its length; no slice of
-        // it can outlive `self`.
-        unsafe {
-            libc::munmap(
-                self.map.as_ptr().cast::<c_void>(),
-                self.block_size * self.block_count,
-            );
-        }
     }
 }
 
@@ -465,17 +664,17 @@ mod tests {
         b
     }
 
-    /// Walks a block as `Ring::peek`/`advance` do.
+    /// Walks a block as `Ring::next_frame` does, frame after frame.
     fn walk(b: &[u8]) -> Vec<(Vec<u8>, u32, u8, Duration)> {
         let (mut remaining, mut offset) = block_header(b);
         let mut out = Vec::new();
         while remaining > 0 {
             let Some(f) = frame_at(b, offset) else { break };
             out.push((
-                b[f.start..f.start + f.len].to_vec(),
-                f.orig_len,
-                f.pkttype,
-                f.ts,
+                b[f.start..f.start + f.info.len].to_vec(),
+                f.info.orig_len,
+                f.info.pkttype,
+                f.info.ts,
             ));
             remaining -= 1;
             if f.next == 0 {
@@ -546,14 +745,88 @@ mod tests {
             let mut offset = first;
             for _ in 0..n.min(64) {
                 let Some(f) = frame_at(&b, offset) else { break };
-                assert!(f.start + f.len <= b.len());
-                assert!(f.orig_len as usize >= f.len);
+                assert!(f.start + f.info.len <= b.len());
+                assert!(f.info.orig_len as usize >= f.info.len);
                 if f.next == 0 {
                     break;
                 }
                 offset = offset.saturating_add(f.next as usize);
             }
         }
+    }
+
+    /// A reader over `count` blocks of 4096 bytes, none handed over yet.
+    fn reader(count: usize) -> Blocks {
+        Blocks::new(Mapping::anonymous(count * 4096), 4096, count)
+    }
+
+    fn owned_by_reader(b: &Blocks, i: usize) -> bool {
+        b.status(i).load(Ordering::Acquire) & libc::TP_STATUS_USER != 0
+    }
+
+    #[test]
+    fn a_block_goes_back_once_its_last_frame_is_dropped() {
+        let mut r = reader(4);
+        r.fill(0, &block(&[(b"one", 3, 0), (b"two", 3, 4)]));
+        r.fill(1, &block(&[(b"three", 9, 0)]));
+        let f = r.next_frame().expect("first frame");
+        assert_eq!(f.data(), b"one");
+        assert_eq!(f.info().pkttype, 0);
+        drop(f);
+        assert!(owned_by_reader(&r, 0), "a frame of block 0 is still unread");
+        let f = r.next_frame().expect("second frame");
+        assert_eq!((f.data(), f.info().pkttype), (&b"two"[..], 4));
+        drop(f);
+        assert!(
+            !owned_by_reader(&r, 0),
+            "block 0 given back after its last frame"
+        );
+        assert!(owned_by_reader(&r, 1));
+        let f = r.next_frame().expect("third frame");
+        assert_eq!((f.data(), f.info().orig_len), (&b"three"[..], 9));
+        drop(f);
+        assert!(!owned_by_reader(&r, 1));
+        assert!(r.next_frame().is_none(), "block 2 is the kernel's");
+        assert_eq!(r.bad_blocks, 0);
+    }
+
+    #[test]
+    fn a_kept_frame_comes_again_and_lent_bytes_hold_their_block() {
+        let mut r = reader(4);
+        r.fill(0, &block(&[(b"only", 4, 4)]));
+        let info = r.next_frame().map(Frame::keep).expect("a frame");
+        assert_eq!(info.len, 4);
+        assert!(owned_by_reader(&r, 0));
+        let f = r.next_frame().expect("the kept frame again");
+        assert_eq!(f.info(), info);
+        let bytes = f.into_data();
+        assert_eq!(bytes, b"only");
+        assert!(owned_by_reader(&r, 0), "lent bytes keep their block");
+        // The next read consumes the lent frame first.
+        assert!(r.next_frame().is_none());
+        assert!(!owned_by_reader(&r, 0));
+        // Blocks are walked round-robin: the next one is 1.
+        r.fill(1, &block(&[(b"later", 5, 0)]));
+        assert_eq!(
+            r.next_frame().map(|f| f.data().to_vec()),
+            Some(b"later".to_vec())
+        );
+    }
+
+    #[test]
+    fn corrupt_and_empty_blocks_are_given_back_and_skipped() {
+        let mut r = reader(4);
+        let mut bad = block(&[(b"x", 1, 0)]);
+        bad[48 + 12..48 + 16].copy_from_slice(&5000u32.to_ne_bytes());
+        r.fill(0, &bad);
+        r.fill(1, &block(&[]));
+        r.fill(2, &block(&[(b"good", 4, 0)]));
+        let f = r.next_frame().expect("the frame after the bad blocks");
+        assert_eq!(f.data(), b"good");
+        drop(f);
+        assert_eq!(r.bad_blocks, 1);
+        assert!((0..4).all(|i| !owned_by_reader(&r, i)));
+        assert!(r.next_frame().is_none());
     }
 
     #[test]
