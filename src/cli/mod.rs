@@ -675,6 +675,11 @@ mod tests {
         assert_eq!(cfg.origins.namespace, Origin::DownwardApi);
         assert_eq!(cfg.origins.pod_ips, Origin::DownwardApi);
         assert_eq!((cfg.ndots, cfg.origins.ndots), (2, Origin::File));
+        assert_eq!(
+            cfg.origins.describe(),
+            "pod_ips: downward API, namespace: downward API, cluster_domain: flag, \
+             search: flag, ndots: resolv.conf, nameservers: resolv.conf"
+        );
         let logged = env.describe(&cfg);
         assert!(
             logged.contains(&"namespace team-a (POD_NAMESPACE)".to_string()),

@@ -172,6 +172,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series)
             .with_names(cfg.names, &cfg.name_salt);
     let described = PodArgs::describe(&cfg);
+    let origins = cfg.origins.describe();
     let mut engine = Engine::new(cfg);
     if let Some(addr) = kube_api {
         engine.learn_service_address(addr, Some("kubernetes"), Some("default"));
@@ -194,6 +195,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         listen = %listener.local_addr().map_or_else(|_| args.listen.to_string(), |a| a.to_string()),
         detected = %detected.join("; "),
         config = %described.join("; "),
+        origins = %origins,
         missing = %missing.join("; "),
         guessed = %guessed.join("; "),
         "podpath started"

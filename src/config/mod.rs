@@ -115,6 +115,25 @@ pub struct Origins {
     pub dns_servers: Origin,
 }
 
+impl Origins {
+    /// `what: origin` for each value not left at its default, for the log.
+    pub fn describe(&self) -> String {
+        [
+            ("pod_ips", self.pod_ips),
+            ("namespace", self.namespace),
+            ("cluster_domain", self.cluster_domain),
+            ("search", self.search),
+            ("ndots", self.ndots),
+            ("nameservers", self.dns_servers),
+        ]
+        .iter()
+        .filter(|(_, o)| *o != Origin::Default)
+        .map(|(what, o)| format!("{what}: {}", o.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
 /// A DNS domain (search domain, cluster domain) or namespace as podpath
 /// keeps it: lower case, without leading or trailing dots; `None` when
 /// nothing is left.
