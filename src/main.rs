@@ -1,10 +1,9 @@
 //! The podpath binary: parses the command line and reports errors to a person.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
-
 fn main() {
-    let cli = podpath::cli::Cli::parse();
+    let cli =
+        podpath::cli::Cli::try_parse_with_origins(std::env::args_os()).unwrap_or_else(|e| e.exit());
     match podpath::cli::main(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

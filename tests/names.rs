@@ -309,3 +309,53 @@ fn resolv_conf_nameserver_seeds_the_service_range_guess() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The ndots `analyze` reports it was configured with (its table's
+/// `search: … (ndots:N)` line), on the seed capture with a resolv.conf
+/// saying `ndots:2`, `flags` and `env`.
+fn ndots_with(resolv: &std::path::Path, flags: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_podpath"))
+        .env_remove("PODPATH_NDOTS")
+        .envs(env.iter().copied())
+        .args(["analyze", "--format", "table", "--resolv-conf"])
+        .arg(resolv)
+        .args(flags)
+        .arg(capture("seed-any.pcap"))
+        .output()
+        .expect("run podpath");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8(out.stdout).expect("utf-8");
+    let line = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("search: "))
+        .unwrap_or_else(|| panic!("no search line in\n{table}"));
+    let (_, ndots) = line.rsplit_once("(ndots:").expect("ndots shown");
+    ndots.trim_end_matches(')').to_string()
+}
+
+/// A value given (flag, or `PODPATH_NDOTS`) beats resolv.conf even when it
+/// equals the default: `--ndots 5` used to be taken for "not given".
+#[test]
+fn given_ndots_beats_resolv_conf() {
+    let dir = std::env::temp_dir().join(format!("podpath-ndots-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:2\n",
+    )
+    .unwrap();
+    assert_eq!(ndots_with(&resolv, &[], &[]), "2");
+    assert_eq!(ndots_with(&resolv, &["--ndots", "5"], &[]), "5");
+    assert_eq!(ndots_with(&resolv, &[], &[("PODPATH_NDOTS", "5")]), "5");
+    // The flag over the variable.
+    assert_eq!(
+        ndots_with(&resolv, &["--ndots", "3"], &[("PODPATH_NDOTS", "5")]),
+        "3"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

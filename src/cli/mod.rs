@@ -13,11 +13,13 @@ pub mod webhook;
 use std::net::IpAddr;
 
 use anyhow::{Context as _, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
 use crate::config::memory::{self, BudgetArg, MemoryLimit};
-use crate::config::{NamePolicy, PodConfig};
+use crate::config::{normalize_domain, NamePolicy, Origin, Origins, PodConfig, Setting};
+use crate::dns::ResolvConf;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -91,10 +93,10 @@ pub struct PodArgs {
     /// resolv.conf search domain; repeatable, in order.
     #[arg(long = "search", env = "PODPATH_SEARCH", value_delimiter = ',')]
     pub search: Vec<String>,
-    /// resolv.conf ndots.
-    #[arg(long, env = "PODPATH_NDOTS", default_value_t = 5)]
-    pub ndots: u8,
-    /// Read search list and ndots from this resolv.conf (flags given explicitly win).
+    /// resolv.conf ndots [default: resolv.conf's, else 5].
+    #[arg(long, env = "PODPATH_NDOTS")]
+    pub ndots: Option<u8>,
+    /// Read nameservers, search list and ndots from this resolv.conf (flags and variables given win).
     #[arg(long, env = "PODPATH_RESOLV_CONF")]
     pub resolv_conf: Option<String>,
     /// Seconds past a DNS answer's TTL during which its addresses still count as `dns`.
@@ -154,6 +156,125 @@ pub struct PodArgs {
     /// defaults. docs/memory.md has the model.
     #[arg(long, env = "PODPATH_MEMORY_BUDGET", default_value = "auto")]
     pub memory_budget: BudgetArg,
+    /// Which of the values above came from a flag and which from a variable.
+    #[arg(skip)]
+    pub origins: ArgOrigins,
+}
+
+/// Flag or `PODPATH_*` variable, per argument, as clap saw them.
+#[derive(Clone, Debug, Default)]
+pub struct ArgOrigins(Vec<(&'static str, Origin)>);
+
+impl ArgOrigins {
+    /// The arguments whose origin the configuration keeps (clap's ids).
+    const IDS: [&'static str; 6] = [
+        "pod_ips",
+        "namespace",
+        "cluster_domain",
+        "search",
+        "ndots",
+        "resolv_conf",
+    ];
+
+    fn from_matches(m: &ArgMatches) -> Self {
+        ArgOrigins(
+            Self::IDS
+                .iter()
+                .filter_map(|&id| match m.value_source(id)? {
+                    ValueSource::CommandLine => Some((id, Origin::Flag)),
+                    ValueSource::EnvVariable => Some((id, Origin::Env)),
+                    _ => None,
+                })
+                .collect(),
+        )
+    }
+
+    /// The origin of argument `id`, which holds a value. Arguments parsed
+    /// without their matches (built in code) count as flags.
+    fn of(&self, id: &str) -> Origin {
+        self.0
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map_or(Origin::Flag, |&(_, o)| o)
+    }
+}
+
+impl Cli {
+    /// Parses `argv` as [`Parser::try_parse_from`] does, and keeps which
+    /// pod settings came from flags and which from variables.
+    pub fn try_parse_with_origins<I, T>(argv: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = <Cli as CommandFactory>::command().try_get_matches_from(argv)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        let pod = match &mut cli.command {
+            Command::Analyze(a) => Some(&mut a.pod),
+            Command::Run(r) => Some(&mut r.pod),
+            _ => None,
+        };
+        if let (Some(pod), Some((_, sub))) = (pod, matches.subcommand()) {
+            pod.origins = ArgOrigins::from_matches(sub);
+        }
+        Ok(cli)
+    }
+}
+
+/// What the pod's own environment says: the downward API variables and the
+/// resolv.conf the kubelet wrote. Only `run` reads it: `analyze` runs
+/// anywhere, where these describe some other machine.
+#[derive(Clone, Debug, Default)]
+pub struct PodEnvironment {
+    /// `POD_NAMESPACE`.
+    pub namespace: Option<String>,
+    /// `POD_IPS` or else `POD_IP`: (variable, addresses).
+    pub pod_ips: Option<(&'static str, Vec<IpAddr>)>,
+    /// `POD_NAME` (logged only).
+    pub pod_name: Option<String>,
+    /// `/etc/resolv.conf`, when it exists.
+    pub resolv_conf: Option<String>,
+}
+
+impl PodEnvironment {
+    /// Reads the process's environment and `/etc/resolv.conf`'s presence.
+    pub fn from_process() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let pod_ips = ["POD_IPS", "POD_IP"].into_iter().find_map(|name| {
+            let ips: Vec<IpAddr> = var(name)?
+                .split(',')
+                .filter_map(|s| s.trim().parse().ok())
+                .collect();
+            (!ips.is_empty()).then_some((name, ips))
+        });
+        let resolv = "/etc/resolv.conf";
+        PodEnvironment {
+            namespace: var("POD_NAMESPACE"),
+            pod_ips,
+            pod_name: var("POD_NAME"),
+            resolv_conf: std::path::Path::new(resolv)
+                .exists()
+                .then(|| resolv.to_string()),
+        }
+    }
+
+    /// What was taken from it, for the start-up log.
+    pub fn describe(&self, cfg: &PodConfig) -> Vec<String> {
+        let mut used = Vec::new();
+        if cfg.origins.namespace == Origin::DownwardApi {
+            if let Some(ns) = &cfg.namespace {
+                used.push(format!("namespace {ns} (POD_NAMESPACE)"));
+            }
+        }
+        if let (Origin::DownwardApi, Some((var, ips))) = (cfg.origins.pod_ips, &self.pod_ips) {
+            let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
+            used.push(format!("pod IP {} ({var})", ips.join(",")));
+        }
+        if let Some(name) = &self.pod_name {
+            used.push(format!("pod {name} (POD_NAME)"));
+        }
+        used
+    }
 }
 
 /// What the memory budget decided, for the start-up log and the metrics.
@@ -191,25 +312,67 @@ impl Sizing {
     }
 }
 impl PodArgs {
-    /// Builds the pod configuration; a resolv.conf fills what flags left empty.
+    /// Builds the pod configuration from the flags and variables alone.
     pub fn to_config(&self) -> Result<PodConfig> {
-        let mut cfg = PodConfig {
-            pod_ips: self.pod_ips.clone(),
-            service_cidrs: self.service_cidrs.iter().map(IpNet::trunc).collect(),
-            pod_cidrs: self.pod_cidrs.iter().map(IpNet::trunc).collect(),
-            cluster_domain: self
-                .cluster_domain
-                .as_deref()
-                .map(|d| d.trim_matches('.').to_ascii_lowercase())
-                .filter(|d| !d.is_empty()),
-            namespace: self.namespace.clone(),
-            search: self
+        self.to_config_in(&PodEnvironment::default())
+    }
+
+    /// Builds the pod configuration, the one place its sources meet: each
+    /// value is taken from the highest-ranked source that has it (flag >
+    /// variable > downward API > resolv.conf > inferred > default, see
+    /// [`Origin`]) and normalised here, once.
+    pub fn to_config_in(&self, env: &PodEnvironment) -> Result<PodConfig> {
+        let given = |id: &str, present: bool| present.then(|| self.origins.of(id));
+        let mut pod_ips = Setting::new(Vec::new());
+        if let Some(o) = given("pod_ips", !self.pod_ips.is_empty()) {
+            pod_ips.offer(o, Some(self.pod_ips.clone()));
+        }
+        pod_ips.offer(
+            Origin::DownwardApi,
+            env.pod_ips.as_ref().map(|(_, ips)| ips.clone()),
+        );
+        let mut namespace = Setting::new(None);
+        let flag_namespace = self.namespace.as_deref().and_then(normalize_domain);
+        if let Some(o) = given("namespace", flag_namespace.is_some()) {
+            namespace.offer(o, Some(flag_namespace));
+        }
+        let env_namespace = env.namespace.as_deref().and_then(normalize_domain);
+        namespace.offer(Origin::DownwardApi, env_namespace.map(Some));
+        let mut cluster_domain = Setting::new(None);
+        let flag_domain = self.cluster_domain.as_deref().and_then(normalize_domain);
+        if let Some(o) = given("cluster_domain", flag_domain.is_some()) {
+            cluster_domain.offer(o, Some(flag_domain));
+        }
+        let mut search = Setting::new(Vec::new());
+        let flag_search: Vec<String> = self
+            .search
+            .iter()
+            .filter_map(|s| normalize_domain(s))
+            .collect();
+        if let Some(o) = given("search", !flag_search.is_empty()) {
+            search.offer(o, Some(flag_search));
+        }
+        let mut ndots = Setting::new(5);
+        if let Some(o) = given("ndots", self.ndots.is_some()) {
+            ndots.offer(o, self.ndots);
+        }
+        let mut dns_servers = Setting::new(Vec::new());
+        if let Some(rc) = self.read_resolv_conf(env)? {
+            dns_servers.offer(Origin::File, Some(rc.nameservers));
+            let file_search: Vec<String> = rc
                 .search
                 .iter()
-                .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            ndots: self.ndots,
+                .filter_map(|s| normalize_domain(s))
+                .collect();
+            search.offer(
+                Origin::File,
+                (!file_search.is_empty()).then_some(file_search),
+            );
+            ndots.offer(Origin::File, rc.ndots);
+        }
+        let mut cfg = PodConfig {
+            service_cidrs: self.service_cidrs.iter().map(IpNet::trunc).collect(),
+            pod_cidrs: self.pod_cidrs.iter().map(IpNet::trunc).collect(),
             exclude_ports: self.exclude_ports.clone(),
             names: match self.dns_names {
                 NamesArg::Keep => NamePolicy::Keep,
@@ -217,21 +380,24 @@ impl PodArgs {
                 NamesArg::Drop => NamePolicy::Drop,
             },
             name_salt: self.dns_name_salt.clone(),
+            origins: Origins {
+                pod_ips: pod_ips.origin,
+                namespace: namespace.origin,
+                cluster_domain: cluster_domain.origin,
+                search: search.origin,
+                ndots: ndots.origin,
+                dns_servers: dns_servers.origin,
+            },
+            pod_ips: pod_ips.value,
+            namespace: namespace.value,
+            cluster_domain: cluster_domain.value,
+            search: search.value,
+            ndots: ndots.value,
+            dns_servers: dns_servers.value,
             ..PodConfig::default()
         };
-        if let Some(path) = &self.resolv_conf {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{path}: cannot read resolv.conf"))?;
-            let rc = crate::dns::resolv::parse(&text);
-            cfg.dns_servers = rc.nameservers.clone();
-            if cfg.search.is_empty() {
-                cfg.search = rc.search.clone();
-            }
-            if self.ndots == 5 {
-                if let Some(n) = rc.ndots {
-                    cfg.ndots = n;
-                }
-            }
+        if cfg.search.is_empty() && !cfg.effective_search().is_empty() {
+            cfg.origins.search = Origin::Inferred;
         }
         for (name, v) in [
             ("--dns-ttl-grace", self.dns_ttl_grace),
@@ -261,6 +427,30 @@ impl PodArgs {
         limits.max_label_values = self.max_label_values;
         limits.max_series = self.max_series.unwrap_or(limits.max_series);
         Ok(cfg)
+    }
+
+    /// The resolv.conf to read: the one given (unreadable is an error), else
+    /// the pod's own (unreadable is logged: only bad flags end `run`).
+    fn read_resolv_conf(&self, env: &PodEnvironment) -> Result<Option<ResolvConf>> {
+        if let Some(path) = &self.resolv_conf {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{path}: cannot read resolv.conf"))?;
+            return Ok(Some(crate::dns::resolv::parse(&text)));
+        }
+        let Some(path) = &env.resolv_conf else {
+            return Ok(None);
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(crate::dns::resolv::parse(&text))),
+            Err(e) => {
+                tracing::warn!(
+                    path,
+                    error = %e,
+                    "cannot read resolv.conf: the search list is inferred from the first cluster query"
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// Sizes `cfg`'s tables for the memory budget (`--memory-budget`), with
@@ -392,7 +582,10 @@ mod tests {
 
     fn pod_args(flags: &[&str]) -> PodArgs {
         let argv = ["podpath", "analyze"].iter().chain(flags).copied();
-        match Cli::try_parse_from(argv).expect("flags parse").command {
+        match Cli::try_parse_with_origins(argv)
+            .expect("flags parse")
+            .command
+        {
             Command::Analyze(a) => a.pod,
             _ => unreachable!(),
         }
@@ -403,6 +596,120 @@ mod tests {
             bytes,
             source: "/sys/fs/cgroup/memory.max".into(),
         })
+    }
+
+    /// A resolv.conf in a fresh directory; removed with the directory.
+    struct ResolvFile(std::path::PathBuf);
+    impl ResolvFile {
+        fn new(tag: &str, text: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("podpath-cfg-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("resolv.conf"), text).unwrap();
+            ResolvFile(dir)
+        }
+        fn path(&self) -> String {
+            self.0.join("resolv.conf").to_str().unwrap().to_string()
+        }
+    }
+    impl Drop for ResolvFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const RESOLV: &str = "nameserver 10.96.0.10\nsearch shop.svc.corp.internal svc.corp.internal corp.internal\noptions ndots:2\n";
+
+    /// `--ndots 5` given is kept although resolv.conf says 2 (5 is also the
+    /// default, which the value alone cannot tell apart).
+    #[test]
+    fn explicit_ndots_beats_resolv_conf() {
+        let rc = ResolvFile::new("ndots", RESOLV);
+        let argv = [
+            "podpath",
+            "analyze",
+            "--resolv-conf",
+            &rc.path(),
+            "--ndots",
+            "5",
+        ];
+        let Command::Analyze(a) = Cli::try_parse_with_origins(argv).unwrap().command else {
+            unreachable!()
+        };
+        let cfg = a.pod.to_config().unwrap();
+        assert_eq!((cfg.ndots, cfg.origins.ndots), (5, Origin::Flag));
+        // Not given: the file's.
+        let cfg = pod_args(&["--resolv-conf", &rc.path()])
+            .to_config()
+            .unwrap();
+        assert_eq!((cfg.ndots, cfg.origins.ndots), (2, Origin::File));
+        assert_eq!(cfg.dns_servers, ["10.96.0.10".parse::<IpAddr>().unwrap()]);
+        assert_eq!(cfg.origins.search, Origin::File);
+        // Neither: the default.
+        let cfg = pod_args(&[]).to_config().unwrap();
+        assert_eq!((cfg.ndots, cfg.origins.ndots), (5, Origin::Default));
+    }
+
+    /// Flags and variables over the downward API over resolv.conf over
+    /// what is inferred, and names normalised once, here.
+    #[test]
+    fn sources_rank_and_names_are_normalised_once() {
+        let rc = ResolvFile::new("rank", RESOLV);
+        let env = PodEnvironment {
+            namespace: Some("Team-A".into()),
+            pod_ips: Some(("POD_IPS", vec!["10.244.1.7".parse().unwrap()])),
+            pod_name: None,
+            resolv_conf: Some(rc.path()),
+        };
+        let args = pod_args(&[
+            "--search",
+            "A.Example.",
+            "--cluster-domain",
+            ".Cluster.Local.",
+        ]);
+        let cfg = args.to_config_in(&env).unwrap();
+        assert_eq!(cfg.search, ["a.example"]);
+        assert_eq!(cfg.origins.search, Origin::Flag);
+        assert_eq!(cfg.cluster_domain.as_deref(), Some("cluster.local"));
+        assert_eq!(cfg.namespace.as_deref(), Some("team-a"));
+        assert_eq!(cfg.origins.namespace, Origin::DownwardApi);
+        assert_eq!(cfg.origins.pod_ips, Origin::DownwardApi);
+        assert_eq!((cfg.ndots, cfg.origins.ndots), (2, Origin::File));
+        assert_eq!(
+            cfg.origins.describe(),
+            "pod_ips: downward API, namespace: downward API, cluster_domain: flag, \
+             search: flag, ndots: resolv.conf, nameservers: resolv.conf"
+        );
+        let logged = env.describe(&cfg);
+        assert!(
+            logged.contains(&"namespace team-a (POD_NAMESPACE)".to_string()),
+            "{logged:?}"
+        );
+        // A flag beats the downward API.
+        let cfg = pod_args(&["--namespace", "web", "--pod-ip", "10.244.9.9"])
+            .to_config_in(&env)
+            .unwrap();
+        assert_eq!(cfg.namespace.as_deref(), Some("web"));
+        assert_eq!(cfg.pod_ips, ["10.244.9.9".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            (cfg.origins.namespace, cfg.origins.pod_ips),
+            (Origin::Flag, Origin::Flag)
+        );
+        assert!(env.describe(&cfg).is_empty());
+        // No search list anywhere: the Kubernetes one for the namespace.
+        let cfg = pod_args(&["--namespace", "web"]).to_config().unwrap();
+        assert!(cfg.search.is_empty());
+        assert_eq!(cfg.origins.search, Origin::Inferred);
+        assert_eq!(cfg.effective_search()[0], "web.svc.cluster.local");
+        // The pod's own resolv.conf unreadable: logged, not fatal; given, fatal.
+        let gone = PodEnvironment {
+            resolv_conf: Some("/nonexistent/resolv.conf".into()),
+            ..PodEnvironment::default()
+        };
+        assert!(pod_args(&[]).to_config_in(&gone).is_ok());
+        assert!(pod_args(&["--resolv-conf", "/nonexistent/resolv.conf"])
+            .to_config()
+            .is_err());
     }
 
     #[test]

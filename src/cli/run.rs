@@ -98,57 +98,17 @@ pub fn init_logging(format: LogFormat, filter: &str) {
     };
 }
 
-/// What the pod's environment says (downward API, resolv.conf), applied
-/// where flags left a gap.
-fn apply_pod_environment(args: &mut RunArgs) -> Vec<String> {
-    let mut detected = Vec::new();
-    if args.pod.namespace.is_none() {
-        if let Ok(ns) = std::env::var("POD_NAMESPACE") {
-            if !ns.is_empty() {
-                detected.push(format!("namespace {ns} (POD_NAMESPACE)"));
-                args.pod.namespace = Some(ns);
-            }
-        }
-    }
-    if args.pod.pod_ips.is_empty() {
-        for var in ["POD_IPS", "POD_IP"] {
-            if let Ok(v) = std::env::var(var) {
-                let ips: Vec<IpAddr> = v.split(',').filter_map(|s| s.trim().parse().ok()).collect();
-                if !ips.is_empty() {
-                    detected.push(format!("pod IP {v} ({var})"));
-                    args.pod.pod_ips = ips;
-                    break;
-                }
-            }
-        }
-    }
-    // Found, not asked for: one that cannot be read is logged, not fatal
-    // (only bad flags end `run`).
-    if args.pod.resolv_conf.is_none() && std::path::Path::new("/etc/resolv.conf").exists() {
-        match std::fs::File::open("/etc/resolv.conf") {
-            Ok(_) => args.pod.resolv_conf = Some("/etc/resolv.conf".into()),
-            Err(e) => tracing::warn!(
-                error = %e,
-                "cannot read /etc/resolv.conf: the search list is inferred from the first cluster query"
-            ),
-        }
-    }
-    if let Ok(name) = std::env::var("POD_NAME") {
-        detected.push(format!("pod {name} (POD_NAME)"));
-    }
-    detected
-}
-
 pub fn run(mut args: RunArgs) -> Result<i32> {
     init_logging(args.log_format, &args.log);
-    let detected = apply_pod_environment(&mut args);
-    let mut cfg = args.pod.to_config()?;
+    let pod_env = super::PodEnvironment::from_process();
+    let mut cfg = args.pod.to_config_in(&pod_env)?;
+    let detected = pod_env.describe(&cfg);
     cfg.exclude_ports.push(args.listen.port());
     // Bound before the capture starts, so the engine knows the socket's
     // traffic from its first frame.
     let ptr_socket = match args.resolve_literals {
         ResolveLiterals::Off => None,
-        ResolveLiterals::Ptr => ptr_socket(args.pod.resolv_conf.as_deref()),
+        ResolveLiterals::Ptr => ptr_socket(cfg.dns_servers.first().copied()),
     };
     if let Some((_, own)) = &ptr_socket {
         cfg.own_dns = Some(*own);
@@ -212,6 +172,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         MetricsSink::new(metrics.clone(), limits.max_label_values, limits.max_series)
             .with_names(cfg.names, &cfg.name_salt);
     let described = PodArgs::describe(&cfg);
+    let origins = cfg.origins.describe();
     let mut engine = Engine::new(cfg);
     if let Some(addr) = kube_api {
         engine.learn_service_address(addr, Some("kubernetes"), Some("default"));
@@ -234,6 +195,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         listen = %listener.local_addr().map_or_else(|_| args.listen.to_string(), |a| a.to_string()),
         detected = %detected.join("; "),
         config = %described.join("; "),
+        origins = %origins,
         missing = %missing.join("; "),
         guessed = %guessed.join("; "),
         "podpath started"
@@ -479,21 +441,10 @@ impl Sink for RunSink {
 /// The PTR lookups' socket, towards the first nameserver of resolv.conf;
 /// `None` (logged) when there is none or the socket cannot be made.
 fn ptr_socket(
-    resolv_conf: Option<&str>,
+    server: Option<IpAddr>,
 ) -> Option<(std::net::UdpSocket, crate::config::OwnDnsClient)> {
-    let Some(path) = resolv_conf else {
-        tracing::warn!("PTR lookups off: no resolv.conf to name the pod's resolver");
-        return None;
-    };
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(path, error = %e, "PTR lookups off: cannot read resolv.conf");
-            return None;
-        }
-    };
-    let Some(&server) = crate::dns::resolv::parse(&text).nameservers.first() else {
-        tracing::warn!(path, "PTR lookups off: resolv.conf names no nameserver");
+    let Some(server) = server else {
+        tracing::warn!("PTR lookups off: no resolv.conf nameserver names the pod's resolver");
         return None;
     };
     match ptr_lookups::bind(server) {

@@ -1,7 +1,9 @@
 //! What podpath knows about the pod it watches: its addresses, the cluster's
 //! CIDRs and DNS settings, and the limits that keep memory and label
-//! cardinality bounded. Filled from flags, the pod's environment and
-//! resolv.conf; what is missing is inferred from traffic by the engine.
+//! cardinality bounded. Built once (`cli::PodArgs::to_config`) from flags,
+//! `PODPATH_*` variables, the downward API and resolv.conf, each value with
+//! its [`Origin`]; what is still missing is inferred from traffic by the
+//! engine. Everything downstream reads [`PodConfig`], normalised here once.
 
 pub mod memory;
 
@@ -40,6 +42,113 @@ impl NamePolicy {
             }
         }
     }
+}
+
+/// Where a configured value came from. The variants rank in this order: a
+/// value from a higher-ranked source is never replaced by a lower one, so an
+/// explicit `--ndots 5` stays 5 whatever resolv.conf says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// podpath's built-in default.
+    #[default]
+    Default,
+    /// Derived from other settings (the Kubernetes search list from the namespace).
+    Inferred,
+    /// A resolv.conf.
+    File,
+    /// The pod's downward API variables (`POD_NAMESPACE`, `POD_IPS`, `POD_IP`), `run` only.
+    DownwardApi,
+    /// A `PODPATH_*` environment variable.
+    Env,
+    /// A command-line flag.
+    Flag,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Default => "default",
+            Origin::Inferred => "inferred",
+            Origin::File => "resolv.conf",
+            Origin::DownwardApi => "downward API",
+            Origin::Env => "environment",
+            Origin::Flag => "flag",
+        }
+    }
+}
+
+/// A value and where it came from, merged by rank.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+impl<T> Setting<T> {
+    pub fn new(default: T) -> Self {
+        Setting {
+            value: default,
+            origin: Origin::Default,
+        }
+    }
+
+    /// Takes `value` (when there is one) unless the value held came from a
+    /// source of the same or a higher rank: the first offer of a rank wins.
+    pub fn offer(&mut self, origin: Origin, value: Option<T>) {
+        if let Some(v) = value {
+            if origin > self.origin {
+                self.value = v;
+                self.origin = origin;
+            }
+        }
+    }
+}
+
+/// Where the pod and resolver values of a [`PodConfig`] came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Origins {
+    pub pod_ips: Origin,
+    pub namespace: Origin,
+    pub cluster_domain: Origin,
+    pub search: Origin,
+    pub ndots: Origin,
+    pub dns_servers: Origin,
+}
+
+impl Origins {
+    /// `what: origin` for each value not left at its default, for the log.
+    pub fn describe(&self) -> String {
+        [
+            ("pod_ips", self.pod_ips),
+            ("namespace", self.namespace),
+            ("cluster_domain", self.cluster_domain),
+            ("search", self.search),
+            ("ndots", self.ndots),
+            ("nameservers", self.dns_servers),
+        ]
+        .iter()
+        .filter(|(_, o)| *o != Origin::Default)
+        .map(|(what, o)| format!("{what}: {}", o.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
+/// A DNS domain (search domain, cluster domain) or namespace as podpath
+/// keeps it: lower case, without leading or trailing dots; `None` when
+/// nothing is left.
+pub fn normalize_domain(s: &str) -> Option<String> {
+    let d = s.trim_matches('.').to_ascii_lowercase();
+    (!d.is_empty()).then_some(d)
+}
+
+/// The search list Kubernetes writes for a pod in `namespace`.
+pub fn kubernetes_search(namespace: &str, domain: &str) -> Vec<String> {
+    vec![
+        format!("{namespace}.svc.{domain}"),
+        format!("svc.{domain}"),
+        domain.to_string(),
+    ]
 }
 
 /// Caps on every table and label set whose size is driven by traffic.
@@ -117,6 +226,8 @@ impl Default for Timeouts {
 }
 
 /// The pod and cluster as configured (flags, environment, resolv.conf).
+/// Invariant: `cluster_domain`, `namespace` and `search` hold normalised
+/// names ([`normalize_domain`]); readers do not clean them again.
 #[derive(Clone, Debug)]
 pub struct PodConfig {
     /// The pod's own addresses; more are learned from traffic.
@@ -145,6 +256,8 @@ pub struct PodConfig {
     pub name_salt: String,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    /// Where the pod and resolver values came from.
+    pub origins: Origins,
 }
 
 /// A UDP socket of podpath's that talks DNS to one server. The kernel gives
@@ -182,20 +295,12 @@ impl Default for PodConfig {
             name_salt: String::new(),
             limits: Limits::default(),
             timeouts: Timeouts::default(),
+            origins: Origins::default(),
         }
     }
 }
 
 impl PodConfig {
-    /// The search list Kubernetes writes for a pod in `namespace`.
-    pub fn kubernetes_search(namespace: &str, domain: &str) -> Vec<String> {
-        vec![
-            format!("{namespace}.svc.{domain}"),
-            format!("svc.{domain}"),
-            domain.to_string(),
-        ]
-    }
-
     /// The search list to use: the configured one, else the one Kubernetes
     /// would write when the namespace is known, else empty (inferred later).
     pub fn effective_search(&self) -> Vec<String> {
@@ -203,7 +308,7 @@ impl PodConfig {
             return self.search.clone();
         }
         match &self.namespace {
-            Some(ns) => Self::kubernetes_search(
+            Some(ns) => kubernetes_search(
                 ns,
                 self.cluster_domain.as_deref().unwrap_or("cluster.local"),
             ),

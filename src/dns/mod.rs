@@ -38,6 +38,7 @@ pub mod wire;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use crate::config::{kubernetes_search, PodConfig};
 use crate::decode::TcpSegment;
 use crate::Timestamp;
 
@@ -57,6 +58,8 @@ use transaction::{Matched, QueryStatus, Transactions};
 const STREAM_IDLE_SECS: f64 = 60.0;
 const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 
+/// The tracker's settings. Names are normalised already
+/// ([`crate::config::normalize_domain`]): the tracker does not clean them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DnsConfig {
     /// Search domains; empty = infer from the traffic.
@@ -96,14 +99,20 @@ impl Default for DnsConfig {
 }
 
 impl DnsConfig {
-    /// Takes the search list and ndots from a parsed resolv.conf where they
-    /// are not set already (`search` empty; `ndots` is taken when present).
-    pub fn apply_resolv_conf(&mut self, conf: &ResolvConf) {
-        if self.search.is_empty() {
-            self.search = conf.search.clone();
-        }
-        if let Some(n) = conf.ndots {
-            self.ndots = n;
+    /// What the tracker reads of the pod's configuration; the rest keeps
+    /// its default.
+    pub fn for_pod(pod: &PodConfig) -> Self {
+        DnsConfig {
+            search: pod.search.clone(),
+            ndots: pod.ndots,
+            namespace: pod.namespace.clone(),
+            cluster_domain: pod.cluster_domain.clone(),
+            query_timeout_secs: pod.timeouts.dns_query,
+            ttl_grace_secs: pod.timeouts.dns_ttl_grace,
+            max_pending: pod.limits.max_dns_pending,
+            max_names: pod.limits.max_dns_names,
+            max_streams: pod.limits.max_dns_streams,
+            ..DnsConfig::default()
         }
     }
 }
@@ -211,26 +220,12 @@ impl DnsTracker {
         if !(cfg.query_timeout_secs.is_finite() && cfg.query_timeout_secs > 0.0) {
             cfg.query_timeout_secs = DnsConfig::default().query_timeout_secs;
         }
-        let clean = |s: &str| s.trim_matches('.').to_ascii_lowercase();
-        let mut search: Vec<String> = cfg
-            .search
-            .iter()
-            .map(|s| clean(s))
-            .filter(|s| !s.is_empty())
-            .collect();
-        let mut domain = cfg
-            .cluster_domain
-            .as_deref()
-            .map(clean)
-            .filter(|d| !d.is_empty());
-        let mut namespace = cfg
-            .namespace
-            .as_deref()
-            .map(clean)
-            .filter(|n| !n.is_empty());
+        let mut search = cfg.search.clone();
+        let mut domain = cfg.cluster_domain.clone();
+        let mut namespace = cfg.namespace.clone();
         if search.is_empty() {
             if let (Some(ns), Some(d)) = (&namespace, &domain) {
-                search = k8s_search(ns, d);
+                search = kubernetes_search(ns, d);
             }
         }
         // A configured search list `<ns>.svc.<domain> …` tells what was not configured.
@@ -672,7 +667,7 @@ impl DnsTracker {
                 return;
             }
         }
-        let search = k8s_search(ns, domain);
+        let search = kubernetes_search(ns, domain);
         self.search.domains = search.iter().map(|s| Arc::from(s.as_str())).collect();
         self.search.cluster_domain = Arc::from(domain);
         self.inferred.search = search;
@@ -724,13 +719,5 @@ fn ptr_answer(
 }
 
 /// The search list kubelet writes into a pod's resolv.conf.
-fn k8s_search(namespace: &str, domain: &str) -> Vec<String> {
-    vec![
-        format!("{namespace}.svc.{domain}"),
-        format!("svc.{domain}"),
-        domain.to_string(),
-    ]
-}
-
 #[cfg(test)]
 mod tests;

@@ -375,7 +375,7 @@ fn search_list_is_inferred_from_the_first_cluster_query() {
 fn namespace_and_domain_configured_build_the_search_list() {
     let t = DnsTracker::new(DnsConfig {
         namespace: Some("team-a".into()),
-        cluster_domain: Some("cluster.local.".into()),
+        cluster_domain: Some("cluster.local".into()),
         ..DnsConfig::default()
     });
     let inf = t.inferred();

@@ -85,18 +85,7 @@ pub struct Engine {
 impl Engine {
     pub fn new(cfg: PodConfig) -> Engine {
         let limits = &cfg.limits;
-        let dns = DnsTracker::new(DnsConfig {
-            search: cfg.search.clone(),
-            ndots: cfg.ndots,
-            namespace: cfg.namespace.clone(),
-            cluster_domain: cfg.cluster_domain.clone(),
-            query_timeout_secs: cfg.timeouts.dns_query,
-            ttl_grace_secs: cfg.timeouts.dns_ttl_grace,
-            max_pending: limits.max_dns_pending,
-            max_names: limits.max_dns_names,
-            max_streams: limits.max_dns_streams,
-            ..DnsConfig::default()
-        });
+        let dns = DnsTracker::new(DnsConfig::for_pod(&cfg));
         let mut attributor = Attributor::new(
             cfg.service_cidrs.clone(),
             cfg.pod_cidrs.clone(),
