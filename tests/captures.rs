@@ -283,6 +283,16 @@ fn bad_inputs_fail_with_one_line_naming_the_file() {
         assert_eq!(err.trim_end().lines().count(), 1, "{path}: {err}");
         assert!(err.contains(path), "{path}: {err}");
     }
+    // The OS error is the file error's source, and the chain is printed.
+    let out = Command::new(env!("CARGO_BIN_EXE_podpath"))
+        .args(["analyze", "/nonexistent/x.pcap"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end(),
+        "podpath: /nonexistent/x.pcap: No such file or directory (os error 2)"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_podpath"))
         .args(["analyze", "--service-cidr", "10.96.0.0/99"])
         .output()

@@ -649,6 +649,9 @@ fn names_file_that_is_not_json_is_an_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not Kubernetes JSON"), "{err}");
+    // serde_json's cause is printed once, after the message.
+    let cause = "expected value at line 1 column 1";
+    assert_eq!(err.matches(cause).count(), 1, "{err}");
     assert!(!err.contains("panicked"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

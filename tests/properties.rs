@@ -19,16 +19,6 @@ use podpath::http::Http1;
 use podpath::metrics::{Metrics, MetricsSink};
 use podpath::Timestamp;
 
-const LINKS: [LinkType; 8] = [
-    LinkType::Null,
-    LinkType::Ethernet,
-    LinkType::Raw,
-    LinkType::Loop,
-    LinkType::LinuxSll,
-    LinkType::Ipv4,
-    LinkType::Ipv6,
-    LinkType::LinuxSll2,
-];
 const PORTS: [u16; 5] = [53, 80, 8080, 40000, 40001];
 
 fn addr(i: u8, v6: bool) -> IpAddr {
@@ -103,7 +93,7 @@ struct Step {
 
 fn step() -> impl Strategy<Value = Step> {
     let built = (
-        0..LINKS.len(),
+        0..LinkType::ALL.len(),
         any::<bool>(),
         (any::<u8>(), any::<u8>()),
         (0..PORTS.len(), 0..PORTS.len()),
@@ -114,7 +104,7 @@ fn step() -> impl Strategy<Value = Step> {
     )
         .prop_map(
             |(link, v6, (s, d), (sp, dp), (kind, flags, seq), payload, (split, ext), snap)| {
-                let mut b = FrameBuilder::new(addr(s, v6), addr(d, v6)).link(LINKS[link]);
+                let mut b = FrameBuilder::new(addr(s, v6), addr(d, v6)).link(LinkType::ALL[link]);
                 let tcp = kind == 0;
                 b = match kind {
                     0 => b.tcp(PORTS[sp], PORTS[dp]).flags(flags & 0x1f).seq(seq),
@@ -140,7 +130,7 @@ fn step() -> impl Strategy<Value = Step> {
             },
         );
     let raw = (
-        0..LINKS.len(),
+        0..LinkType::ALL.len(),
         proptest::collection::vec(any::<u8>(), 0..128),
     )
         .prop_map(|(link, bytes)| (link, vec![bytes]));
@@ -176,7 +166,7 @@ fn replay(steps: &[Step], mut f: impl FnMut(&RawPacket<'_>)) {
         for data in &s.frames {
             f(&RawPacket {
                 ts: Timestamp(ts as u64 * 1_000_000),
-                link: LINKS[s.link],
+                link: LinkType::ALL[s.link],
                 data,
                 orig_len: data.len() as u32,
                 packet_type: None,
@@ -234,11 +224,11 @@ proptest! {
 
     #[test]
     fn two_step_decode_agrees_with_decode(
-        link in 0..LINKS.len(),
+        link in 0..LinkType::ALL.len(),
         bytes in proptest::collection::vec(any::<u8>(), 0..200),
         step in step(),
     ) {
-        for (link, frame) in [(LINKS[link], &bytes), (LINKS[step.link], &step.frames[0])] {
+        for (link, frame) in [(LinkType::ALL[link], &bytes), (LinkType::ALL[step.link], &step.frames[0])] {
             let whole = decode(link, frame);
             match decode_network(link, frame) {
                 Ok(net) if net.fragment.is_none() => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Seeds fuzz/corpus/{decode,dns_udp} from capture files (default: the
 # repository's tests/captures and, when present, /work/shared/corpus).
-# decode: one file per frame, first byte = index into podpath_fuzz::LINKS.
+# decode: one file per frame, first byte = index into podpath::decode::LinkType::ALL.
 # dns_udp: one file per UDP port-53 payload (tshark).
 # The structured targets (dns_tcp, http1, engine, engine_metrics) take
 # `arbitrary` input, which raw captures do not map onto: they start empty.

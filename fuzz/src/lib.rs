@@ -11,19 +11,8 @@ use podpath::decode::{LinkType, PacketType, TcpFlags, TcpSegment};
 use podpath::Timestamp;
 
 /// Every link type the decoder knows, indexed by a fuzzer byte.
-pub const LINKS: [LinkType; 8] = [
-    LinkType::Null,
-    LinkType::Ethernet,
-    LinkType::Raw,
-    LinkType::Loop,
-    LinkType::LinuxSll,
-    LinkType::Ipv4,
-    LinkType::Ipv6,
-    LinkType::LinuxSll2,
-];
-
 pub fn link(b: u8) -> LinkType {
-    LINKS[usize::from(b) % LINKS.len()]
+    LinkType::ALL[usize::from(b) % LinkType::ALL.len()]
 }
 
 /// A small address pool so that flows, DNS transactions and fragments meet.

@@ -72,9 +72,9 @@ struct FileReader {
 
 impl FileReader {
     fn open(path: &str) -> Result<FileReader, CaptureError> {
-        let file = File::open(path).map_err(|error| CaptureError::Io {
+        let file = File::open(path).map_err(|source| CaptureError::Io {
             path: path.to_string(),
-            error,
+            source,
         })?;
         FileReader::from_reader(path, file)
     }
@@ -87,12 +87,10 @@ impl FileReader {
         // buffer of this size) decides the format; a legacy header goes to
         // `LegacyReader`, anything else to pcap-parser as before.
         let mut first = vec![0u8; INITIAL_BUFFER];
-        let n = input
-            .read(&mut first)
-            .map_err(|_| CaptureError::NotACapture {
-                path: path.to_string(),
-                detail: PcapError::<&[u8]>::ReadError.to_string(),
-            })?;
+        let n = input.read(&mut first).map_err(|source| CaptureError::Io {
+            path: path.to_string(),
+            source,
+        })?;
         first.truncate(n);
         let legacy =
             n > 0 && parse_sectionheaderblock(&first).is_err() && parse_pcap_header(&first).is_ok();
@@ -154,9 +152,13 @@ impl FileReader {
                         self.truncated_tail = legacy.truncated;
                         Ok(())
                     }
-                    Err(detail) => Err(CaptureError::Corrupt {
+                    Err(LegacyError::Io(source)) => Err(CaptureError::Io {
                         path: self.path.clone(),
-                        detail,
+                        source,
+                    }),
+                    Err(LegacyError::TooLarge) => Err(CaptureError::Parse {
+                        path: self.path.clone(),
+                        source: PcapError::BufferTooSmall,
                     }),
                 };
             }
@@ -255,9 +257,9 @@ impl FileReader {
                         continue;
                     }
                     let before = reader.data().len();
-                    reader.refill().map_err(|e| CaptureError::Corrupt {
+                    reader.refill().map_err(|e| CaptureError::Parse {
                         path: self.path.clone(),
-                        detail: e.to_string(),
+                        source: e.to_owned_vec(),
                     })?;
                     if reader.data().len() == before && !reader.reader_exhausted() {
                         // Buffer full and the block still incomplete: grow it.
@@ -271,9 +273,9 @@ impl FileReader {
                     }
                 }
                 Err(e) => {
-                    return Err(CaptureError::Corrupt {
+                    return Err(CaptureError::Parse {
                         path: self.path.clone(),
-                        detail: e.to_string(),
+                        source: e.to_owned_vec(),
                     })
                 }
             }
@@ -310,6 +312,13 @@ struct LegacyReader {
     header: Option<pcap_parser::PcapHeader>,
     /// The file ended inside a record.
     truncated: bool,
+}
+
+/// Why a legacy pcap file cannot be read further.
+enum LegacyError {
+    /// A record larger than the read buffer can grow to.
+    TooLarge,
+    Io(std::io::Error),
 }
 
 impl LegacyReader {
@@ -352,9 +361,8 @@ impl LegacyReader {
         }
     }
 
-    /// The next record, `None` at the end of the file. Errors are
-    /// pcap-parser's messages for the same conditions.
-    fn next_record(&mut self) -> Result<Option<Record>, String> {
+    /// The next record, `None` at the end of the file.
+    fn next_record(&mut self) -> Result<Option<Record>, LegacyError> {
         loop {
             let available = self.end - self.start;
             let h = self.record_header;
@@ -384,7 +392,7 @@ impl LegacyReader {
                 return Ok(None);
             }
             if needed >= self.buf.len() {
-                return Err(PcapError::<&[u8]>::BufferTooSmall.to_string());
+                return Err(LegacyError::TooLarge);
             }
             // Keep the unread bytes, drop the rest, read more behind them.
             self.buf.copy_within(self.start..self.end, 0);
@@ -393,7 +401,7 @@ impl LegacyReader {
             let n = self
                 .input
                 .read(&mut self.buf[self.end..])
-                .map_err(|_| PcapError::<&[u8]>::ReadError.to_string())?;
+                .map_err(LegacyError::Io)?;
             self.input_done = n == 0;
             self.end += n;
         }
@@ -545,5 +553,65 @@ impl PacketSource for FileSource {
                 interface,
             }));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// Hands out `head`, then fails every read.
+    struct FailsAfter(Option<Vec<u8>>);
+
+    impl Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.take() {
+                Some(head) => {
+                    buf[..head.len()].copy_from_slice(&head);
+                    Ok(head.len())
+                }
+                None => Err(std::io::Error::other("disk gone")),
+            }
+        }
+    }
+
+    fn assert_read_error(err: Option<CaptureError>) {
+        assert!(
+            matches!(&err, Some(CaptureError::Io { path, .. }) if path == "x.pcap"),
+            "{err:?}"
+        );
+        let err = err.unwrap();
+        // The path names the place; the OS error is the source, printed
+        // once by the binary's `{:#}`.
+        assert_eq!(err.to_string(), "x.pcap");
+        assert_eq!(
+            err.source().map(ToString::to_string).as_deref(),
+            Some("disk gone")
+        );
+        assert_eq!(
+            format!("{:#}", anyhow::Error::from(err)),
+            "x.pcap: disk gone"
+        );
+    }
+
+    #[test]
+    fn a_failed_first_read_keeps_the_os_error_as_its_source() {
+        assert_read_error(FileReader::from_reader("x.pcap", FailsAfter(None)).err());
+    }
+
+    #[test]
+    fn a_failed_read_inside_a_legacy_pcap_keeps_the_os_error_as_its_source() {
+        // Legacy header (little-endian, Ethernet), then a record header
+        // announcing 100 bytes that the failing read never delivers.
+        let mut head = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        head.extend([0; 8]);
+        head.extend(65535u32.to_le_bytes());
+        head.extend(1u32.to_le_bytes());
+        head.extend([0; 8]);
+        head.extend(100u32.to_le_bytes());
+        head.extend(100u32.to_le_bytes());
+        let mut reader = FileReader::from_reader("x.pcap", FailsAfter(Some(head))).unwrap();
+        assert_read_error(reader.fill().err());
     }
 }

@@ -452,7 +452,11 @@ impl LiveSource {
             .filter(|c| c.reader.is_none())
             .find_map(|c| c.health.failure().map(|f| (&c.name, f)))
         {
-            return Err(CaptureError::Live(format!("{name}: {}", f.detail)));
+            return Err(CaptureError::Interface {
+                interface: name.clone(),
+                reason: f.reason,
+                detail: f.detail.clone(),
+            });
         }
         Ok(source)
     }
@@ -697,16 +701,12 @@ pub fn choose_interfaces(
         chosen
     };
     if chosen.is_empty() {
-        return Err(CaptureError::Live(
-            "no interface in this network namespace".to_string(),
-        ));
+        return Err(CaptureError::NoInterface);
     }
     if chosen.len() > usize::from(u16::MAX) {
-        return Err(CaptureError::Live(format!(
-            "{} interfaces; choose at most {} with --interface",
-            chosen.len(),
-            u16::MAX
-        )));
+        return Err(CaptureError::TooManyInterfaces {
+            count: chosen.len(),
+        });
     }
     Ok(chosen)
 }
@@ -992,8 +992,18 @@ mod tests {
             ) && m.contains("lo")),
             "{detail:?}"
         );
-        // The strict constructor still refuses it, naming it.
-        let err = LiveSource::open(&config).err().map(|e| e.to_string());
+        // The strict constructor still refuses it, naming it, with the
+        // reason typed for callers that act on it.
+        let err = LiveSource::open(&config).err();
+        assert!(
+            matches!(
+                &err,
+                Some(CaptureError::Interface { interface, reason: FailReason::InterfaceMissing, .. })
+                    if interface == "pp-no-such-if"
+            ),
+            "{err:?}"
+        );
+        let err = err.map(|e| e.to_string());
         assert!(
             err.as_deref()
                 .is_some_and(|m| m.starts_with("capture: pp-no-such-if: no interface named")),

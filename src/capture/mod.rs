@@ -9,6 +9,8 @@ pub mod privilege;
 
 use crate::decode::{LinkType, PacketType};
 use crate::Timestamp;
+use health::FailReason;
+use pcap_parser::PcapError;
 
 /// One captured frame, borrowed from the source's buffer until the next call.
 #[derive(Clone, Copy, Debug)]
@@ -49,18 +51,44 @@ pub struct InterfaceStats {
 
 /// Errors a source reports to its caller. Per-packet problems inside a file
 /// are not errors: they are skipped and counted by the engine.
+///
+/// A variant that wraps another error names only where it happened and
+/// keeps the error as its `source`: the binary prints the chain
+/// (`{:#}`), so the cause is printed once and stays inspectable.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    /// The I/O error is part of the message (not a `source`), so that a
-    /// report prints it once.
-    #[error("{path}: {error}")]
-    Io { path: String, error: std::io::Error },
+    /// A capture file that could not be opened or read.
+    #[error("{path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: not a pcap or pcapng file ({detail})")]
     NotACapture { path: String, detail: String },
+    /// pcap-parser refused a block.
+    #[error("{path}")]
+    Parse {
+        path: String,
+        #[source]
+        source: PcapError<&'static [u8]>,
+    },
+    /// A file podpath itself finds unusable (described in `detail`).
     #[error("{path}: {detail}")]
     Corrupt { path: String, detail: String },
-    #[error("capture: {0}")]
-    Live(String),
+    #[error("capture: no interface in this network namespace")]
+    NoInterface,
+    #[error("capture: {count} interfaces; choose at most {max} with --interface", max = u16::MAX)]
+    TooManyInterfaces { count: usize },
+    /// An interface that had to be captured could not be. `detail` is the
+    /// failure as the interface's health keeps it (metric label and log),
+    /// the remedy included.
+    #[error("capture: {interface}: {detail}")]
+    Interface {
+        interface: String,
+        reason: FailReason,
+        detail: String,
+    },
 }
 
 /// A source of frames: live capture, capture files, or frames held in memory.

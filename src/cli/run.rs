@@ -149,7 +149,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
     let listener = bind_listener(args.listen)?;
     // Opens what it can; an interface it cannot capture is a state, not an
     // error (only an impossible --interface list is).
-    let mut source = LiveSource::start(&live).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut source = LiveSource::start(&live)?;
     let interfaces: Vec<String> = source.interface_names().map(str::to_string).collect();
 
     let mut registry = Metrics::new();

@@ -1,6 +1,8 @@
 //! Frame builder for tests: emits the wire formats [`decode`](super::decode)
 //! reads, so tests across the crate build packets instead of hand-writing
-//! bytes. Allocates; not for the hot path.
+//! bytes. Allocates; not for the hot path. Test support only: compiled for
+//! the crate's unit tests and under the `testkit` feature, which integration
+//! tests, benches and the fuzz targets enable (see `Cargo.toml`).
 //!
 //! ```
 //! use podpath::decode::{build::FrameBuilder, decode, LinkType, TcpFlags, Transport};

@@ -11,6 +11,7 @@
 
 use std::net::IpAddr;
 
+#[cfg(any(test, feature = "testkit"))]
 pub mod build;
 mod ip;
 mod link;
@@ -41,6 +42,19 @@ pub enum LinkType {
 }
 
 impl LinkType {
+    /// Every link type, in a fixed order: fuzz inputs index into it (see
+    /// `fuzz/scripts/seed.sh`), so new ones go at the end.
+    pub const ALL: [LinkType; 8] = [
+        LinkType::Null,
+        LinkType::Ethernet,
+        LinkType::Raw,
+        LinkType::Loop,
+        LinkType::LinuxSll,
+        LinkType::Ipv4,
+        LinkType::Ipv6,
+        LinkType::LinuxSll2,
+    ];
+
     /// Maps a pcap/pcapng link-type number; `None` for unsupported ones.
     pub fn from_linktype(value: u32) -> Option<LinkType> {
         Some(match value {

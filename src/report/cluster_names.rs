@@ -17,7 +17,7 @@ use crate::dns::k8s::NameSource;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterNamesError {
-    #[error("not Kubernetes JSON (kubectl get ... -o json): {0}")]
+    #[error("not Kubernetes JSON (kubectl get ... -o json)")]
     Json(#[from] serde_json::Error),
 }
 

@@ -258,7 +258,7 @@ pub async fn reload_loop(
                     .tls_reloads
                     .get_or_create(&super::metrics::ResultLabels { result: "error" })
                     .inc();
-                tracing::warn!(error = %e, "certificate reload refused; the previous pair stays in use");
+                tracing::warn!(error = %e.chain(), "certificate reload refused; the previous pair stays in use");
             }
         }
     }

@@ -22,22 +22,24 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
 use tokio_rustls::rustls::sign::CertifiedKey;
 
+/// Each variant names the file(s) and keeps the cause as its `source`
+/// (not in the message, or a printed chain would repeat it).
 #[derive(Debug, Error)]
 pub enum TlsError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: no usable PEM {what}: {source}")]
+    #[error("{path}: no usable PEM {what}")]
     Pem {
         path: PathBuf,
         what: &'static str,
         #[source]
         source: rustls::pki_types::pem::Error,
     },
-    #[error("{cert} and {key}: {source}")]
+    #[error("{cert} and {key}")]
     Pair {
         cert: PathBuf,
         key: PathBuf,
@@ -64,6 +66,21 @@ impl std::fmt::Debug for CertStore {
             .field("cert_path", &self.cert_path)
             .field("key_path", &self.key_path)
             .finish_non_exhaustive()
+    }
+}
+
+impl TlsError {
+    /// The error and its causes on one line (`file: what: cause`), for the
+    /// log, where no `{:#}` walks the chain.
+    pub fn chain(&self) -> String {
+        let mut line = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            line.push_str(": ");
+            line.push_str(&e.to_string());
+            cause = e.source();
+        }
+        line
     }
 }
 
@@ -172,4 +189,52 @@ fn certified_key(
         key: key_path.to_owned(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_file_and_keep_the_cause_as_their_source() {
+        let err = CertStore::load(
+            Path::new("/nonexistent/c.pem"),
+            Path::new("/nonexistent/k.pem"),
+        )
+        .expect_err("no such file");
+        assert!(
+            matches!(&err, TlsError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        );
+        assert_eq!(err.to_string(), "/nonexistent/c.pem: cannot read");
+        assert_eq!(
+            err.chain(),
+            "/nonexistent/c.pem: cannot read: No such file or directory (os error 2)"
+        );
+
+        let dir = std::env::temp_dir().join(format!("podpath-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+        std::fs::write(&cert, "not PEM\n").unwrap();
+        std::fs::write(&key, "not PEM\n").unwrap();
+        let err = CertStore::load(&cert, &key).expect_err("not PEM");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            matches!(
+                err,
+                TlsError::Pem {
+                    what: "certificate",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let chain = err.chain();
+        let head = format!("{}: no usable PEM certificate: ", cert.display());
+        // The cause once, after the file and what was wanted of it.
+        assert!(
+            chain.starts_with(&head) && chain.len() > head.len(),
+            "{chain}"
+        );
+        assert_eq!(chain.matches(": ").count(), 2, "{chain}");
+    }
 }
