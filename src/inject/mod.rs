@@ -295,6 +295,7 @@ pub fn inject_report(
     selection: Selection,
 ) -> Result<Injection, InjectError> {
     sidecar::validate(opts)?;
+    refuse_lone_carriage_returns(input)?;
     let docs = tree::parse_stream(input)?;
     let source = Source::new(input);
     let (edits, outcomes) = visit(&source, &docs, opts, selection)?;
@@ -303,6 +304,25 @@ pub fn inject_report(
         verify(&output, opts, selection)?;
     }
     Ok(Injection { output, outcomes })
+}
+
+/// YAML reads a carriage return not followed by a line feed as a line
+/// break; edits are placed by lines that end in `\n` (`\r\n` kept as it
+/// is). Such a file would be edited at the wrong place, so it is refused.
+fn refuse_lone_carriage_returns(input: &str) -> Result<(), InjectError> {
+    let bytes = input.as_bytes();
+    match bytes
+        .iter()
+        .enumerate()
+        .find(|&(i, &b)| b == b'\r' && bytes.get(i + 1) != Some(&b'\n'))
+    {
+        Some((i, _)) => Err(InjectError::Yaml {
+            line: bytes[..i].iter().filter(|&&b| b == b'\n').count() + 1,
+            column: i - bytes[..i].iter().rposition(|&b| b == b'\n').map_or(0, |n| n + 1) + 1,
+            message: "a carriage return without a line feed (old Mac line ending): convert the file to \\n or \\r\\n line endings".into(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Every object of the parsed stream: the edits to make and what each

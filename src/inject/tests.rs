@@ -1491,6 +1491,19 @@ mod no_panics {
     use super::*;
     use proptest::prelude::*;
 
+    /// proptest: which=4, cut=6176, pos=11150, byte=13: a lone CR in a
+    /// comment is a line break to YAML but not to the line-based edits.
+    #[test]
+    fn a_lone_carriage_return_is_refused_with_its_position() {
+        let err = inject("apiVersion: v1\n#\rkind: Pod\n", &native()).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "invalid YAML at line 2, column 2: a carriage return without a line feed (old Mac line ending): convert the file to \\n or \\r\\n line endings"
+        );
+        // CRLF files are fine.
+        assert!(inject(&DEPLOYMENT.replace('\n', "\r\n"), &native()).is_ok());
+    }
+
     #[test]
     fn regression_mutated_cronjob_complex_key() {
         // proptest seed cc 6fba19fe…: which=1, cut=342, pos=1808, byte=b'?'
