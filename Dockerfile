@@ -11,8 +11,14 @@
 #
 # The binary is stripped of debug info and symbols (issue 12 measured a release
 # build at ~30 MB with them, ~4 MB without; they ship as the debug-symbols
-# target) and carries the file capability cap_net_raw+ep, both done by
-# scripts/finish-binary.sh, which ci/runtime-matrix.sh runs too. File
+# target) and carries the file capability cap_net_raw+p, both done by
+# scripts/finish-binary.sh, which ci/runtime-matrix.sh runs too. +p, not +ep:
+# the kernel refuses to execve a binary with the effective flag whose
+# capability the container's bounding set lacks, so a container without
+# NET_RAW would never start (and a native sidecar that never starts holds the
+# app's containers back); a +p binary starts anyway, `podpath run` raises
+# NET_RAW to effective when it has it and otherwise serves and reports
+# `not_in_bounding_set`. File
 # capabilities live in the security.capability extended attribute, which
 # COPY --from preserves only under BuildKit; the legacy builder would drop it,
 # but it also rejects RUN --mount below, so it fails loudly instead of
@@ -22,8 +28,8 @@
 # `no_file_capability`).
 # Keep .dockerignore in step with Cargo.toml (build.rs, benches, workspace members).
 # The Kubernetes manifests (deploy/sidecar) also add NET_RAW to the container's
-# capability bounding set: the file capability can only raise the binary to
-# what the bounding set allows, so both are needed; nothing else is.
+# capability bounding set: the file capability can only grant what the
+# bounding set allows, so both are needed to capture; nothing else is.
 #
 # Base images are pinned by digest. The digests were
 # NOT pulled or verified on the machine that wrote this file (no registry is
@@ -61,8 +67,8 @@ COPY --from=builder /out/podpath.debug /
 # The admission webhook (`podpath webhook`, deploy/webhook), built with the
 # default features: the sidecar's build above leaves out the `webhook`
 # feature (rustls and ring: 5.7 MB stripped instead of 4.1 MB, measured
-# 2026-11-30). No file capability here: one outside the container's bounding
-# set makes execve fail, and the webhook container drops every capability.
+# 2026-11-30). No file capability here: the webhook needs none, and its
+# container drops every capability.
 # BuildKit builds this stage only for --target webhook:
 #   docker build --target webhook -t podpath-webhook:0.1.0 .
 FROM builder AS webhook-builder

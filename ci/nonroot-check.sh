@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the podpath binary as the container does: uid/gid 65532, the file
-# capability cap_net_raw+ep on the binary, NET_RAW the only capability in the
+# capability cap_net_raw+p on the binary (podpath raises it to effective), NET_RAW the only capability in the
 # bounding set, no_new_privs set (allowPrivilegeEscalation: false), inside a
 # network namespace made for the test (pp-nonroot-<pid>, loopback only).
 #
@@ -40,7 +40,7 @@ ip netns exec "$ns" ip link set lo up
 
 # As in the image: root-owned, world-executable, file capability set.
 install -m 0755 "$bin" "$work/podpath"
-setcap cap_net_raw+ep "$work/podpath"
+setcap cap_net_raw+p "$work/podpath"
 install -m 0755 "$bin" "$work/podpath-nocap"
 echo "file capability: $(getcap "$work/podpath")"
 
@@ -76,7 +76,7 @@ stop() {
     pid=""
 }
 
-echo "== with cap_net_raw+ep, as uid 65532"
+echo "== with cap_net_raw+p, as uid 65532"
 start "$work/podpath"
 if ! wait_ready; then
     echo "FAIL: podpath did not become ready; its log:"

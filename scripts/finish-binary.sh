@@ -7,11 +7,15 @@
 #
 # OUTDIR/podpath        no debug info, no symbol table (about 30 MB -> 4 MB
 #                       for a release build), a GNU debuglink to podpath.debug,
-#                       and the file capability cap_net_raw+ep.
+#                       and the file capability cap_net_raw+p.
 # OUTDIR/podpath.debug  the debug info and symbols (objcopy --only-keep-debug):
 #                       what gdb, perf and addr2line need to read a core dump
 #                       or a profile of the shipped binary.
 #
+# +p, not +ep: with the effective flag the kernel refuses to execve the binary
+# (EPERM) when the container's bounding set lacks NET_RAW, so the sidecar would
+# never start; without it NET_RAW lands in the permitted set and `podpath run`
+# raises it to effective itself (src/capture/privilege.rs).
 # The capability is set last: objcopy writes a new file, and a new file has no
 # extended attributes (the capability lives in security.capability).
 # Needs objcopy (binutils), setcap and getcap (libcap2-bin), and root for setcap.
@@ -24,8 +28,8 @@ objcopy --only-keep-debug "$in" "$out/podpath.debug"
 objcopy --strip-all --add-gnu-debuglink="$out/podpath.debug" "$in" "$out/podpath"
 chmod 0755 "$out/podpath"
 chmod 0644 "$out/podpath.debug"
-setcap cap_net_raw+ep "$out/podpath"
-getcap "$out/podpath" | grep -q cap_net_raw || {
+setcap cap_net_raw+p "$out/podpath"
+getcap "$out/podpath" | grep -q 'cap_net_raw=p$' || {
     echo "finish-binary: the file capability did not stick on $out/podpath" >&2
     exit 1
 }

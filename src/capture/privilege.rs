@@ -14,13 +14,21 @@
 //! (`allowPrivilegeEscalation: false`) P'(permitted) is also cut to what
 //! P(permitted) held before execve. Kubernetes sets no ambient or
 //! inheritable capability, so for a non-root user only the file capability
-//! `cap_net_raw+ep` gives podpath NET_RAW, and with no_new_privs only if the
+//! `cap_net_raw+p` gives podpath NET_RAW, and with no_new_privs only if the
 //! runtime had put NET_RAW in the permitted set. containerd, CRI-O and Docker
 //! Engine 25.0+ (and 24.0 with the backport of moby#45511) put an added
 //! capability in the bounding, permitted and effective sets; Docker Engine
 //! before moby#45511 (as used through cri-dockerd) in the bounding set only.
 //! `ci/runtime-matrix.sh` runs each of these with runc and crun and checks
 //! the cause named here.
+//!
+//! The image's binary carries `cap_net_raw+p`, without the effective flag.
+//! With the flag, the kernel refuses execve of a binary whose file-permitted
+//! capabilities the bounding set cuts (EPERM, "insufficient to execute
+//! correctly"): where the container does not add NET_RAW, podpath would not
+//! even start, and a sidecar that never starts holds the app back. Without
+//! the flag execve succeeds, NET_RAW lands in the permitted set only, and
+//! [`raise_net_raw`] makes it effective at start ([`raise_plan`] decides).
 //!
 //! After execve the process sees only the result, so the cause is read from
 //! the sets left (`/proc/self/status`), no_new_privs, and the binary's own
@@ -170,6 +178,53 @@ pub fn diagnose(process: Option<&ProcessCaps>, file: &FileCaps) -> Cause {
     } else {
         Cause::FileCapabilityIgnored
     }
+}
+
+/// What `podpath run` does about CAP_NET_RAW before anything else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Raise {
+    /// Already effective (a `+ep` binary, root, an ambient capability):
+    /// nothing to do.
+    AlreadyEffective,
+    /// Permitted but not effective (the image's `+p` binary): raise it.
+    Raise,
+    /// Not permitted: nothing to raise. The capture socket will be refused
+    /// and [`diagnose`] names why.
+    NotPermitted,
+}
+
+/// The pure decision behind [`raise_net_raw`].
+pub fn raise_plan(p: &ProcessCaps) -> Raise {
+    if p.effective.has(CAP_NET_RAW) {
+        Raise::AlreadyEffective
+    } else if p.permitted.has(CAP_NET_RAW) {
+        Raise::Raise
+    } else {
+        Raise::NotPermitted
+    }
+}
+
+/// Why CAP_NET_RAW could not be raised.
+#[derive(Debug, thiserror::Error)]
+pub enum RaiseError {
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    #[error("/proc/self/status: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("capset: {0}")]
+    Capset(#[from] caps::errors::CapsError),
+}
+
+/// Makes a permitted CAP_NET_RAW effective; returns what it found.
+/// Capabilities belong to a thread and new threads copy their creator's,
+/// so this must run before the process starts any thread.
+pub fn raise_net_raw() -> Result<Raise, RaiseError> {
+    let caps = parse_status(&std::fs::read_to_string("/proc/self/status")?)?;
+    let plan = raise_plan(&caps);
+    if plan == Raise::Raise {
+        caps::raise(None, caps::CapSet::Effective, caps::Capability::CAP_NET_RAW)?;
+    }
+    Ok(plan)
 }
 
 /// Reads the capability lines of `/proc/<pid>/status`. `CapAmb` (Linux 4.3),
@@ -363,8 +418,8 @@ impl fmt::Display for Diagnosis {
                 f.write_str(
                     "CAP_NET_RAW is in the bounding set but not permitted and the binary has no \
                      file capability: a non-root process keeps no capability across execve without \
-                     one; use the podpath image as built (its Dockerfile sets cap_net_raw+ep) or \
-                     set it with setcap cap_net_raw+ep: an image tool that drops the \
+                     one; use the podpath image as built (its Dockerfile sets cap_net_raw+p) or \
+                     set it with setcap cap_net_raw+p: an image tool that drops the \
                      security.capability extended attribute removes it",
                 )?;
                 if nnp {
@@ -376,7 +431,7 @@ impl fmt::Display for Diagnosis {
             }
             Cause::FileCapabilityWithoutNetRaw => f.write_str(
                 "CAP_NET_RAW is in the bounding set but not permitted, and the binary's file \
-                 capability does not include it; set it with setcap cap_net_raw+ep",
+                 capability does not include it; set it with setcap cap_net_raw+p",
             )?,
             Cause::FileCapabilityIgnored => f.write_str(
                 "CAP_NET_RAW is in the bounding set and the binary's file capability, yet execve \
@@ -386,12 +441,13 @@ impl fmt::Display for Diagnosis {
             )?,
             Cause::NotPermitted => f.write_str(
                 "CAP_NET_RAW is in the bounding set but not permitted, and the binary's file \
-                 capability could not be read: either the binary lacks cap_net_raw+ep, or \
+                 capability could not be read: either the binary lacks cap_net_raw+p, or \
                  no_new_privs kept it from raising NET_RAW",
             )?,
             Cause::NotEffective => f.write_str(
-                "CAP_NET_RAW is permitted but not effective: give the binary cap_net_raw+ep (with \
-                 the effective flag), or have the runtime put NET_RAW in the effective set",
+                "CAP_NET_RAW is permitted but not effective, and podpath could not raise it \
+                 (its start-up log says why); give the binary cap_net_raw+ep (with the effective \
+                 flag), or have the runtime put NET_RAW in the effective set",
             )?,
             Cause::DeniedByPolicy => {
                 f.write_str(
@@ -405,7 +461,7 @@ impl fmt::Display for Diagnosis {
             }
             Cause::Unknown => f.write_str(
                 "could not read the process's capabilities; podpath needs CAP_NET_RAW: \
-                 capabilities.add: [\"NET_RAW\"] and the image's cap_net_raw+ep file capability",
+                 capabilities.add: [\"NET_RAW\"] and the image's cap_net_raw+p file capability",
             )?,
         }
         write!(f, " [cause={}", self.cause.as_str())?;
@@ -452,6 +508,48 @@ mod tests {
             effective: true,
             rootid: None,
         }
+    }
+
+    #[test]
+    fn raise_plan_raises_only_a_permitted_not_effective_net_raw() {
+        // The image's +p binary where the runtime grants NET_RAW
+        // (containerd, CRI-O, Docker 25+; Docker before its fix without
+        // no_new_privs): permitted, not effective.
+        assert_eq!(raise_plan(&caps(RAW, RAW, NONE, true)), Raise::Raise);
+        assert_eq!(raise_plan(&caps(RAW, RAW, NONE, false)), Raise::Raise);
+        // A +ep binary, root, or an ambient capability: already effective.
+        assert_eq!(
+            raise_plan(&caps(RAW, RAW, RAW, false)),
+            Raise::AlreadyEffective
+        );
+        // Not in the bounding set (the +p binary still starts), or the
+        // runtime left permitted empty under no_new_privs: nothing to raise.
+        assert_eq!(
+            raise_plan(&caps(NONE, NONE, NONE, false)),
+            Raise::NotPermitted
+        );
+        assert_eq!(
+            raise_plan(&caps(RAW, NONE, NONE, true)),
+            Raise::NotPermitted
+        );
+        // Other capabilities do not count.
+        let others = CapSet(!RAW.0);
+        assert_eq!(
+            raise_plan(&caps(others, others, others, false)),
+            Raise::NotPermitted
+        );
+    }
+
+    #[test]
+    fn raise_net_raw_leaves_this_process_with_net_raw_effective_iff_permitted() {
+        let before = parse_status(&std::fs::read_to_string("/proc/self/status").unwrap()).unwrap();
+        let plan = raise_net_raw().unwrap();
+        assert_eq!(plan, raise_plan(&before));
+        let after = parse_status(&std::fs::read_to_string("/proc/self/status").unwrap()).unwrap();
+        assert_eq!(
+            after.effective.has(CAP_NET_RAW),
+            before.permitted.has(CAP_NET_RAW)
+        );
     }
 
     #[test]

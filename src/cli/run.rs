@@ -22,6 +22,7 @@ use super::ptr::{self as ptr_lookups, LiteralWatch, ResolveLiterals};
 use super::{server, PodArgs};
 use crate::capture::health::{FailReason, Health};
 use crate::capture::live::{CaptureMode, LiveConfig, LiveSource};
+use crate::capture::privilege::Raise;
 use crate::capture::{Next, PacketSource};
 use crate::dns::k8s::NameSource;
 use crate::engine::destinations::FedName;
@@ -99,7 +100,18 @@ pub fn init_logging(format: LogFormat, filter: &str) {
 }
 
 pub fn run(mut args: RunArgs) -> Result<i32> {
+    // First, before any thread exists: capabilities belong to a thread and
+    // new threads copy their creator's. The image's binary carries
+    // cap_net_raw+p (no effective flag, so execve succeeds even where the
+    // bounding set lacks NET_RAW); NET_RAW becomes effective only here.
+    let raised = crate::capture::privilege::raise_net_raw();
     init_logging(args.log_format, &args.log);
+    match raised {
+        Ok(Raise::Raise) => tracing::debug!("CAP_NET_RAW raised from permitted to effective"),
+        Ok(Raise::AlreadyEffective | Raise::NotPermitted) => {}
+        // Fail-open: capture then reports the refused socket and its cause.
+        Err(e) => tracing::warn!(error = %e, "could not make CAP_NET_RAW effective"),
+    }
     let pod_env = super::PodEnvironment::from_process();
     let mut cfg = args.pod.to_config_in(&pod_env)?;
     let detected = pod_env.describe(&cfg);
