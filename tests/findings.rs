@@ -8,7 +8,7 @@ use std::process::Command;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use podpath::decode::build::FrameBuilder;
+use podpath::decode::build::{FrameBuilder, PcapWriter};
 use podpath::decode::{LinkType, TcpFlags};
 use serde_json::{json, Value};
 
@@ -210,39 +210,24 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// A classic little-endian microsecond pcap of Ethernet frames.
+/// Ethernet frames 1 ms apart, in a pcap built in memory.
 struct Pcap {
-    bytes: Vec<u8>,
+    file: PcapWriter,
     t_us: u64,
 }
 
 impl Pcap {
     fn new() -> Pcap {
-        let mut bytes = Vec::new();
-        bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        bytes.extend_from_slice(&2u16.to_le_bytes());
-        bytes.extend_from_slice(&4u16.to_le_bytes());
-        bytes.extend_from_slice(&[0; 8]);
-        bytes.extend_from_slice(&65535u32.to_le_bytes());
-        bytes.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
         Pcap {
-            bytes,
+            file: PcapWriter::new(1, 65535), // LINKTYPE_ETHERNET
             t_us: 1_700_000_000_000_000,
         }
     }
 
     fn frame(&mut self, f: FrameBuilder) {
         self.t_us += 1000;
-        let data = f.link(LinkType::Ethernet).build();
-        self.bytes
-            .extend_from_slice(&((self.t_us / 1_000_000) as u32).to_le_bytes());
-        self.bytes
-            .extend_from_slice(&((self.t_us % 1_000_000) as u32).to_le_bytes());
-        self.bytes
-            .extend_from_slice(&(data.len() as u32).to_le_bytes());
-        self.bytes
-            .extend_from_slice(&(data.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&data);
+        self.file
+            .record(self.t_us, &f.link(LinkType::Ethernet).build());
     }
 
     /// One A query for `qname` (as on the wire, absolute) and its answer.
@@ -308,7 +293,7 @@ impl Pcap {
             std::env::temp_dir().join(format!("podpath-findings-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("built.pcap");
-        std::fs::write(&file, &self.bytes).unwrap();
+        std::fs::write(&file, self.file.bytes()).unwrap();
         let name = file.to_string_lossy().to_string();
         (dir, name)
     }

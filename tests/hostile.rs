@@ -21,7 +21,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use podpath::capture::RawPacket;
 use podpath::config::{Limits, PodConfig};
-use podpath::decode::build::{FrameBuilder, Ipv6Ext};
+use podpath::decode::build::{FrameBuilder, Ipv6Ext, PcapWriter};
 use podpath::decode::{LinkType, TcpFlags};
 use podpath::engine::{Engine, NullSink};
 use podpath::metrics::{Metrics, MetricsSink};
@@ -48,28 +48,16 @@ impl Rng {
     }
 }
 
-/// A classic pcap file (microsecond timestamps) built in memory.
-struct Pcap(Vec<u8>);
+/// A pcap built in memory, its times counted from `T0_SECS`.
+struct Pcap(PcapWriter);
 
 impl Pcap {
     fn new(linktype: u32) -> Pcap {
-        let mut b = Vec::with_capacity(1 << 20);
-        b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        b.extend_from_slice(&2u16.to_le_bytes());
-        b.extend_from_slice(&4u16.to_le_bytes());
-        b.extend_from_slice(&[0; 8]);
-        b.extend_from_slice(&262_144u32.to_le_bytes());
-        b.extend_from_slice(&linktype.to_le_bytes());
-        Pcap(b)
+        Pcap(PcapWriter::new(linktype, 262_144))
     }
 
     fn push(&mut self, micros: u64, frame: &[u8]) {
-        let b = &mut self.0;
-        b.extend_from_slice(&((T0_SECS + micros / 1_000_000) as u32).to_le_bytes());
-        b.extend_from_slice(&((micros % 1_000_000) as u32).to_le_bytes());
-        b.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        b.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        b.extend_from_slice(frame);
+        self.0.record(T0_SECS * 1_000_000 + micros, frame);
     }
 
     fn write(&self, name: &str) -> TempFile {
@@ -78,7 +66,7 @@ impl Pcap {
             std::process::id()
         ));
         let mut f = std::fs::File::create(&path).unwrap();
-        f.write_all(&self.0).unwrap();
+        f.write_all(self.0.bytes()).unwrap();
         TempFile(path)
     }
 }
