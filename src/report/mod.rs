@@ -21,6 +21,7 @@ pub mod cluster_names;
 pub mod findings;
 pub mod written;
 
+mod json;
 mod table;
 
 use written::{HostSeen, NameEvidence};
@@ -561,66 +562,10 @@ impl Report {
             },
         )
     }
-
-    /// The JSON document for `--format json`.
-    pub fn to_json(&self, context: &Context<'_>) -> serde_json::Value {
-        let findings = self.findings(context);
-        serde_json::json!({
-            "inputs": context.inputs,
-            "findings": findings.findings,
-            "findings_omitted": findings.omitted,
-            "packets": context.stats.packets,
-            "span_seconds": context.span_secs,
-            "stats": context.stats,
-            "dns": {
-                "queries_seen": context.dns.wire_messages.0,
-                "responses_seen": context.dns.wire_messages.1,
-                "queries_tracked": context.dns.tx.queries,
-                "retransmitted_queries": context.dns.tx.retransmitted_queries,
-                "responses_matched_or_not": context.dns.tx.responses,
-                "unmatched_responses": context.dns.tx.unmatched_responses,
-                "late_answers": context.dns.tx.late_answers,
-                "timeouts": context.dns.tx.timeouts,
-                "malformed": context.dns.malformed,
-                "ignored": context.dns.ignored,
-                "tcp_retransmitted_segments": context.dns.streams.retransmitted,
-                "tcp_out_of_order_segments": context.dns.streams.out_of_order,
-                "tcp_gaps": context.dns.streams.gaps,
-                "tcp_cut_streams": context.dns.streams.cut,
-            },
-            "inferred": context.inferred,
-            "local_addresses": context.local,
-            "connections": self.connections,
-            "inbound": self.inbound,
-            "http_requests": self.http_requests,
-            "lookups": self.lookups,
-            "tls": self.tls,
-            "h2_unread_streams": self.h2_unread.iter().map(|((d, r), n)| serde_json::json!({"direction": d, "reason": r, "count": n})).collect::<Vec<_>>(),
-            "rewrites": self.rewrites,
-            "literal_destinations": self.destinations.values().collect::<Vec<_>>(),
-            "names_from": NAMES_FROM,
-            "names_file": self.names_file,
-            "dns_queries": serde_json::to_value(SerPairs(&self.dns_queries)).unwrap_or_default(),
-            "dns_malformed": self.dns_malformed,
-            "dns_retransmissions": self.dns_retransmissions,
-            "dns_late_answers": self.dns_late_answers,
-            "skipped": self.skipped,
-            "evictions": self.evictions,
-            "records_dropped": self.records_dropped,
-        })
-    }
 }
 
 /// Where `analyze`'s names for literal destinations come from.
 pub const NAMES_FROM: &str = "DNS answers in the capture only (A/AAAA answers the pod received, before or after the call, and PTR answers the app asked for); analyze makes no network requests";
-
-struct SerPairs<'a>(&'a BTreeMap<(&'static str, &'static str), u64>);
-
-impl Serialize for SerPairs<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_pairs(self.0, s)
-    }
-}
 
 /// What the report says about the run besides its records.
 pub struct Context<'a> {
