@@ -2,6 +2,9 @@
 //! built here, asserted exactly; none on a clean capture; the README shows
 //! what the binary prints.
 
+mod common;
+
+use common::{analyze, capture, section};
 use std::net::IpAddr;
 use std::process::Command;
 
@@ -11,44 +14,6 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use podpath::decode::build::{FrameBuilder, PcapWriter};
 use podpath::decode::{LinkType, TcpFlags};
 use serde_json::{json, Value};
-
-fn analyze(format: &str, flags: &[&str], file: Option<&str>) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_podpath"))
-        .arg("analyze")
-        .args(["--format", format])
-        .args(flags)
-        .args(file)
-        .output()
-        .expect("run podpath");
-    assert!(
-        out.status.success(),
-        "podpath failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn capture(name: &str) -> String {
-    format!("{}/tests/captures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The lines of the section that starts with `title`, up to a blank line.
-fn section(table: &str, title: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for line in table.lines() {
-        if line.starts_with(title) {
-            inside = true;
-        } else if inside && line.is_empty() {
-            break;
-        }
-        if inside {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
-}
 
 fn findings(json: &str) -> Vec<Value> {
     let v: Value = serde_json::from_str(json).expect("json");

@@ -2,6 +2,9 @@
 //! output on the seed capture, and a capture built here for the ordering
 //! fix and the guessed service range (issue 11, items 2 to 4).
 
+mod common;
+
+use common::{analyze, capture, section};
 use std::net::IpAddr;
 use std::process::Command;
 
@@ -18,47 +21,9 @@ const SEED_FLAGS: &[&str] = &[
     "10.244.0.0/16",
 ];
 
-fn analyze(format: &str, flags: &[&str], file: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_podpath"))
-        .arg("analyze")
-        .args(["--format", format])
-        .args(flags)
-        .arg(file)
-        .output()
-        .expect("run podpath");
-    assert!(
-        out.status.success(),
-        "podpath failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
-fn capture(name: &str) -> String {
-    format!("{}/tests/captures/{name}", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The lines of the table's section that starts with `title`.
-fn section(table: &str, title: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for line in table.lines() {
-        if line.starts_with(title) {
-            inside = true;
-        } else if inside && line.is_empty() {
-            break;
-        }
-        if inside {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
-}
-
 #[test]
 fn seed_table_names_the_literal_cluster_ip_golden() {
-    let table = analyze("table", SEED_FLAGS, &capture("seed-any.pcap"));
+    let table = analyze("table", SEED_FLAGS, Some(&capture("seed-any.pcap")));
     let got = section(&table, "Literal destinations");
     let want = "\
 Literal destinations (a pod IP breaks when the pod restarts, a ClusterIP when the Service is recreated)
@@ -72,9 +37,12 @@ Literal destinations (a pod IP breaks when the pod restarts, a ClusterIP when th
 
 #[test]
 fn seed_json_lists_literal_destinations_golden() {
-    let json: serde_json::Value =
-        serde_json::from_str(&analyze("json", SEED_FLAGS, &capture("seed-any.pcap")))
-            .expect("json");
+    let json: serde_json::Value = serde_json::from_str(&analyze(
+        "json",
+        SEED_FLAGS,
+        Some(&capture("seed-any.pcap")),
+    ))
+    .expect("json");
     let mut got = json["literal_destinations"].clone();
     for d in got.as_array_mut().expect("array") {
         // Packet times are the recording's; the rest is exact.
@@ -104,7 +72,7 @@ fn seed_json_lists_literal_destinations_golden() {
 
 #[test]
 fn seed_exposition_joins_on_the_address() {
-    let text = analyze("prometheus", SEED_FLAGS, &capture("seed-any.pcap"));
+    let text = analyze("prometheus", SEED_FLAGS, Some(&capture("seed-any.pcap")));
     let mut got: Vec<&str> = text
         .lines()
         .filter(|l| {
@@ -210,7 +178,8 @@ fn built_capture_without_cidrs_knows_cluster_ips() {
     std::fs::write(&file, p.file.bytes()).unwrap();
     let file = file.to_string_lossy().to_string();
 
-    let json: serde_json::Value = serde_json::from_str(&analyze("json", &[], &file)).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&analyze("json", &[], Some(&file))).expect("json");
     let conns = json["connections"].as_array().expect("connections");
     let got: Vec<(&str, &str, &str)> = conns
         .iter()
@@ -230,7 +199,7 @@ fn built_capture_without_cidrs_knows_cluster_ips() {
     assert_eq!(dest["address"], "10.43.200.17");
     assert_eq!(dest["named"]["service"], "statsd");
     assert_eq!(dest["named"]["namespace"], "monitoring");
-    let table = analyze("table", &[], &file);
+    let table = analyze("table", &[], Some(&file));
     assert!(
         table.contains("inferred service_cidr = 10.43.0.0/16 from the range around the cluster DNS Service 10.43.0.10 (guess: pass --service-cidr)"),
         "{table}"
@@ -277,7 +246,7 @@ fn resolv_conf_nameserver_seeds_the_service_range_guess() {
     )
     .unwrap();
     let flags = ["--resolv-conf", resolv.to_str().unwrap()];
-    let table = analyze("table", &flags, &capture("seed-any.pcap"));
+    let table = analyze("table", &flags, Some(&capture("seed-any.pcap")));
     assert!(
         table.contains("total: loopback 1, pod_ip 1, cluster_ip 1, dns 2, external 0"),
         "{table}"
@@ -287,7 +256,7 @@ fn resolv_conf_nameserver_seeds_the_service_range_guess() {
         "{table}"
     );
     // Without it, the ClusterIP call precedes the first query: external.
-    let table = analyze("table", &[], &capture("seed-any.pcap"));
+    let table = analyze("table", &[], Some(&capture("seed-any.pcap")));
     assert!(
         table.contains("total: loopback 1, pod_ip 1, cluster_ip 0, dns 2, external 1"),
         "{table}"
