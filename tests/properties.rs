@@ -250,7 +250,7 @@ proptest! {
         dup in any::<prop::sample::Index>(),
     ) {
         let payload: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
-        // At most MAX_FRAGMENTS pieces: more is dropped by design (tested in src/defrag).
+        // At most MAX_FRAGMENTS pieces: more is dropped by design (tested in crates/core/src/defrag).
         let chunk = chunk.max((len + 8).div_ceil(podpath::defrag::MAX_FRAGMENTS - 8) + 8);
         let frames = FrameBuilder::new(addr(1, v6), addr(2, v6))
             .udp(53, 40000)

@@ -7,25 +7,11 @@ pub mod health;
 pub mod live;
 pub mod privilege;
 
-use crate::decode::{LinkType, PacketType};
 use crate::Timestamp;
 use health::FailReason;
 use pcap_parser::PcapError;
 
-/// One captured frame, borrowed from the source's buffer until the next call.
-#[derive(Clone, Copy, Debug)]
-pub struct RawPacket<'a> {
-    pub ts: Timestamp,
-    pub link: LinkType,
-    /// Captured bytes (possibly cut by a snap length).
-    pub data: &'a [u8],
-    /// Length of the frame on the wire.
-    pub orig_len: u32,
-    /// Direction as the kernel reported it (`sll_pkttype`), when known.
-    pub packet_type: Option<PacketType>,
-    /// Index into the source's interface list (live) or the file's interface (pcapng IDB).
-    pub interface: u16,
-}
+pub use podpath_core::packet::RawPacket;
 
 /// What a source yields.
 #[derive(Debug)]

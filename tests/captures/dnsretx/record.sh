@@ -16,7 +16,7 @@
 #    each copy, after the resolver gave up (late answers).
 #
 # Needs: iproute2, tcpdump, dnsmasq, python3.
-# Asserted in src/engine/tests/capture.rs.
+# Asserted in crates/core/src/engine_tests/capture.rs.
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)

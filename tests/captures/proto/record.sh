@@ -8,7 +8,7 @@
 #
 # Needs: iproute2 nftables tcpdump dnsmasq nginx-light openssl curl dnsutils,
 # and python3 -m pip install h2 (the h2c server).
-# The expectations are asserted in src/engine/tests/capture.rs; re-recording
+# The expectations are asserted in crates/core/src/engine_tests/capture.rs; re-recording
 # changes ports and timings but not what those tests check.
 set -Eeuo pipefail
 

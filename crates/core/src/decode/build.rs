@@ -5,7 +5,7 @@
 //! tests, benches and the fuzz targets enable (see `Cargo.toml`).
 //!
 //! ```
-//! use podpath::decode::{build::FrameBuilder, decode, LinkType, TcpFlags, Transport};
+//! use podpath_core::decode::{build::FrameBuilder, decode, LinkType, TcpFlags, Transport};
 //!
 //! let frame = FrameBuilder::new([10, 0, 0, 1].into(), [10, 0, 0, 2].into())
 //!     .link(LinkType::LinuxSll2)

@@ -11,10 +11,10 @@ use crate::dns::names::Stale;
 use crate::http::Method;
 use crate::tls::SniStatus;
 
-const PROTO_CAPTURE: &[u8] = include_bytes!("../../../tests/captures/proto.pcap");
+const PROTO_CAPTURE: &[u8] = include_bytes!("../../tests/captures/proto.pcap");
 /// `tests/captures/dnsretx/record.sh`: glibc against a DNS server that
 /// answers every copy of a query 2.5 s, then 7 s, after it.
-const DNSRETX_CAPTURE: &[u8] = include_bytes!("../../../tests/captures/dnsretx.pcap");
+const DNSRETX_CAPTURE: &[u8] = include_bytes!("../../tests/captures/dnsretx.pcap");
 
 fn analyze(snap: Option<usize>) -> (Report, String, bool) {
     let (report, text, engine) = run_capture(PROTO_CAPTURE, snap);

@@ -507,7 +507,7 @@ fn complete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::wire::{self, tests::response_bytes};
+    use crate::dns::wire::{self, testkit::response_bytes};
     use hickory_proto::op::ResponseCode;
     use hickory_proto::rr::RecordType;
 
@@ -667,7 +667,7 @@ mod tests {
             "x.example.",
             RecordType::A,
             ResponseCode::NoError,
-            &[("x.example.", 30, wire::tests::a("192.0.2.1"))],
+            &[("x.example.", 30, wire::testkit::a("192.0.2.1"))],
         ))
         .unwrap();
         let mut sent = Vec::new();
@@ -775,7 +775,7 @@ mod tests {
             "x.example.",
             RecordType::A,
             ResponseCode::NoError,
-            &[("x.example.", 30, wire::tests::a("192.0.2.1"))],
+            &[("x.example.", 30, wire::testkit::a("192.0.2.1"))],
         ))
         .unwrap();
         let tx = answer(t.response(secs(1.5), addr(CLIENT), addr(SERVER), &r)).unwrap();

@@ -171,7 +171,7 @@ fn run_with(cfg: PodConfig) -> Run {
 
 /// A PTR question for `addr` answered with `targets`.
 fn ptr(r: &mut Run, id: u16, addr: &str, targets: &[&str]) {
-    use crate::dns::wire::tests::ptr;
+    use crate::dns::wire::testkit::ptr;
     let q = crate::dns::k8s::reverse_name(ip(addr));
     let query = query_bytes(id, &q, RecordType::PTR);
     r.feed(
@@ -290,7 +290,7 @@ fn a_ptr_answer_the_app_asked_for_names_the_pod_ip() {
 /// it is named by the Service but not taken for a ClusterIP.
 #[test]
 fn an_external_name_alias_is_named_but_not_a_cluster_ip() {
-    use crate::dns::wire::tests::cname;
+    use crate::dns::wire::testkit::cname;
     let mut r = run_with(PodConfig {
         namespace: Some("default".into()),
         cluster_domain: Some("cluster.local".into()),

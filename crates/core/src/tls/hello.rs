@@ -278,14 +278,15 @@ fn read_alpn(data: &[u8], out: &mut Scan) -> Result<(), TlsError> {
     Ok(())
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// ClientHellos for tests, benches and fuzz seeds.
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit {
     use super::*;
 
     /// A ClientHello in one record, with the given SNI and ALPN and an
     /// unrelated extension of `padding` bytes before them (so tests can push
     /// the SNI past a capture cut).
-    pub(crate) fn client_hello(sni: Option<&str>, alpn: &[&str], padding: usize) -> Vec<u8> {
+    pub fn client_hello(sni: Option<&str>, alpn: &[&str], padding: usize) -> Vec<u8> {
         let mut exts = Vec::new();
         if padding > 0 {
             exts.extend_from_slice(&21u16.to_be_bytes());
@@ -329,6 +330,12 @@ pub(crate) mod tests {
         rec.extend_from_slice(&hs);
         rec
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::client_hello;
+    use super::*;
 
     #[test]
     fn sni_and_alpn_from_a_whole_hello() {

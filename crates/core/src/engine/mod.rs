@@ -16,7 +16,6 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::attribution::{AddrClass, Attribution, Attributor, Inference, Path, Resolved};
-use crate::capture::RawPacket;
 use crate::config::PodConfig;
 use crate::decode::{self, PacketType, TcpSegment, Transport, UdpDatagram};
 use crate::defrag::{self, Defrag};
@@ -24,6 +23,7 @@ use crate::dns::k8s::{DestinationName, NameSource};
 use crate::dns::{DnsConfig, DnsEvent, DnsTracker};
 use crate::flow::{Flow, FlowKey, FlowTable, Protocol, TcpState};
 use crate::http::{self, Http1};
+use crate::packet::RawPacket;
 use crate::Timestamp;
 
 use destinations::{Destinations, FeedInbox, Learned, NameFeed, Naming};
@@ -131,6 +131,11 @@ impl Engine {
             inbox: FeedInbox::new(),
             flights,
         }
+    }
+
+    /// ClientHello flights being reassembled now (bounded by the flight pool).
+    pub fn held_flights(&self) -> usize {
+        self.flights.held()
     }
 
     pub fn stats(&self) -> &EngineStats {
@@ -1271,6 +1276,3 @@ fn update_tcp(
         flow.state = TcpState::Closed;
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use super::*;
 use crate::attribution::Path;
 use crate::capture::RawPacket;
+use crate::config::PodConfig;
 use crate::decode::build::FrameBuilder;
 use crate::decode::{LinkType, TcpFlags};
-use crate::dns::wire::tests::{a, query_bytes, response_bytes};
+use crate::dns::wire::testkit::{a, query_bytes, response_bytes};
+use crate::engine::*;
 use crate::metrics::{Metrics, MetricsSink};
 use crate::report::{Outcome, Report};
+use crate::Timestamp;
 
 const POD: &str = "10.244.1.20";
 const KUBE_DNS: &str = "10.96.0.10";
@@ -35,12 +37,18 @@ struct Run {
 #[allow(clippy::too_many_arguments)]
 impl Run {
     fn new(link: LinkType) -> Run {
-        let cfg = PodConfig {
+        Run::with(link, |_| {})
+    }
+
+    /// A run whose config the test adjusts before the engine is built.
+    fn with(link: LinkType, adjust: impl FnOnce(&mut PodConfig)) -> Run {
+        let mut cfg = PodConfig {
             service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],
             pod_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
             namespace: Some("default".into()),
             ..PodConfig::default()
         };
+        adjust(&mut cfg);
         let metrics = Arc::new(Metrics::new());
         Run {
             engine: Engine::new(cfg),
@@ -359,8 +367,7 @@ fn refused_and_timed_out_attempts_are_failures_and_retransmitted_syns_are_not_at
 
 #[test]
 fn inbound_calls_are_kept_apart_and_own_port_is_excluded() {
-    let mut r = Run::new(LinkType::LinuxSll2);
-    r.engine.cfg.exclude_ports.push(9809);
+    let mut r = Run::with(LinkType::LinuxSll2, |c| c.exclude_ports.push(9809));
     r.http("10.244.1.10", 33000, POD, 80, "404 Not Found");
     r.http("10.244.0.1", 33001, POD, 9809, "200 OK");
     let text = r.finish();
@@ -392,8 +399,7 @@ fn podpath_own_dns_queries_are_never_the_apps() {
         port: 45353,
         server: "10.96.0.10:53".parse().unwrap(),
     };
-    let mut r = Run::new(LinkType::LinuxSll2);
-    r.engine.cfg.own_dns = Some(own);
+    let mut r = Run::with(LinkType::LinuxSll2, |c| c.own_dns = Some(own));
     let ptr_q = crate::ptr::build_query(77, ip("10.244.1.10")).unwrap();
     let ptr_a = response_bytes(
         77,
@@ -637,7 +643,7 @@ fn tls_first_flights_share_a_cap_of_1000_bytes_per_flow() {
                 101 + 500 * k as u32,
                 part,
             );
-            peak = peak.max(run.engine.flights.held());
+            peak = peak.max(run.engine.held_flights());
         }
     }
     assert!(peak <= cap, "first flights held {peak} bytes, cap {cap}");
@@ -646,7 +652,7 @@ fn tls_first_flights_share_a_cap_of_1000_bytes_per_flow() {
     let mut tee = Tee(vec![&mut run.report, &mut run.sink]);
     run.engine.finish(&mut tee);
     assert_eq!(
-        run.engine.flights.held(),
+        run.engine.held_flights(),
         0,
         "buffers give their bytes back"
     );

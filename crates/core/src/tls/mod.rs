@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 pub use hello::{looks_like_hello, scan, Scan, TlsError};
 
-#[cfg(test)]
-pub(crate) use hello::tests::client_hello as hello_for_tests;
+#[cfg(any(test, feature = "testkit"))]
+pub use hello::testkit::client_hello as hello_for_tests;
 
 /// Bytes of the first client flight kept for reassembly.
 pub const MAX_FLIGHT: usize = 16 * 1024;
@@ -247,7 +247,7 @@ pub fn sni_matches<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::hello::tests::client_hello;
+    use super::hello::testkit::client_hello;
     use super::*;
 
     #[test]

@@ -544,22 +544,22 @@ fn read_plain_name(msg: &[u8], at: usize) -> PlainName {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+/// DNS messages for tests, benches and fuzz seeds (built with hickory-proto).
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
     use hickory_proto::rr::rdata::{A, AAAA, CNAME, PTR};
-    use hickory_proto::rr::{RData, Record, RecordType};
+    use hickory_proto::rr::{Name, RData, Record, RecordType};
     use std::str::FromStr;
 
-    pub(crate) fn query_bytes(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
+    pub fn query_bytes(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
         let mut m = Message::new(id, MessageType::Query, OpCode::Query);
         m.add_query(Query::query(Name::from_str(name).unwrap(), qtype));
         m.to_vec().unwrap()
     }
 
     /// A response to `name`/`qtype` with `records` as (owner, ttl, rdata).
-    pub(crate) fn response_bytes(
+    pub fn response_bytes(
         id: u16,
         name: &str,
         qtype: RecordType,
@@ -579,18 +579,27 @@ pub(crate) mod tests {
         m.to_vec().unwrap()
     }
 
-    pub(crate) fn a(ip: &str) -> RData {
+    pub fn a(ip: &str) -> RData {
         RData::A(A(ip.parse().unwrap()))
     }
-    pub(crate) fn aaaa(ip: &str) -> RData {
+    pub fn aaaa(ip: &str) -> RData {
         RData::AAAA(AAAA(ip.parse().unwrap()))
     }
-    pub(crate) fn cname(target: &str) -> RData {
+    pub fn cname(target: &str) -> RData {
         RData::CNAME(CNAME(Name::from_str(target).unwrap()))
     }
-    pub(crate) fn ptr(target: &str) -> RData {
+    pub fn ptr(target: &str) -> RData {
         RData::PTR(PTR(Name::from_str(target).unwrap()))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::*;
+    use super::*;
+    use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+    use hickory_proto::rr::{RData, Record, RecordType};
+    use std::str::FromStr;
 
     #[test]
     fn ptr_answers_keep_their_target() {

@@ -1,7 +1,7 @@
 //! Scenario tests of the tracker: messages built with hickory-proto, fed as
 //! packets, events checked.
 
-use super::wire::tests::{a, aaaa, cname, query_bytes, response_bytes};
+use super::wire::testkit::{a, aaaa, cname, query_bytes, response_bytes};
 use super::*;
 use crate::decode::TcpFlags;
 use hickory_proto::op::ResponseCode;
