@@ -17,7 +17,9 @@ towards the root:
   caller: a read(2) under FileReader::fill counts as file reading, a memcmp
   under the DNS name table as DNS.
 A sample with no deciding frame is "unattributed" (start-up, exit, kernel
-work outside podpath's code).
+work outside podpath's code), or, when its leaf is one of libc's mem*/str*
+routines (the unwinder often stops there), "memcmp/memcpy, caller not
+unwound".
 
 The owner of a Rust symbol is its module path: for `<A as B>::f` the path of
 A (the type whose code runs), generics stripped. `podpath_core::x` counts as
@@ -31,22 +33,25 @@ import json
 import re
 import sys
 
-# (stage, owner-path prefixes), first match wins; order from most to least
-# specific where prefixes nest.
+# (stage, owner-path prefixes) in pipeline order; first match wins, so a
+# prefix comes before any shorter one it nests in.
 STAGES = [
     ("file read/parse", ["podpath::capture::file", "pcap_parser::"]),
     ("capture (ring/socket)", ["podpath::capture", "podpath_afpacket::", "pnet_datalink::"]),
     ("decode", ["podpath::decode", "podpath::defrag"]),
+    ("flow/engine", ["podpath::engine", "podpath::flow", "podpath::attribution", "podpath::hash",
+                     "podpath::time", "foldhash::"]),
     ("DNS", ["podpath::dns", "hickory_proto::"]),
     ("HTTP", ["podpath::http", "podpath::h2", "httparse::", "loona_hpack::"]),
     ("TLS", ["podpath::tls"]),
     ("metrics/report sink", ["podpath::metrics", "podpath::report", "prometheus_client::", "serde_json::"]),
-    ("flow/engine", ["podpath::engine", "podpath::flow", "podpath::attribution", "podpath::hash",
-                     "podpath::time", "foldhash::"]),
     ("runtime/other podpath", ["podpath::", "tokio::", "hyper::", "axum::", "tracing::",
                                "tracing_core::", "tracing_subscriber::"]),
 ]
-STAGE_NAMES = [name for name, _ in STAGES] + ["allocation", "unattributed"]
+# libc's string routines whose callers the DWARF unwinder often cannot find
+# (a one-frame chain): their own bucket rather than "unattributed".
+UNWOUND = "memcmp/memcpy, caller not unwound"
+STAGE_NAMES = [name for name, _ in STAGES] + ["allocation", UNWOUND, "unattributed"]
 
 ALLOC_EXACT = {
     "malloc", "free", "realloc", "calloc", "cfree", "_int_malloc", "_int_free", "_int_realloc",
@@ -97,9 +102,14 @@ def owner(sym):
     return re.sub(r"^podpath_core::", "podpath::", sym)
 
 
+def bare(sym):
+    """A symbol without its offset and ELF version (`cfree@GLIBC_2.2.5`)."""
+    return re.sub(r"(@[\w.]+)?(\+0x[0-9a-f]+)?$", "", sym.strip())
+
+
 def is_alloc(sym):
-    bare = re.sub(r"\+0x[0-9a-f]+$", "", sym.strip())
-    return bare in ALLOC_EXACT or bool(ALLOC_RE.match(bare))
+    bare_sym = bare(sym)
+    return bare_sym in ALLOC_EXACT or bool(ALLOC_RE.match(bare_sym))
 
 
 def stage_of_frame(sym):
@@ -119,6 +129,8 @@ def stage_of_sample(frames):
         stage = stage_of_frame(sym)
         if stage:
             return stage
+    if frames and re.match(r"^__(mem|str)\w+$", bare(frames[0])):
+        return UNWOUND
     return "unattributed"
 
 
@@ -197,19 +209,25 @@ SELF_TEST = """\
 
     250000 
 	    55d17e podpath::decode::decode_network (/x/podpath)
+
+    100000 
+	    7f0006 cfree@GLIBC_2.2.5 (/usr/lib/x86_64-linux-gnu/libc.so.6)
+
+    100000 
+	    7f0007 __memcmp_evex_movbe (/usr/lib/x86_64-linux-gnu/libc.so.6)
 """
 
 
 def self_test():
     got = attribute(SELF_TEST.splitlines(True))
     ns = got["stages_ns"]
-    expect = {"HTTP": 250000, "DNS": 250000, "allocation": 250000, "file read/parse": 250000,
+    expect = {"HTTP": 250000, "DNS": 250000, "allocation": 350000, "file read/parse": 250000, UNWOUND: 100000,
               "metrics/report sink": 500000, "TLS": 125000, "unattributed": 125000,
               "capture (ring/socket)": 250000, "decode": 250000}
     bad = {k: (ns[k], v) for k, v in expect.items() if ns[k] != v}
     others = {k: v for k, v in ns.items() if k not in expect and v}
     assert not bad and not others, f"stage attribution: wrong {bad}, unexpected {others}"
-    assert got["samples"] == 9 and got["total_ns"] == 2250000, got
+    assert got["samples"] == 11 and got["total_ns"] == 2450000, got
     assert owner("<&mut podpath::flow::Table<K> as core::fmt::Debug>::fmt") == "podpath::flow::Table"
     assert owner("podpath::cli::analyze::run::{{closure}}") == "podpath::cli::analyze::run::{{closure}}"
     print("perf_stages self-test: ok")

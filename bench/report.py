@@ -23,9 +23,6 @@ TSHARK_GOAL = 20.0  # tshark wall time / analyze wall time
 LIVE_CPU_GOAL = 1.0  # podpath CPU / tcpdump CPU, same traffic, same time
 RSS_STEADY_KIB = 32 * 1024
 RSS_FLOOD_KIB = 64 * 1024
-STAGE_ORDER = ["file read/parse", "capture (ring/socket)", "decode", "flow/engine", "DNS", "HTTP", "TLS",
-               "metrics/report sink", "allocation", "runtime/other podpath", "unattributed"]
-
 
 def load(path):
     results, profiles = {}, []
@@ -249,7 +246,9 @@ def stage_table(results, profiles, key):
         return None
     head = ["| stage | " + " | ".join(have) + " |", "| --- |" + " ---: |" * len(have)]
     rows = []
-    for name in STAGE_ORDER:
+    # perf_stages.py writes the stages in pipeline order.
+    order = list(dict.fromkeys(name for p in have for name in stages(results[p], key)["stages_ns"]))
+    for name in order:
         cells, any_ns = [], False
         for p in have:
             s, pk = stages(results[p], key), stage_packets(results[p], key)
