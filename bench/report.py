@@ -241,7 +241,7 @@ def detail_table(results, profiles, modes):
 
 
 def stage_table(results, profiles, key):
-    have = [p for p in profiles if stages(results[p], key)]
+    have = [p for p in profiles if (stages(results[p], key) or {}).get("samples")]
     if not have:
         return None
     head = ["| stage | " + " | ".join(have) + " |", "| --- |" + " ---: |" * len(have)]
@@ -264,6 +264,13 @@ def stage_table(results, profiles, key):
         totals.append(f"**{s['total_ns'] / pk:.0f}**" if pk else "?")
         samples.append(grouped(s["samples"]))
     rows.append("| total ns/packet | " + " | ".join(totals) + " |")
+    if key == "live_perf":
+        # The pass's CPU from schedstat, perf's own cost included: a check on the sampled total.
+        measured = []
+        for p in have:
+            cpu, pk = num(results[p].get("live_perf.cpu")), stage_packets(results[p], key)
+            measured.append(f"{1e9 * cpu / pk:.0f}" if cpu is not None and pk else "?")
+        rows.append("| CPU ns/packet of the pass (schedstat) | " + " | ".join(measured) + " |")
     rows.append("| samples | " + " | ".join(samples) + " |")
     return "\n".join(head + rows)
 
@@ -296,7 +303,9 @@ def render(path, title):
         ("analyze_perf", "CPU ns per packet by stage, `podpath analyze` over each profile's capture "
                          "(perf, cpu-clock, DWARF call chains; share of samples in parentheses)"),
         ("live_perf", "CPU ns per packet by stage, `podpath run` (ring) under each profile's load, in a "
-                      "separate pass with perf attached (sampling and unwinding add to these)"),
+                      "separate pass with perf attached (a per-process perf event costs CPU at every sample "
+                      "and context switch, so this pass runs slower than the measured one: compare the "
+                      "shares, not the absolute numbers, with the live row of the goal table)"),
     ):
         table = stage_table(results, profiles, key)
         if table:
