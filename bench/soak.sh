@@ -3,7 +3,8 @@
 # SOAK_SECONDS (default 1800), sampling RSS, CPU, drops and the connection
 # count every SOAK_INTERVAL seconds (default 30); at the end its outbound TCP
 # connection count is compared with a parallel tcpdump capture (SYNs only,
-# snap 96, so the file stays small). Writes bench/results/soak-<stamp>.md and
+# snap 96, so the file stays small). BENCH_PROFILE picks the load (default
+# `default`, bench/README.md). Writes bench/results/soak-<stamp>.md and
 # .tsv; exit 1 if drops are not zero or the counts differ. Run as root.
 #
 #   LAB_PREFIX=ps- bench/soak.sh      (default prefix ps-, never pp-)
@@ -38,7 +39,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$LAB" up
+bench_lab_up
 sleep 2
 start_podpath "$WORK/podpath.log"
 # SYN and SYN-ACK of IPv4, all of IPv6 (the load has none).
@@ -88,6 +89,7 @@ md=$RESULTS/soak-$STAMP.md
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
     echo "- podpath $VERSION (tree at the start), capture mode $SOAK_CAPTURE_MODE"
     echo "- duration: ${SOAK_SECONDS}s in \`$POD_NS\`, sampled every ${SOAK_INTERVAL}s ($(basename "$tsv"))"
+    echo "- load profile: $BENCH_PROFILE (bench/README.md)"
     echo "- load: $(load_summary "$WORK" | tr '\n' ';' | sed 's/;$//')"
     echo "- RSS: $summary"
     echo "- podpath packets: $packets, drops: $drops, table evictions: $evictions, CPU: $(tail -1 "$tsv" | cut -f4) s"

@@ -342,6 +342,9 @@ check "dashboards and alerts name only exported metrics" \
 echo "== scripts"
 check "shellcheck" shellcheck ci/*.sh scripts/finish-binary.sh deploy/monitoring/gen-prometheusrule.sh \
     deploy/demo/client.sh deploy/webhook/manual/make-certs.sh
+check "shellcheck bench/ and lab/" shellcheck bench/*.sh lab/*.sh
+check "bench: perf stage attribution and goal verdicts (self-tests)" bash -c "
+    '$py' bench/perf_stages.py --self-test && '$py' bench/report.py --self-test"
 
 if [ -n "$bin" ] && [ "$(id -u)" = 0 ]; then
     echo "== the podpath binary ($bin)"

@@ -15,6 +15,7 @@ PACKAGES=(
     dnsutils        # dig, for poking at the lab DNS by hand
     procps          # sysctl
     python3         # expected.py, check-captures.py
+    openssl         # LAB_TLS=1: the self-signed certificate of the HTTPS servers
 )
 
 export DEBIAN_FRONTEND=noninteractive

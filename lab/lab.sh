@@ -24,6 +24,10 @@ RUN_DIR=${LAB_RUN_DIR:-$DEFAULT_RUN_DIR}
 NODE=${P}node
 # Pause between walkthrough steps, seconds.
 STEP_PAUSE=${LAB_STEP_PAUSE:-0.3}
+# LAB_TLS=1: every nginx also serves HTTPS on :443 with one self-signed
+# certificate made at `up`, and demo-app's Service gets port 443 (the
+# benchmarks' TLS load). Off by default: the recorded scenarios use none of it.
+TLS=${LAB_TLS:-0}
 
 # Calico-style gateway: every pod routes via 169.254.1.1 / the node veth's
 # link-local address; the node-side veth always has this MAC.
@@ -64,6 +68,9 @@ SERVICES=(
     "inventory|shop|corp.internal|None|tcp|80|10.244.2.30|80"
     "catalog|shop|corp.internal|fd00:10:96::c8|tcp|80|fd00:10:244::2:40|80"
 )
+if [[ $TLS == 1 ]]; then
+    SERVICES+=("demo-app|default|cluster.local|10.96.100.10|tcp|443|10.244.1.10|443")
+fi
 # A pod address that a NetworkPolicy-like rule on the node drops silently
 # (connect timeouts).
 BLACKHOLE_IP=10.244.2.50
@@ -227,10 +234,26 @@ make_pod() { # make_pod RECORD
     write_pod_etc "$name" "$kns" "$domain" "$ip4"
 }
 
+# One key and self-signed certificate for every HTTPS server of the lab (the
+# clients do not verify: curl -k, wrk never does).
+make_tls_cert() {
+    local dir=$RUN_DIR/tls
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+        -subj "/CN=podpath-lab" -addext "subjectAltName=DNS:*.svc.cluster.local,DNS:*.svc.corp.internal,DNS:localhost" \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null || die "openssl could not make the lab certificate"
+}
+
 start_nginx() { # start_nginx NAME
-    local name=$1 dir=$RUN_DIR/$1
+    local name=$1 dir=$RUN_DIR/$1 tls=""
     mkdir -p "$dir/html" "$dir/tmp"
     printf '%s\n' "$name" >"$dir/html/index.html"
+    if [[ $TLS == 1 ]]; then
+        tls="listen 443 ssl;
+        listen [::]:443 ssl;
+        ssl_certificate $RUN_DIR/tls/cert.pem;
+        ssl_certificate_key $RUN_DIR/tls/key.pem;"
+    fi
     cat >"$dir/nginx.conf" <<EOF
 # podpath lab: nginx for pod $name
 daemon on;
@@ -252,6 +275,7 @@ http {
     server {
         listen 80;
         listen [::]:80;
+        $tls
         server_name _;
         root $dir/html;
         index index.html;
@@ -355,6 +379,7 @@ lab_up() {
     for rec in "${PODS[@]}" "$EXTERNAL"; do make_pod "$rec"; done
     write_nft
     start_dns
+    if [[ $TLS == 1 ]]; then make_tls_cert; fi
     for rec in "${PODS[@]}" "$EXTERNAL"; do
         [[ $(field "$rec" 7) == nginx ]] && start_nginx "$(field "$rec" 0)"
     done
@@ -362,6 +387,7 @@ lab_up() {
     wait_listen "${P}coredns" 53 tcp
     for rec in "${PODS[@]}" "$EXTERNAL"; do
         [[ $(field "$rec" 7) == nginx ]] && wait_listen "$P$(field "$rec" 0)" 80 tcp
+        if [[ $TLS == 1 && $(field "$rec" 7) == nginx ]]; then wait_listen "$P$(field "$rec" 0)" 443 tcp; fi
     done
     log "up: $(pod_names) behind $NODE; run dir $RUN_DIR"
 }
