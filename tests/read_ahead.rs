@@ -1,6 +1,6 @@
-//! `analyze` reads its files on a thread of its own (`ReadAhead`) unless
-//! `PODPATH_ANALYZE_THREADS=1`; mapped when they are regular files, read
-//! when they are pipes. Whichever way, the output must be the same, byte for
+//! `analyze` reads its files on the engine's thread, or on a thread of its
+//! own (`ReadAhead`) with `PODPATH_ANALYZE_THREADS=2`; mapped when they are
+//! regular files, read when they are pipes. Whichever way, the output must be the same, byte for
 //! byte: every committed capture, alone and merged, cut mid-record, turned
 //! into pcapng, piped through standard input, with a link type podpath
 //! cannot decode and with a record too large to read, in the table, JSON and

@@ -386,8 +386,9 @@ struct LegacyReader {
 
 /// A mapped file's pages are released every time this many bytes have been
 /// read past them: the resident set holds at most this much of the file (and
-/// the kernel's read-ahead), for one `madvise` call per step.
-const RELEASE_STEP: usize = 4 << 20;
+/// the kernel's read-ahead), for one `madvise` call per step. (Without it,
+/// `analyze` of the 76 MB flood capture peaked at its tables plus 76 MB.)
+const RELEASE_STEP: usize = 1 << 20;
 
 /// A legacy pcap file's bytes.
 enum LegacyBytes {
@@ -677,12 +678,14 @@ impl PacketSource for FileSource {
 }
 
 /// Frames handed from the reader thread to the engine's per batch: one
-/// channel operation per batch, not per frame. 256 frames of the benchmark
-/// capture's mix (~170 bytes each) are ~45 KiB, which stays in a core's L2
-/// cache between the copy in and the engine reading it.
-const BATCH_FRAMES: usize = 256;
+/// channel operation per batch, not per frame. 1024 frames of the benchmark
+/// capture's mix (~170 bytes each) are ~170 KiB, within a core's L2 cache
+/// (2 MiB here) between the copy in and the engine reading it; 256 woke the
+/// reader twice as often (1 480 context switches for 200 000 frames, 680
+/// with 1024) for no gain.
+const BATCH_FRAMES: usize = 1024;
 /// A batch is handed over early once its frames hold this many bytes.
-const BATCH_BYTES: usize = 128 << 10;
+const BATCH_BYTES: usize = 256 << 10;
 /// Batches in flight: filled and waiting, besides the one each side holds.
 /// Bounds the read-ahead (and its memory) while absorbing the reader's
 /// bursts (a pcapng block refill, a page fault on a mapped file).
@@ -736,6 +739,15 @@ impl Batch {
 /// over in batches through a bounded channel, in the order the source
 /// yields them. An error of the source arrives after every frame read
 /// before it, as reading in line would deliver them.
+///
+/// `analyze` uses it only when asked (`PODPATH_ANALYZE_THREADS=2`): on the
+/// 2-core benchmark machine it did not pay. With legacy pcap read in place
+/// the source is ~5 % of `analyze`'s time; handing frames over costs about
+/// as much on the engine's side as reading them there (the engine thread's
+/// CPU fell ~3 %), and the copy into batches and the wake-ups add ~10 % CPU
+/// in all. Interleaved runs on the 200 000-packet benchmark capture, with
+/// other work on both cores: wall time 2.56–2.78× `tcpdump -r -w /dev/null`
+/// with the thread, 2.59–2.61× without.
 pub struct ReadAhead {
     filled: Receiver<Result<Batch, CaptureError>>,
     emptied: SyncSender<Batch>,
