@@ -924,4 +924,130 @@ mod tests {
         let mut reader = FileReader::from_reader("x.pcap", FailsAfter(Some(head))).unwrap();
         assert_read_error(reader.fill().err());
     }
+
+    /// A little-endian microsecond pcap (Ethernet) of `sizes.len()` records,
+    /// record `i` holding `sizes[i]` bytes of the value `i as u8`, at second `i`.
+    fn pcap(sizes: &[usize]) -> Vec<u8> {
+        let mut out = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        out.extend([0; 8]);
+        out.extend(262_144u32.to_le_bytes());
+        out.extend(1u32.to_le_bytes());
+        for (i, &size) in sizes.iter().enumerate() {
+            out.extend((i as u32).to_le_bytes());
+            out.extend(0u32.to_le_bytes());
+            out.extend((size as u32).to_le_bytes());
+            out.extend((size as u32 + 4).to_le_bytes());
+            out.extend(std::iter::repeat_n(i as u8, size));
+        }
+        out
+    }
+
+    /// A frame as yielded: time, original length, bytes.
+    type Yielded = (Timestamp, u32, Vec<u8>);
+
+    /// Every frame a source yields, then how it ended (the error, if any).
+    fn drain(source: &mut dyn PacketSource) -> (Vec<Yielded>, Option<String>) {
+        let mut frames = Vec::new();
+        loop {
+            match source.next_packet() {
+                Ok(Next::Packet(p)) => frames.push((p.ts, p.orig_len, p.data.to_vec())),
+                Ok(Next::Idle { .. }) => {}
+                Ok(Next::End) => return (frames, None),
+                Err(e) => return (frames, Some(format!("{:#}", anyhow::Error::from(e)))),
+            }
+        }
+    }
+
+    #[test]
+    fn batches_hand_over_every_frame_in_order_whatever_its_size() {
+        // Past several batches by count (1024) and by bytes (256 KiB, and
+        // frames larger than that on their own).
+        let sizes: Vec<usize> = (0..5000)
+            .map(|i| match i % 1000 {
+                7 => 300_000,
+                8 => 0,
+                n => 40 + n % 200,
+            })
+            .collect();
+        let bytes: &'static [u8] = Box::leak(pcap(&sizes).into_boxed_slice());
+        let (inline, end) = drain(&mut FileSource::from_bytes("x.pcap", bytes).unwrap());
+        assert_eq!(end, None);
+        assert_eq!(inline.len(), sizes.len());
+        let mut ahead = ReadAhead::spawn(FileSource::from_bytes("x.pcap", bytes).unwrap()).unwrap();
+        let (read_ahead, end) = drain(&mut ahead);
+        assert_eq!(end, None);
+        assert!(read_ahead == inline, "frames differ");
+        // Past the end it stays ended, and the source comes back.
+        assert!(matches!(ahead.next_packet(), Ok(Next::End)));
+        assert!(ahead.finish().truncated_files().is_empty());
+    }
+
+    #[test]
+    fn an_error_arrives_after_the_frames_read_before_it() {
+        // Three records, then a record header announcing bytes that a
+        // failing read never delivers.
+        let mut head = pcap(&[60, 70, 80]);
+        head.extend(9u32.to_le_bytes());
+        head.extend(0u32.to_le_bytes());
+        head.extend(100u32.to_le_bytes());
+        head.extend(100u32.to_le_bytes());
+        let source = |head: &[u8]| FileSource {
+            files: vec![
+                FileReader::from_reader("x.pcap", FailsAfter(Some(head.to_vec()))).unwrap(),
+            ],
+            current: None,
+            last_ts: Timestamp::ZERO,
+            unsupported: Vec::new(),
+        };
+        let inline = drain(&mut source(&head));
+        assert_eq!(inline.0.len(), 3);
+        assert_eq!(inline.1.as_deref(), Some("x.pcap: disk gone"));
+        let mut ahead = ReadAhead::spawn(source(&head)).unwrap();
+        assert!(drain(&mut ahead) == inline);
+        ahead.finish();
+    }
+
+    #[test]
+    fn a_whole_file_reads_like_one_read_in_chunks() {
+        let one = |reader: FileReader| {
+            let mut source = FileSource {
+                files: vec![reader],
+                current: None,
+                last_ts: Timestamp::ZERO,
+                unsupported: Vec::new(),
+            };
+            let (frames, end) = drain(&mut source);
+            (frames, end, source.truncated_files().len())
+        };
+        let both = |bytes: Vec<u8>| {
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            let whole =
+                one(FileReader::from_input("x.pcap", Input::Whole(Whole::Static(bytes))).unwrap());
+            let chunks = one(FileReader::from_reader("x.pcap", Cursor::new(bytes)).unwrap());
+            assert!(
+                whole == chunks,
+                "{:?} / {:?}",
+                (whole.0.len(), &whole.1, whole.2),
+                (chunks.0.len(), &chunks.1, chunks.2)
+            );
+            whole
+        };
+        // The largest record that reads (header and data one byte short of
+        // the limit), past a first small one so the buffer has moved.
+        let (frames, end, cut) = both(pcap(&[50, MAX_RECORD - 17, 60]));
+        assert_eq!((frames.len(), end, cut), (3, None, 0));
+        // One byte more is too large, however it is read.
+        let (frames, end, _) = both(pcap(&[50, MAX_RECORD - 16, 60]));
+        assert_eq!(frames.len(), 1);
+        assert!(
+            end.as_ref().is_some_and(|e| e.contains("too small")),
+            "{end:?}"
+        );
+        // Cut inside the last record's data, and inside its header.
+        let whole = pcap(&[50, 70, 90]);
+        let (frames, end, cut) = both(whole[..whole.len() - 10].to_vec());
+        assert_eq!((frames.len(), end, cut), (2, None, 1));
+        let (frames, end, cut) = both(whole[..whole.len() - 90 - 8].to_vec());
+        assert_eq!((frames.len(), end, cut), (2, None, 1));
+    }
 }
