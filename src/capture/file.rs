@@ -741,13 +741,15 @@ impl Batch {
 /// before it, as reading in line would deliver them.
 ///
 /// `analyze` uses it only when asked (`PODPATH_ANALYZE_THREADS=2`): on the
-/// 2-core benchmark machine it did not pay. With legacy pcap read in place
-/// the source is ~5 % of `analyze`'s time; handing frames over costs about
-/// as much on the engine's side as reading them there (the engine thread's
-/// CPU fell ~3 %), and the copy into batches and the wake-ups add ~10 % CPU
-/// in all. Interleaved runs on the 200 000-packet benchmark capture, with
-/// other work on both cores: wall time 2.56–2.78× `tcpdump -r -w /dev/null`
-/// with the thread, 2.59–2.61× without.
+/// 2-core benchmark machine, shared with other work, it did not pay. With
+/// legacy pcap read in place the source is only ~5 % of `analyze`; the
+/// engine's thread did ~8 % less (83 vs 91 ms of CPU on the 200 000-packet
+/// benchmark capture, perf per thread), the reader ~18 ms more (the copy
+/// into batches, wake-ups). Interleaved runs against `tcpdump -r -w
+/// /dev/null`, 25 to 100 rounds each: CPU 2.88–2.94× with the thread,
+/// 2.54–2.62× without; wall time 2.42–2.86× with, 2.43–2.62× without (the
+/// thread ahead only when podpath ran at nice -20). A machine with an idle
+/// core could gain up to the ~8 %.
 pub struct ReadAhead {
     filled: Receiver<Result<Batch, CaptureError>>,
     emptied: SyncSender<Batch>,
