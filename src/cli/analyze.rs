@@ -7,8 +7,8 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 
 use super::{Format, PodArgs};
-use crate::capture::file::FileSource;
-use crate::capture::{Next, PacketSource};
+use crate::capture::file::{FileSource, ReadAhead};
+use crate::capture::{CaptureError, Next, PacketSource};
 use crate::engine::{Engine, Sink, Tee};
 use crate::metrics::{Metrics, MetricsSink};
 use crate::report::cluster_names::ClusterNames;
@@ -43,6 +43,37 @@ pub struct AnalyzeArgs {
     pub names: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub pod: PodArgs,
+    /// 1: files are read and parsed on the engine's thread; 2: on a thread
+    /// of their own (`ReadAhead`), which did not pay on 2 shared cores (its
+    /// doc has the numbers) and is kept to measure elsewhere. The output is
+    /// the same either way (tests/read_ahead.rs).
+    #[arg(
+        long,
+        env = "PODPATH_ANALYZE_THREADS",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u8).range(1..=2),
+        hide = true
+    )]
+    pub threads: u8,
+}
+
+/// Runs every frame of `source` through the engine; the first frame's time.
+fn feed<S: PacketSource>(
+    source: &mut S,
+    engine: &mut Engine,
+    sink: &mut dyn Sink,
+) -> Result<Option<Timestamp>, CaptureError> {
+    let mut first = None;
+    loop {
+        match source.next_packet()? {
+            Next::Packet(p) => {
+                first.get_or_insert(p.ts);
+                engine.process(&p, sink);
+            }
+            Next::Idle { now } => engine.advance(now, sink),
+            Next::End => return Ok(first),
+        }
+    }
 }
 
 pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
@@ -99,7 +130,7 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
             .with_names(cfg.names, &cfg.name_salt);
     let mut report = Report::new(limits.max_records);
     let mut engine = Engine::new(cfg);
-    let mut first: Option<Timestamp> = None;
+    let first: Option<Timestamp>;
     {
         // Each output format reads one sink: feeding the other would be
         // work thrown away.
@@ -110,15 +141,12 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
             vec![&mut report]
         };
         let mut tee = Tee(sinks);
-        loop {
-            match source.next_packet()? {
-                Next::Packet(p) => {
-                    first.get_or_insert(p.ts);
-                    engine.process(&p, &mut tee);
-                }
-                Next::Idle { now } => engine.advance(now, &mut tee),
-                Next::End => break,
-            }
+        if args.threads > 1 {
+            let mut ahead = ReadAhead::spawn(source).context("starting the reader thread")?;
+            first = feed(&mut ahead, &mut engine, &mut tee)?;
+            source = ahead.finish();
+        } else {
+            first = feed(&mut source, &mut engine, &mut tee)?;
         }
         engine.finish(&mut tee);
     }

@@ -23,17 +23,20 @@
 //! without a system call per frame; each [`Frame`] borrows the ring, and its
 //! block goes back to the kernel only once the frame is done with. [`Socket::stats`] reads `PACKET_STATISTICS`. [`Poller`] waits on
 //! several sockets at once. [`file_capability`] reads an executable's file
-//! capability, for saying why a socket was refused.
+//! capability, for saying why a socket was refused. [`MappedFile`] maps a
+//! capture file for `podpath analyze` (here because mapping is `unsafe`).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(rust_2018_idioms)]
 
 mod fcaps;
 pub mod filter;
+mod mapped;
 mod ring;
 mod socket;
 
 pub use fcaps::file_capability;
 pub use filter::{capture_filter, FilterSpec, Instruction};
+pub use mapped::MappedFile;
 pub use ring::{Frame, FrameInfo, Ring, RingOptions};
 pub use socket::{Options, Poller, Received, Socket, Stats};
 
