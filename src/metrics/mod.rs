@@ -1293,3 +1293,6 @@ fn grpc_status_label(status: Option<u32>) -> &'static str {
         Some(c) => CODES.get(c as usize).copied().unwrap_or("other"),
     }
 }
+
+#[cfg(test)]
+mod tests;
