@@ -8,6 +8,8 @@
 //! When one is meant, rewrite the goldens with
 //! `PODPATH_BLESS=1 cargo test --test exposition` and review them.
 
+// Each test binary uses part of the shared helpers.
+#[allow(dead_code)]
 mod common;
 
 use std::net::IpAddr;

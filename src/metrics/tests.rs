@@ -20,16 +20,18 @@ fn fill(m: &Metrics, ptr: &PtrMetrics) {
     let interface = || InterfaceLabels {
         interface: "eth0".into(),
     };
-    m.capture_packets.get_or_create(&interface()).inc();
-    m.capture_drops.get_or_create(&interface()).inc();
-    m.capture_up.get_or_create(&interface()).set(1);
-    m.capture_error_info
+    m.capture.packets.get_or_create(&interface()).inc();
+    m.capture.drops.get_or_create(&interface()).inc();
+    m.capture.up.get_or_create(&interface()).set(1);
+    m.capture
+        .error_info
         .get_or_create(&CaptureErrorLabels {
             interface: "eth1".into(),
             reason: "interface_down",
         })
         .set(1);
-    m.tls_sni_mismatches_dns
+    m.tls
+        .sni_mismatches_dns
         .get_or_create(&DnsNameLabels {
             dns_name: Label::from_static("a"),
         })
