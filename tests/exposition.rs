@@ -8,8 +8,6 @@
 //! When one is meant, rewrite the goldens with
 //! `PODPATH_BLESS=1 cargo test --test exposition` and review them.
 
-// Each test binary uses part of the shared helpers.
-#[allow(dead_code)]
 mod common;
 
 use std::net::IpAddr;
@@ -258,4 +256,42 @@ fn skips_and_evictions() {
         "{text}"
     );
     check("skips.prom", &text);
+
+    // The report counts the same skips and evictions, and says where the
+    // pod's addresses came from.
+    let mut with_pod = flags.clone();
+    with_pod.extend(["--pod-ip", "10.244.1.20"]);
+    let table = analyze("table", &with_pod, &files);
+    let sections = format!(
+        "{}{}",
+        common::section(&table, "Not counted"),
+        common::section(&table, "Pod and cluster")
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&analyze("json", &flags, &files)).expect("JSON");
+    let kept: serde_json::Map<String, serde_json::Value> = [
+        "skipped",
+        "evictions",
+        "dns_malformed",
+        "stats",
+        "local_addresses",
+        "inferred",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), json[*k].clone()))
+    .collect();
+    let report = format!("{sections}{}", serde_json::to_string_pretty(&kept).unwrap());
+    check_exact("skips.report", &report);
+}
+
+/// Compares `text` with the golden `name` as is (or writes it, with `PODPATH_BLESS`).
+fn check_exact(name: &str, text: &str) {
+    let path = golden_path(name);
+    if std::env::var_os("PODPATH_BLESS").is_some() {
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (bless with PODPATH_BLESS=1)", path.display()));
+    assert_eq!(text, want, "{} differs", path.display());
 }
