@@ -208,16 +208,28 @@ impl Sink for MetricsSink {
             }
             Event::LiteralDestination { .. } | Event::RequestHost { .. } => {}
             Event::Dns(ev) => on_dns(m, caps, handles, ev),
-            Event::Skipped { reason } => {
+            Event::Skipped { reason, count } => {
                 m.capture
                     .decode_skipped
-                    .get_or_create(&ReasonLabels { reason })
-                    .inc();
+                    .get_or_create(&ReasonLabels {
+                        reason: reason.as_str(),
+                    })
+                    .inc_by(*count);
             }
-            Event::Evicted { table } => {
+            Event::Evicted { table, count } => {
                 m.limits
                     .table_evictions
-                    .get_or_create(&TableLabels { table })
+                    .get_or_create(&TableLabels {
+                        table: table.as_str(),
+                    })
+                    .inc_by(*count);
+            }
+            Event::DnsMalformed { reason } => {
+                m.dns
+                    .malformed
+                    .get_or_create(&ReasonLabels {
+                        reason: reason.as_str(),
+                    })
                     .inc();
             }
         }
@@ -438,18 +450,6 @@ fn on_dns(m: &Metrics, caps: &mut Caps, handles: &mut Handles, ev: &DnsEvent) {
                 .get_or_create(&RcodeLabels {
                     rcode: l.rcode.as_str(),
                 })
-                .inc();
-        }
-        DnsEvent::Malformed { reason, .. } => {
-            m.dns
-                .malformed
-                .get_or_create(&ReasonLabels { reason })
-                .inc();
-        }
-        DnsEvent::Evicted { table } => {
-            m.limits
-                .table_evictions
-                .get_or_create(&TableLabels { table })
                 .inc();
         }
         _ => {}
