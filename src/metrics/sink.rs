@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 
 use super::caps::Caps;
-use super::label::{grpc_status_label, status_label, Capped, Label};
+use super::label::{grpc_status_label, status_label, Capped, Label, Name};
 use super::{
     connections, destinations, dns, http, tls, BytesLabels, ConnectionLabels,
     DestinationInfoLabels, DnsNameLabels, DnsQueryLabels, FailureLabels, GrpcLabels,
@@ -191,7 +191,7 @@ impl Sink for MetricsSink {
                     .inc();
             }
             Event::Rewritten { conn } => {
-                const M: super::label::Name = destinations::REWRITTEN_CONNECTIONS;
+                const M: Name = destinations::REWRITTEN_CONNECTIONS;
                 let name = conn.attribution.dns_name.as_deref().unwrap_or("");
                 let dns_name = caps.admit(M, Capped::DnsName, name);
                 let port = caps.admit(M, Capped::Port, &conn.dst.port().to_string());
@@ -238,7 +238,7 @@ impl Sink for MetricsSink {
 
 /// An outbound connection: by path, and by literal address on the literal paths.
 fn connection(m: &Metrics, caps: &mut Caps, c: &ConnectionView<'_>) {
-    const M: super::label::Name = connections::CONNECTIONS;
+    const M: Name = connections::CONNECTIONS;
     let a = c.attribution;
     let mut labels = ConnectionLabels {
         path: a.path.as_str(),
@@ -258,7 +258,7 @@ fn connection(m: &Metrics, caps: &mut Caps, c: &ConnectionView<'_>) {
 
 /// Counts a connection by literal address (paths `pod_ip`, `cluster_ip`).
 fn literal_connection(m: &Metrics, caps: &mut Caps, path: Path, addr: IpAddr, port: u16) {
-    const M: super::label::Name = destinations::LITERAL_CONNECTIONS;
+    const M: Name = destinations::LITERAL_CONNECTIONS;
     let mut labels = LiteralLabels {
         path: path.as_str(),
         address: caps.admit(M, Capped::Address, &addr.to_string()),
@@ -283,8 +283,8 @@ fn destination_named(
     addr: IpAddr,
     naming: &Naming,
 ) {
-    const LITERAL: super::label::Name = destinations::LITERAL_CONNECTIONS;
-    const M: super::label::Name = destinations::INFO;
+    const LITERAL: Name = destinations::LITERAL_CONNECTIONS;
+    const M: Name = destinations::INFO;
     let address = addr.to_string();
     if !caps.admitted(LITERAL, Capped::Address, &address) {
         caps.overflowed(M, Capped::Address);
@@ -307,7 +307,7 @@ fn destination_named(
 }
 
 fn outbound_http(m: &Metrics, caps: &mut Caps, handles: &mut Handles, h: &HttpView<'_>) {
-    const M: super::label::Name = http::REQUESTS;
+    const M: Name = http::REQUESTS;
     let path = h.attribution.map_or("external", |a| a.path.as_str());
     let service = caps.admit(
         M,
@@ -358,7 +358,7 @@ fn outbound_http(m: &Metrics, caps: &mut Caps, handles: &mut Handles, h: &HttpVi
 }
 
 fn tls_hello(m: &Metrics, caps: &mut Caps, t: &TlsView<'_>) {
-    const M: super::label::Name = tls::CONNECTIONS;
+    const M: Name = tls::CONNECTIONS;
     let a = t.conn.attribution;
     let sni = match t.sni {
         Some(name) => caps.admit(M, Capped::Sni, name),
@@ -405,7 +405,7 @@ fn on_dns(m: &Metrics, caps: &mut Caps, handles: &mut Handles, ev: &DnsEvent) {
             }
         }
         DnsEvent::Lookup(l) => {
-            const M: super::label::Name = dns::LOOKUPS;
+            const M: Name = dns::LOOKUPS;
             let inc = |[lookups, queries, wasted]: &[Counter; 3]| {
                 lookups.inc();
                 queries.inc_by(l.queries as u64);
