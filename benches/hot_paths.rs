@@ -4,7 +4,8 @@
 //! - `Engine::process` of a segment on an established connection;
 //! - the DNS exchanges of `tests/captures/rich-any.pcap` (queries and
 //!   responses through the transaction and lookup trackers);
-//! - the whole capture through a fresh engine.
+//! - the whole capture through a fresh engine;
+//! - the same with the metrics sink (the difference is the sink's cost).
 
 use std::hint::black_box;
 
@@ -15,6 +16,7 @@ use podpath::config::PodConfig;
 use podpath::decode::build::FrameBuilder;
 use podpath::decode::{self, LinkType, PacketType, TcpFlags, Transport};
 use podpath::engine::{Engine, NullSink};
+use podpath::metrics::{Metrics, MetricsSink};
 use podpath::Timestamp;
 
 static RICH: &[u8] = include_bytes!("../tests/captures/rich-any.pcap");
@@ -211,11 +213,35 @@ fn bench_capture(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_metrics(c: &mut Criterion) {
+    let frames = rich_frames();
+    let mut g = c.benchmark_group("metrics");
+    g.throughput(Throughput::Elements(frames.len() as u64));
+    g.bench_function("rich_capture_whole", |b| {
+        b.iter_batched(
+            || {
+                let metrics = std::sync::Arc::new(Metrics::new());
+                (Engine::new(config()), MetricsSink::new(metrics, 100, 2000))
+            },
+            |(mut engine, mut sink)| {
+                for f in &frames {
+                    engine.process(&f.raw(0), &mut sink);
+                }
+                engine.finish(&mut sink);
+                (engine, sink)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_decode,
     bench_established,
     bench_dns,
-    bench_capture
+    bench_capture,
+    bench_metrics
 );
 criterion_main!(benches);

@@ -287,7 +287,7 @@ proptest! {
             match d.insert(Timestamp(1), &frag, &mut ev) {
                 Outcome::Complete { protocol, payload } => complete = Some((protocol, payload)),
                 Outcome::Held | Outcome::Duplicate => {}
-                Outcome::Dropped { reason, .. } => prop_assert!(false, "dropped: {}", reason),
+                Outcome::Dropped { reason, .. } => prop_assert!(false, "dropped: {:?}", reason),
             }
         }
         let (protocol, bytes) = complete.expect("complete");

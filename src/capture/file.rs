@@ -23,6 +23,7 @@ use podpath_afpacket::MappedFile;
 
 use super::{CaptureError, Next, PacketSource, RawPacket};
 use crate::decode::{LinkType, PacketType};
+use crate::engine::SkipReason;
 use crate::Timestamp;
 
 /// Initial read buffer; grown up to `MAX_BUFFER` for blocks larger than it.
@@ -594,6 +595,21 @@ impl FileSource {
     /// (pcap LINKTYPE number, frames).
     pub fn unsupported(&self) -> &[(u32, u64)] {
         &self.unsupported
+    }
+
+    /// What the files held that no frame came of, in the engine's skip
+    /// vocabulary: frames of a link type podpath cannot decode, records cut
+    /// at the end of a file. For `Event::Skipped`, once the files are read.
+    pub fn skipped(&self) -> Vec<(SkipReason, u64)> {
+        let unsupported: u64 = self.unsupported.iter().map(|&(_, n)| n).sum();
+        let truncated = self.files.iter().filter(|f| f.truncated_tail).count() as u64;
+        [
+            (SkipReason::UnsupportedLinkType, unsupported),
+            (SkipReason::TruncatedRecord, truncated),
+        ]
+        .into_iter()
+        .filter(|&(_, n)| n > 0)
+        .collect()
     }
 
     /// Files that ended in the middle of a record.

@@ -149,14 +149,11 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
             first = feed(&mut source, &mut engine, &mut tee)?;
         }
         engine.finish(&mut tee);
+        for (reason, count) in source.skipped() {
+            tee.on_event(&crate::engine::Event::Skipped { reason, count });
+        }
     }
     for &(link, n) in source.unsupported() {
-        for _ in 0..n {
-            metrics_sink.on_event(&crate::engine::Event::Skipped {
-                reason: "unsupported_link_type",
-            });
-        }
-        *report.skipped.entry("unsupported_link_type").or_default() += n;
         tracing::warn!(
             link_type = link,
             frames = n,
@@ -164,10 +161,6 @@ pub fn run(mut args: AnalyzeArgs) -> Result<i32> {
         );
     }
     for f in source.truncated_files() {
-        metrics_sink.on_event(&crate::engine::Event::Skipped {
-            reason: "truncated_record",
-        });
-        *report.skipped.entry("truncated_record").or_default() += 1;
         eprintln!("podpath: {f}: file ends in the middle of a packet record; the partial record was skipped");
     }
     if let Some(path) = &args.names {

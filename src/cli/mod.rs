@@ -544,15 +544,20 @@ pub fn export_sizing(metrics: &crate::metrics::Metrics, cfg: &PodConfig, sizing:
     ] {
         let labels = crate::metrics::TableLabels { table };
         metrics
+            .limits
             .table_capacity
             .get_or_create(&labels)
             .set(i64::try_from(capacity).unwrap_or(i64::MAX));
     }
     let bytes = |b: u64| i64::try_from(b).unwrap_or(i64::MAX);
     metrics
+        .limits
         .memory_limit
         .set(sizing.limit.as_ref().map_or(0, |l| bytes(l.bytes)));
-    metrics.memory_budget.set(sizing.budget.map_or(0, bytes));
+    metrics
+        .limits
+        .memory_budget
+        .set(sizing.budget.map_or(0, bytes));
 }
 
 /// Runs the parsed command line.

@@ -199,6 +199,7 @@ pub async fn serve(
         let stats = resolver.stats();
         if stats.evicted > evicted {
             metrics
+                .limits
                 .table_evictions
                 .get_or_create(&TableLabels { table: "ptr_cache" })
                 .inc_by(stats.evicted - evicted);

@@ -172,8 +172,8 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         let labels = InterfaceLabels {
             interface: name.clone(),
         };
-        metrics.capture_packets.get_or_create(&labels).inc_by(0);
-        metrics.capture_drops.get_or_create(&labels).inc_by(0);
+        metrics.capture.packets.get_or_create(&labels).inc_by(0);
+        metrics.capture.drops.get_or_create(&labels).inc_by(0);
     }
     let mut exported: Vec<Option<Option<FailReason>>> = vec![None; interfaces.len()];
     let status = server::Status::default();
@@ -370,14 +370,15 @@ fn export_states<'a, I: Iterator<Item = (&'a str, &'a Health)>>(
         }
         let interface = name.to_string();
         if let Some(Some(old)) = *last {
-            metrics.capture_error_info.remove(&CaptureErrorLabels {
+            metrics.capture.error_info.remove(&CaptureErrorLabels {
                 interface: interface.clone(),
                 reason: old.as_str(),
             });
         }
         if let Some(r) = reason {
             metrics
-                .capture_error_info
+                .capture
+                .error_info
                 .get_or_create(&CaptureErrorLabels {
                     interface: interface.clone(),
                     reason: r.as_str(),
@@ -385,7 +386,8 @@ fn export_states<'a, I: Iterator<Item = (&'a str, &'a Health)>>(
                 .set(1);
         }
         metrics
-            .capture_up
+            .capture
+            .up
             .get_or_create(&InterfaceLabels { interface })
             .set(i64::from(reason.is_none()));
         *last = Some(reason);
@@ -498,8 +500,8 @@ fn export_capture_stats(source: &mut LiveSource, metrics: &Metrics, reported: &m
         let labels = InterfaceLabels { interface: s.name };
         let rx = s.received.saturating_sub(prev.0);
         let drops = s.dropped.saturating_sub(prev.1);
-        metrics.capture_packets.get_or_create(&labels).inc_by(rx);
-        metrics.capture_drops.get_or_create(&labels).inc_by(drops);
+        metrics.capture.packets.get_or_create(&labels).inc_by(rx);
+        metrics.capture.drops.get_or_create(&labels).inc_by(drops);
         *prev = (s.received, s.dropped);
         if drops > 0 {
             tracing::warn!(interface = %labels.interface, drops, "kernel dropped packets: podpath's counts are incomplete");

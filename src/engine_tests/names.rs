@@ -13,7 +13,7 @@ type Named = (IpAddr, String, Option<String>, Option<String>, NameSource);
 struct Names {
     literal: Vec<(IpAddr, Path, bool)>,
     named: Vec<Named>,
-    evicted: Vec<&'static str>,
+    evicted: Vec<Table>,
 }
 
 impl Sink for Names {
@@ -29,7 +29,9 @@ impl Sink for Names {
                 naming.namespace().map(str::to_string),
                 naming.source,
             )),
-            Event::Evicted { table } => self.evicted.push(table),
+            Event::Evicted { table, count } => self
+                .evicted
+                .extend(std::iter::repeat_n(*table, *count as usize)),
             _ => {}
         }
     }

@@ -213,8 +213,15 @@ impl Sink for Report {
                 }
             }
             Event::Dns(ev) => self.on_dns(ev),
-            Event::Skipped { reason } => *self.skipped.entry(reason).or_default() += 1,
-            Event::Evicted { table } => *self.evictions.entry(table).or_default() += 1,
+            Event::Skipped { reason, count } => {
+                *self.skipped.entry(reason.as_str()).or_default() += count
+            }
+            Event::Evicted { table, count } => {
+                *self.evictions.entry(table.as_str()).or_default() += count
+            }
+            Event::DnsMalformed { reason } => {
+                *self.dns_malformed.entry(reason.as_str()).or_default() += 1
+            }
             Event::Bytes { .. } => {}
             Event::LiteralDestination { .. } => {}
             Event::DestinationNamed { addr, naming } => {
@@ -267,10 +274,6 @@ impl Report {
             DnsEvent::LateAnswer(l) => {
                 *self.dns_late_answers.entry(l.rcode.as_str()).or_default() += 1
             }
-            DnsEvent::Malformed { reason, .. } => {
-                *self.dns_malformed.entry(reason).or_default() += 1
-            }
-            DnsEvent::Evicted { table } => *self.evictions.entry(table).or_default() += 1,
             _ => {}
         }
     }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::{ConnectionRecord, Context, DestinationRecord, Outcome, Report, NAMES_FROM};
 use crate::attribution::Path;
 use crate::dns::names::Stale;
-use crate::engine::SniCheck;
+use crate::engine::{AddressOrigin, SniCheck};
 use crate::hash::HashMap;
 
 impl Report {
@@ -408,7 +408,11 @@ impl Report {
     /// What the report knows about the pod and the cluster, and from where.
     fn pod_and_cluster(&self, context: &Context<'_>, out: &mut String) {
         let _ = writeln!(out, "\nPod and cluster");
-        for l in context.local.iter().filter(|l| l.from == "configured") {
+        for l in context
+            .local
+            .iter()
+            .filter(|l| l.from == AddressOrigin::Configured)
+        {
             let _ = writeln!(out, "  pod address {} (configured)", l.addr);
         }
         for i in context.inferred {

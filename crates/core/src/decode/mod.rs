@@ -251,20 +251,6 @@ pub enum DecodeError {
     ExtensionChain,
 }
 
-impl DecodeError {
-    /// Stable label value for skip counters.
-    pub fn reason(self) -> &'static str {
-        match self {
-            DecodeError::UnsupportedLinkType => "unsupported_link_type",
-            DecodeError::NotIp => "not_ip",
-            DecodeError::Truncated(_) => "truncated",
-            DecodeError::Malformed(_) => "malformed",
-            DecodeError::Fragment => "fragment",
-            DecodeError::ExtensionChain => "ipv6_extension_chain",
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Layer {
     Link,

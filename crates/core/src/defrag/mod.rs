@@ -33,16 +33,15 @@ pub const MAX_DATAGRAM: usize = 65_535;
 /// 52; more is someone sending 8-byte fragments to make the overlap check costly.
 pub const MAX_FRAGMENTS: usize = 128;
 
-/// Skip reason for fragments of a datagram that never completed (timeout,
-/// eviction, end of input).
-pub const REASON_INCOMPLETE: &str = "fragment";
-/// Skip reason for fragments of a datagram dropped for overlapping data.
-pub const REASON_OVERLAP: &str = "fragment_overlap";
-/// Skip reason for an exact copy of a fragment already held.
-pub const REASON_DUPLICATE: &str = "fragment_duplicate";
-/// Skip reason for fragments of a datagram dropped as malformed: too large,
-/// too many pieces, inconsistent end, cut by the snap length.
-pub const REASON_MALFORMED: &str = "fragment_malformed";
+/// Why a datagram's fragments were dropped (the engine counts them as
+/// `SkipReason::FragmentOverlap` or `FragmentMalformed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Fragments with overlapping data.
+    Overlap,
+    /// Too large, too many pieces, inconsistent end, cut by the snap length.
+    Malformed,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Key {
@@ -108,10 +107,7 @@ pub enum Outcome {
     Duplicate,
     /// The fragment and every one held for its datagram were dropped;
     /// `fragments` of them (this one included), for this skip reason.
-    Dropped {
-        reason: &'static str,
-        fragments: u64,
-    },
+    Dropped { reason: DropReason, fragments: u64 },
 }
 
 /// Datagrams that left the table without completing.
@@ -190,7 +186,7 @@ impl Defrag {
             || end as usize > MAX_DATAGRAM
             || (frag.info.more && (len == 0 || len % 8 != 0));
         if malformed {
-            return self.drop_datagram(&key, REASON_MALFORMED);
+            return self.drop_datagram(&key, DropReason::Malformed);
         }
         if !self.map.contains_key(&key) {
             if self.map.len() >= self.max_datagrams {
@@ -219,7 +215,7 @@ impl Defrag {
             return Outcome::Duplicate;
         }
         if dg.ranges.iter().any(|&(s, e)| start < e && s < end) {
-            return self.drop_datagram(&key, REASON_OVERLAP);
+            return self.drop_datagram(&key, DropReason::Overlap);
         }
         let inconsistent = match (frag.info.more, dg.total) {
             // A second "last" fragment, or one ending before data already held.
@@ -229,7 +225,7 @@ impl Defrag {
             (true, None) => false,
         };
         if inconsistent || dg.ranges.len() >= MAX_FRAGMENTS {
-            return self.drop_datagram(&key, REASON_MALFORMED);
+            return self.drop_datagram(&key, DropReason::Malformed);
         }
         if !frag.info.more {
             dg.total = Some(end);
@@ -263,7 +259,7 @@ impl Defrag {
             None => {
                 self.stats.malformed += 1;
                 Outcome::Dropped {
-                    reason: REASON_MALFORMED,
+                    reason: DropReason::Malformed,
                     fragments: dg.ranges.len() as u64,
                 }
             }
@@ -296,9 +292,9 @@ impl Defrag {
         out
     }
 
-    fn drop_datagram(&mut self, key: &Key, reason: &'static str) -> Outcome {
+    fn drop_datagram(&mut self, key: &Key, reason: DropReason) -> Outcome {
         let held = self.map.remove(key).map_or(0, |d| d.ranges.len() as u64);
-        if reason == REASON_OVERLAP {
+        if reason == DropReason::Overlap {
             self.stats.overlaps += 1;
         } else {
             self.stats.malformed += 1;

@@ -94,7 +94,7 @@ fn duplicates_are_ignored_overlaps_drop_the_datagram() {
     assert_eq!(
         out,
         Outcome::Dropped {
-            reason: REASON_OVERLAP,
+            reason: DropReason::Overlap,
             fragments: 3
         }
     );
@@ -113,7 +113,7 @@ fn partial_overlap_with_a_different_size_is_dropped() {
     assert!(matches!(
         out,
         Outcome::Dropped {
-            reason: REASON_OVERLAP,
+            reason: DropReason::Overlap,
             ..
         }
     ));
@@ -187,7 +187,7 @@ fn oversized_misaligned_and_cut_fragments_are_malformed() {
         matches!(
             o,
             Outcome::Dropped {
-                reason: REASON_MALFORMED,
+                reason: DropReason::Malformed,
                 ..
             }
         )
@@ -240,7 +240,7 @@ fn too_many_fragments_drop_the_datagram() {
     assert_eq!(
         last,
         Outcome::Dropped {
-            reason: REASON_MALFORMED,
+            reason: DropReason::Malformed,
             fragments: MAX_FRAGMENTS as u64 + 1
         }
     );

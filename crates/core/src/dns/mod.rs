@@ -159,15 +159,29 @@ pub enum DnsEvent {
     /// An answer to a query that had already completed as `TIMEOUT`.
     LateAnswer(LateAnswer),
     Lookup(Lookup),
+    /// The engine reports these as `Event::DnsMalformed`.
     Malformed {
-        reason: &'static str,
+        reason: wire::WireError,
         transport: Transport,
     },
-    /// A bounded table dropped an entry: `pending` (a query not tracked),
-    /// `names`, `tcp_streams`, `lookups` (reported early). One event per entry.
+    /// A bounded table dropped an entry. One event per entry; the engine
+    /// reports these as `Event::Evicted`.
     Evicted {
-        table: &'static str,
+        table: DnsTable,
     },
+}
+
+/// The DNS tracker's bounded tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DnsTable {
+    /// Queries waiting for an answer (evicted: a query not tracked).
+    Pending,
+    /// Address → name.
+    Names,
+    /// TCP streams being reassembled.
+    TcpStreams,
+    /// Lookups in progress (evicted: reported early).
+    Lookups,
 }
 
 /// What the tracker knows about the resolver configuration, and what of it
@@ -313,7 +327,7 @@ impl DnsTracker {
         self.streams = streams;
         if outcome.evicted {
             out.push(DnsEvent::Evicted {
-                table: "tcp_streams",
+                table: DnsTable::TcpStreams,
             });
         }
     }
@@ -462,7 +476,7 @@ impl DnsTracker {
             Err(e) => {
                 self.malformed += 1;
                 out.push(DnsEvent::Malformed {
-                    reason: e.reason(),
+                    reason: e,
                     transport,
                 });
                 return;
@@ -490,7 +504,9 @@ impl DnsTracker {
         // A query not tracked (table full, or too many copies of it waiting)
         // never completes: counted here instead.
         if self.tx.stats().overflow > overflow {
-            out.push(DnsEvent::Evicted { table: "pending" });
+            out.push(DnsEvent::Evicted {
+                table: DnsTable::Pending,
+            });
         }
         let retransmission = status == QueryStatus::Retransmission;
         if retransmission {
@@ -502,7 +518,9 @@ impl DnsTracker {
                 .lookups
                 .on_query(ts, src.ip(), &qname, q.qtype, &self.search, &mut early)
             {
-                out.push(DnsEvent::Evicted { table: "lookups" });
+                out.push(DnsEvent::Evicted {
+                    table: DnsTable::Lookups,
+                });
             }
             out.extend(early.into_iter().map(DnsEvent::Lookup));
         }
@@ -629,7 +647,9 @@ impl DnsTracker {
                     ttl,
                 };
                 for _ in 0..self.names.insert(ts, addr, ttl, info) {
-                    out.push(DnsEvent::Evicted { table: "names" });
+                    out.push(DnsEvent::Evicted {
+                        table: DnsTable::Names,
+                    });
                 }
             }
         }

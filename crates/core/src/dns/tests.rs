@@ -842,7 +842,7 @@ fn count_bomb_through_the_tracker_is_malformed() {
     assert_eq!(
         s.events,
         [DnsEvent::Malformed {
-            reason: "count_exceeds_length",
+            reason: wire::WireError::CountsExceedLength,
             transport: Transport::Udp
         }]
     );
@@ -860,14 +860,14 @@ fn tables_are_bounded_and_evictions_reported() {
     for i in 0..4 {
         s.query(1.0, &format!("n{i}.example.com."), RecordType::A);
     }
-    let evicted = |s: &Sim, table: &str| {
+    let evicted = |s: &Sim, table: DnsTable| {
         s.events
             .iter()
             .filter(|e| matches!(e, DnsEvent::Evicted { table: t } if *t == table))
             .count()
     };
-    assert_eq!(evicted(&s, "pending"), 2);
-    assert_eq!(evicted(&s, "lookups"), 2);
+    assert_eq!(evicted(&s, DnsTable::Pending), 2);
+    assert_eq!(evicted(&s, DnsTable::Lookups), 2);
     assert_eq!(s.t.stats().lookups_open, 2);
     for i in 0..3u8 {
         let fq = format!("m{i}.example.com.");
@@ -880,7 +880,7 @@ fn tables_are_bounded_and_evictions_reported() {
             &[(&fq, 60, a(&format!("192.0.2.{i}")))],
         );
     }
-    assert_eq!(evicted(&s, "names"), 1);
+    assert_eq!(evicted(&s, DnsTable::Names), 1);
     assert_eq!(s.t.stats().names, 2);
 }
 
@@ -1056,7 +1056,14 @@ fn copies_past_the_bound_are_counted_as_not_tracked() {
     let evicted = s
         .events
         .iter()
-        .filter(|e| matches!(e, DnsEvent::Evicted { table: "pending" }))
+        .filter(|e| {
+            matches!(
+                e,
+                DnsEvent::Evicted {
+                    table: DnsTable::Pending
+                }
+            )
+        })
         .count();
     assert_eq!(evicted, 20 - transaction::MAX_SENDS);
     s.t.flush(&mut s.events);

@@ -38,7 +38,8 @@ const RR_TYPE_OPT: u16 = 41;
 /// The largest message either transport can carry (TCP's 2-byte length).
 const MAX_MESSAGE_LEN: usize = 65535;
 
-/// Why a DNS message was not decoded. `reason()` is a stable label.
+/// Why a DNS message was not decoded. `as_str` is the `reason` label of
+/// `podpath_dns_malformed_total` and the report's key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum WireError {
     #[error("message shorter than the 12-byte header")]
@@ -54,7 +55,7 @@ pub enum WireError {
 }
 
 impl WireError {
-    pub fn reason(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             WireError::TooShort => "too_short",
             WireError::TooLong => "too_long",

@@ -4,8 +4,11 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::attribution::{Attribution, Path};
+use crate::decode::DecodeError;
+use crate::defrag::DropReason;
 use crate::dns::names::Stale;
-use crate::dns::DnsEvent;
+use crate::dns::wire::WireError;
+use crate::dns::{DnsEvent, DnsTable};
 use crate::engine::destinations::Naming;
 use crate::flow::Protocol;
 use crate::http::Method;
@@ -199,14 +202,136 @@ pub enum Event<'a> {
         addr: IpAddr,
         naming: &'a Naming,
     },
-    /// A frame that could not be decoded, by reason.
+    /// `count` frames not decoded (or, from a file source, records not
+    /// read), for `reason`.
     Skipped {
-        reason: &'static str,
+        reason: SkipReason,
+        count: u64,
     },
-    /// An entry evicted from a full table.
+    /// `count` entries evicted from a full `table` (the DNS tracker's
+    /// included: they never arrive as `Dns`).
     Evicted {
-        table: &'static str,
+        table: Table,
+        count: u64,
     },
+    /// A DNS message that could not be parsed (never arrives as `Dns`).
+    DnsMalformed {
+        reason: WireError,
+    },
+}
+
+/// Why frames were not decoded. `as_str` is the `reason` label of
+/// `podpath_decode_skipped_total` and the report's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// No decoder for the link type (a file source counts these).
+    UnsupportedLinkType,
+    NotIp,
+    /// Cut short of a header it claims (snap length, corrupt record).
+    Truncated,
+    Malformed,
+    Ipv6ExtensionChain,
+    /// Fragments of a datagram that never completed (timeout, eviction,
+    /// end of input), or any fragment where nothing reassembles them.
+    Fragment,
+    /// Fragments of a datagram dropped for overlapping data.
+    FragmentOverlap,
+    /// An exact copy of a fragment already held.
+    FragmentDuplicate,
+    /// Fragments of a datagram dropped as malformed: too large, too many
+    /// pieces, inconsistent end, cut by the snap length.
+    FragmentMalformed,
+    /// A capture file that ends inside a record (a file source counts these).
+    TruncatedRecord,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::UnsupportedLinkType => "unsupported_link_type",
+            SkipReason::NotIp => "not_ip",
+            SkipReason::Truncated => "truncated",
+            SkipReason::Malformed => "malformed",
+            SkipReason::Ipv6ExtensionChain => "ipv6_extension_chain",
+            SkipReason::Fragment => "fragment",
+            SkipReason::FragmentOverlap => "fragment_overlap",
+            SkipReason::FragmentDuplicate => "fragment_duplicate",
+            SkipReason::FragmentMalformed => "fragment_malformed",
+            SkipReason::TruncatedRecord => "truncated_record",
+        }
+    }
+}
+
+impl From<DecodeError> for SkipReason {
+    fn from(e: DecodeError) -> SkipReason {
+        match e {
+            DecodeError::UnsupportedLinkType => SkipReason::UnsupportedLinkType,
+            DecodeError::NotIp => SkipReason::NotIp,
+            DecodeError::Truncated(_) => SkipReason::Truncated,
+            DecodeError::Malformed(_) => SkipReason::Malformed,
+            DecodeError::Fragment => SkipReason::Fragment,
+            DecodeError::ExtensionChain => SkipReason::Ipv6ExtensionChain,
+        }
+    }
+}
+
+impl From<DropReason> for SkipReason {
+    fn from(r: DropReason) -> SkipReason {
+        match r {
+            DropReason::Overlap => SkipReason::FragmentOverlap,
+            DropReason::Malformed => SkipReason::FragmentMalformed,
+        }
+    }
+}
+
+/// A bounded table that evicts when full. `as_str` is the `table` label of
+/// `podpath_table_evictions_total` and the report's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Flows,
+    /// IP datagrams held for reassembly.
+    Fragments,
+    /// Names of literal destinations.
+    Destinations,
+    /// Names other threads fed in, past the inbox's bound.
+    NameFeed,
+    /// Connections held for a rewrite decision.
+    RewriteHeld,
+    /// DNS: queries waiting for an answer (a query not tracked).
+    Pending,
+    /// DNS: address → name.
+    Names,
+    /// DNS: TCP streams being reassembled.
+    TcpStreams,
+    /// DNS: lookups in progress (reported early).
+    Lookups,
+}
+
+impl Table {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Table::Flows => "flows",
+            Table::Fragments => "fragments",
+            Table::Destinations => "destinations",
+            Table::NameFeed => "name_feed",
+            Table::RewriteHeld => "rewrite_held",
+            Table::Pending => "pending",
+            Table::Names => "names",
+            Table::TcpStreams => "tcp_streams",
+            Table::Lookups => "lookups",
+        }
+    }
+}
+
+impl From<DnsTable> for Table {
+    fn from(t: DnsTable) -> Table {
+        match t {
+            DnsTable::Pending => Table::Pending,
+            DnsTable::Names => Table::Names,
+            DnsTable::TcpStreams => Table::TcpStreams,
+            DnsTable::Lookups => Table::Lookups,
+        }
+    }
 }
 
 /// An exporter: receives every event, in packet-time order.

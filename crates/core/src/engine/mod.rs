@@ -28,8 +28,8 @@ use crate::Timestamp;
 
 use destinations::{Destinations, FeedInbox, Learned, NameFeed, Naming};
 pub use event::{
-    AppProtocol, ConnectionView, Event, FailReason, H2Unread, HttpView, NullSink, Sink, SniCheck,
-    Tee, TlsView,
+    AppProtocol, ConnectionView, Event, FailReason, H2Unread, HttpView, NullSink, Sink, SkipReason,
+    SniCheck, Table, Tee, TlsView,
 };
 use rewrite::{Decision, Held, HeldEvent, Keep, RewriteDetector};
 
@@ -56,11 +56,45 @@ pub struct EngineStats {
     pub own_dns_packets: u64,
 }
 
-/// How podpath decided an address is the pod's own.
+/// An address podpath takes for the pod's own, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LocalAddress {
     pub addr: IpAddr,
-    pub from: &'static str,
+    pub from: AddressOrigin,
+}
+
+/// How podpath decided an address is the pod's own. `as_str` is what the
+/// report and the log say (serialized as that text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AddressOrigin {
+    /// `--pod-ip` or the downward API.
+    Configured,
+    /// The kernel marked a packet from it as outgoing.
+    SentByHost,
+    /// The kernel marked a packet to it as addressed to this host.
+    AddressedToHost,
+    /// It sends DNS queries.
+    SendsDns,
+    /// It opened the first connection seen (a guess).
+    FirstInitiator,
+}
+
+impl AddressOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressOrigin::Configured => "configured",
+            AddressOrigin::SentByHost => "sent by this host (kernel packet type)",
+            AddressOrigin::AddressedToHost => "addressed to this host (kernel packet type)",
+            AddressOrigin::SendsDns => "sends DNS queries",
+            AddressOrigin::FirstInitiator => "first connection initiator (guess: pass --pod-ip)",
+        }
+    }
+}
+
+impl Serialize for AddressOrigin {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 pub struct Engine {
@@ -111,7 +145,7 @@ impl Engine {
             .iter()
             .map(|&addr| LocalAddress {
                 addr,
-                from: "configured",
+                from: AddressOrigin::Configured,
             })
             .collect();
         Engine {
@@ -181,11 +215,11 @@ impl Engine {
         let mut out: Vec<Inference> = self
             .local
             .iter()
-            .filter(|l| l.from != "configured")
+            .filter(|l| l.from != AddressOrigin::Configured)
             .map(|l| Inference {
                 what: "pod_ip".into(),
                 value: l.addr.to_string(),
-                from: l.from.into(),
+                from: l.from.as_str().into(),
             })
             .collect();
         out.extend(self.attributor.inferences().iter().cloned());
@@ -327,11 +361,7 @@ impl Engine {
             at: self.now,
         };
         let (evicted, learned) = self.destinations.name(addr, naming);
-        for _ in 0..evicted {
-            sink.on_event(&Event::Evicted {
-                table: "destinations",
-            });
-        }
+        evict(Table::Destinations, evicted as u64, sink);
         if learned == Learned::NamedLiteral {
             if let Some(naming) = self.destinations.naming(addr) {
                 sink.on_event(&Event::DestinationNamed { addr, naming });
@@ -342,9 +372,7 @@ impl Engine {
     /// Takes the names other threads fed in.
     fn take_fed_names(&mut self, sink: &mut dyn Sink) {
         let (names, dropped) = self.inbox.take();
-        for _ in 0..dropped {
-            sink.on_event(&Event::Evicted { table: "name_feed" });
-        }
+        evict(Table::NameFeed, dropped, sink);
         for n in names {
             self.learn_name(n.addr, &n.fqdn, n.source, sink);
         }
@@ -357,7 +385,7 @@ impl Engine {
         let net = match decode::decode_network(raw.link, raw.data) {
             Ok(n) => n,
             Err(e) => {
-                self.skip(e.reason(), 1, sink);
+                self.skip(e.into(), 1, sink);
                 return;
             }
         };
@@ -377,17 +405,17 @@ impl Engine {
                 let mut evicted = defrag::Expired::default();
                 let outcome = self.defrag.insert(self.now, &fragment, &mut evicted);
                 if evicted.datagrams > 0 {
-                    sink.on_event(&Event::Evicted { table: "fragments" });
-                    self.skip(defrag::REASON_INCOMPLETE, evicted.fragments, sink);
+                    evict(Table::Fragments, 1, sink);
+                    self.skip(SkipReason::Fragment, evicted.fragments, sink);
                 }
                 match outcome {
                     defrag::Outcome::Held => return,
                     defrag::Outcome::Duplicate => {
-                        self.skip(defrag::REASON_DUPLICATE, 1, sink);
+                        self.skip(SkipReason::FragmentDuplicate, 1, sink);
                         return;
                     }
                     defrag::Outcome::Dropped { reason, fragments } => {
-                        self.skip(reason, fragments, sink);
+                        self.skip(reason.into(), fragments, sink);
                         return;
                     }
                     defrag::Outcome::Complete { protocol, payload } => {
@@ -402,7 +430,7 @@ impl Engine {
         let transport = match transport {
             Ok(t) => t,
             Err(e) => {
-                self.skip(e.reason(), 1, sink);
+                self.skip(e.into(), 1, sink);
                 return;
             }
         };
@@ -418,12 +446,8 @@ impl Engine {
             packet.packet_type = raw.packet_type;
         }
         match packet.packet_type {
-            Some(PacketType::Outgoing) => {
-                self.learn_local(packet.src, "sent by this host (kernel packet type)")
-            }
-            Some(PacketType::Host) => {
-                self.learn_local(packet.dst, "addressed to this host (kernel packet type)")
-            }
+            Some(PacketType::Outgoing) => self.learn_local(packet.src, AddressOrigin::SentByHost),
+            Some(PacketType::Host) => self.learn_local(packet.dst, AddressOrigin::AddressedToHost),
             _ => {}
         }
         let now = self.now;
@@ -482,11 +506,12 @@ impl Engine {
     }
 
     /// Counts `count` frames skipped for `reason`.
-    fn skip(&mut self, reason: &'static str, count: u64, sink: &mut dyn Sink) {
-        for _ in 0..count {
-            self.stats.skipped += 1;
-            sink.on_event(&Event::Skipped { reason });
+    fn skip(&mut self, reason: SkipReason, count: u64, sink: &mut dyn Sink) {
+        if count == 0 {
+            return;
         }
+        self.stats.skipped += count;
+        sink.on_event(&Event::Skipped { reason, count });
     }
 
     /// Advances packet time without a packet (live capture when traffic
@@ -507,7 +532,7 @@ impl Engine {
             self.decide(h, true, sink);
         }
         let incomplete = self.defrag.flush();
-        self.skip(defrag::REASON_INCOMPLETE, incomplete.fragments, sink);
+        self.skip(SkipReason::Fragment, incomplete.fragments, sink);
         self.dns.flush(&mut self.dns_events);
         self.drain_dns(sink);
         let connect_timeout = self.cfg.timeouts.tcp_connect;
@@ -549,7 +574,7 @@ impl Engine {
             self.decide(h, true, sink);
         }
         let expired = self.defrag.expire(now);
-        self.skip(defrag::REASON_INCOMPLETE, expired.fragments, sink);
+        self.skip(SkipReason::Fragment, expired.fragments, sink);
         self.dns.advance(now, &mut self.dns_events);
         self.drain_dns(sink);
         let t = self.cfg.timeouts.clone();
@@ -584,8 +609,19 @@ impl Engine {
     fn drain_dns(&mut self, sink: &mut dyn Sink) {
         let mut events = std::mem::take(&mut self.dns_events);
         for ev in &events {
-            if let DnsEvent::Answered(answer) = ev {
-                self.learn_answer(answer, sink);
+            // Evictions and malformed messages become the engine's own
+            // events here, once, so that no sink maps them itself.
+            match ev {
+                DnsEvent::Answered(answer) => self.learn_answer(answer, sink),
+                DnsEvent::Evicted { table } => {
+                    evict((*table).into(), 1, sink);
+                    continue;
+                }
+                DnsEvent::Malformed { reason, .. } => {
+                    sink.on_event(&Event::DnsMalformed { reason: *reason });
+                    continue;
+                }
+                _ => {}
             }
             sink.on_event(&Event::Dns(ev));
         }
@@ -638,7 +674,7 @@ impl Engine {
         addr.is_loopback() || self.local.iter().any(|l| l.addr == addr)
     }
 
-    fn learn_local(&mut self, addr: IpAddr, from: &'static str) {
+    fn learn_local(&mut self, addr: IpAddr, from: AddressOrigin) {
         if addr.is_loopback() || addr.is_unspecified() || addr.is_multicast() {
             return;
         }
@@ -656,7 +692,7 @@ impl Engine {
         if pt == Some(PacketType::Host) {
             return;
         }
-        self.learn_local(client, "sends DNS queries");
+        self.learn_local(client, AddressOrigin::SendsDns);
         if !server.is_loopback() {
             self.attributor.learn_dns_server(server);
         }
@@ -691,10 +727,7 @@ impl Engine {
             false
         } else {
             // Nothing known yet: in a pod, the first SYN seen is most often the app's.
-            self.learn_local(
-                src.ip(),
-                "first connection initiator (guess: pass --pod-ip)",
-            );
+            self.learn_local(src.ip(), AddressOrigin::FirstInitiator);
             true
         }
     }
@@ -792,9 +825,7 @@ impl Engine {
                 self.flow_evicted(old, sink);
             }
             if let Some(first) = self.rewrite.hold(held) {
-                sink.on_event(&Event::Evicted {
-                    table: "rewrite_held",
-                });
+                evict(Table::RewriteHeld, 1, sink);
                 self.decide(first, true, sink);
             }
             return key;
@@ -825,11 +856,7 @@ impl Engine {
                             });
                         }
                     }
-                    for _ in 0..evicted {
-                        sink.on_event(&Event::Evicted {
-                            table: "destinations",
-                        });
-                    }
+                    evict(Table::Destinations, evicted as u64, sink);
                 }
                 if let Some(reason) = stale {
                     sink.on_event(&Event::StaleDns { conn, reason });
@@ -868,7 +895,7 @@ impl Engine {
     /// A flow pushed out of the full table: counted, and its bytes exported.
     fn flow_evicted(&mut self, mut old: Flow, sink: &mut dyn Sink) {
         self.stats.flow_evictions += 1;
-        sink.on_event(&Event::Evicted { table: "flows" });
+        evict(Table::Flows, 1, sink);
         let mut to = flow_sink(&mut self.rewrite, &old, sink);
         emit_bytes(&mut old, &mut to);
     }
@@ -1014,9 +1041,7 @@ impl Engine {
                 if full {
                     let id = flow.id;
                     if let Some(h) = self.rewrite.take(id) {
-                        sink.on_event(&Event::Evicted {
-                            table: "rewrite_held",
-                        });
+                        evict(Table::RewriteHeld, 1, sink);
                         self.decide(h, true, sink);
                     }
                 }
@@ -1166,6 +1191,13 @@ fn emit_failed(flow: &Flow, reason: FailReason, sink: &mut dyn Sink) {
             conn: view(flow, a),
             reason,
         });
+    }
+}
+
+/// Reports `count` entries evicted from `table` (none: no event).
+fn evict(table: Table, count: u64, sink: &mut dyn Sink) {
+    if count > 0 {
+        sink.on_event(&Event::Evicted { table, count });
     }
 }
 
