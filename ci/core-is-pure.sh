@@ -17,6 +17,7 @@ fi
 
 # std's I/O, outside test code (tests may read fixtures or spawn threads):
 # test files, and each file from its `#[cfg(test)]` module on.
+# shellcheck disable=SC2016 # the single quotes hold an awk program ($0 is awk's)
 io=$(find crates/core/src -name '*.rs' ! -name tests.rs ! -path '*/tests/*' ! -name build.rs -print0 |
   xargs -0 awk '/^#\[cfg\(test\)\]/ { nextfile }
     /std::(fs|net::(TcpStream|TcpListener|UdpSocket)|process|thread::spawn|time::(SystemTime|Instant))/ {
