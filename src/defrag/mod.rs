@@ -1,9 +1,11 @@
-//! Bounded IP reassembly (IPv4 RFC 791, IPv6 RFC 8200 §4.5).
+//! Bounded IP reassembly (IPv4 RFC 791, IPv6 RFC 8200 §4.5), and the one
+//! entry point from a captured frame to a decoded packet, [`Defrag::decode`].
 //!
 //! DNS responses larger than the path MTU arrive as IP fragments; only the
-//! first carries the UDP header. The engine hands every fragment here (its
-//! data, byte offset, more-fragments flag) and decodes the transport layer of
-//! a datagram once all of it has arrived.
+//! first carries the UDP header. [`Defrag::decode`] decodes a frame's
+//! network layer; a whole packet goes straight on to its transport layer, a
+//! fragment (its data, byte offset, more-fragments flag) is held here, and
+//! the transport layer of its datagram is decoded once all of it has arrived.
 //!
 //! A datagram is keyed by (source, destination, identification, protocol for
 //! IPv4). Its data is copied into one buffer at the fragment's offset; a list
@@ -22,7 +24,7 @@
 
 use std::net::IpAddr;
 
-use crate::decode::FragmentInfo;
+use crate::decode::{self, DecodeError, FragmentInfo, LinkType, Network, Packet};
 use crate::hash::HashMap;
 use crate::Timestamp;
 
@@ -81,9 +83,9 @@ impl Datagram {
     }
 }
 
-/// One fragment, as the engine hands it over.
+/// One fragment, as [`Defrag::decode`] hands it over.
 #[derive(Clone, Copy, Debug)]
-pub struct Fragment<'a> {
+pub(crate) struct Fragment<'a> {
     pub src: IpAddr,
     pub dst: IpAddr,
     /// IPv4 protocol, or the IPv6 fragment header's next header.
@@ -96,9 +98,23 @@ pub struct Fragment<'a> {
     pub wire_len: u32,
 }
 
+impl<'a> Fragment<'a> {
+    fn of(net: &Network<'a>) -> Option<Fragment<'a>> {
+        Some(Fragment {
+            src: net.src,
+            dst: net.dst,
+            protocol: net.protocol,
+            is_v6: net.is_v6,
+            info: net.fragment?,
+            data: net.payload,
+            wire_len: net.payload_len,
+        })
+    }
+}
+
 /// What became of a fragment.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Held until the rest arrives.
     Held,
     /// The datagram is complete: its payload and upper-layer protocol.
@@ -112,6 +128,42 @@ pub enum Outcome {
         reason: &'static str,
         fragments: u64,
     },
+}
+
+/// What one captured frame came to.
+///
+/// A packet borrows the frame (`'f`) or, when reassembled, the caller's
+/// buffer (`'b`); the two are kept apart so that a whole packet outlives the
+/// buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoded<'f, 'b> {
+    /// A whole packet, read from the frame.
+    Packet(Packet<'f>),
+    /// The datagram this fragment completed, read from the reassembly
+    /// buffer; its network-layer fields are this fragment's.
+    Reassembled(Packet<'b>),
+    /// A fragment, held until the rest of its datagram arrives.
+    Held,
+    /// Not a packet podpath reads: one frame to count as skipped for
+    /// [`DecodeError::reason`].
+    Invalid(DecodeError),
+    /// Fragments given up: `count` of them (this one included) to count as
+    /// skipped for `reason`, one of the `REASON_*` constants.
+    Skipped { reason: &'static str, count: u64 },
+}
+
+impl<'f, 'b> Decoded<'f, 'b> {
+    /// The packet, whole or reassembled.
+    pub fn packet<'a>(self) -> Option<Packet<'a>>
+    where
+        'f: 'a,
+        'b: 'a,
+    {
+        match self {
+            Decoded::Packet(p) | Decoded::Reassembled(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// Datagrams that left the table without completing.
@@ -169,9 +221,53 @@ impl Defrag {
         self.map.values().map(|d| d.data.capacity()).sum()
     }
 
+    /// Decodes one captured frame at packet time `now`: the way from bytes
+    /// to a [`Packet`] for the engine, tests, benches and fuzz targets alike.
+    /// A fragment is held here; the one that completes its datagram comes
+    /// back as the reassembled packet, whose bytes are moved into
+    /// `reassembled` (the only allocation, and only for fragments).
+    /// `evicted` receives the datagram pushed out to make room, if any.
+    pub fn decode<'f, 'b>(
+        &mut self,
+        now: Timestamp,
+        link: LinkType,
+        frame: &'f [u8],
+        reassembled: &'b mut Vec<u8>,
+        evicted: &mut Expired,
+    ) -> Decoded<'f, 'b> {
+        let net = match decode::network(link, frame) {
+            Ok(net) => net,
+            Err(e) => return Decoded::Invalid(e),
+        };
+        let Some(fragment) = Fragment::of(&net) else {
+            return match net.packet() {
+                Ok(p) => Decoded::Packet(p),
+                Err(e) => Decoded::Invalid(e),
+            };
+        };
+        match self.insert(now, &fragment, evicted) {
+            Outcome::Held => Decoded::Held,
+            Outcome::Duplicate => Decoded::Skipped {
+                reason: REASON_DUPLICATE,
+                count: 1,
+            },
+            Outcome::Dropped { reason, fragments } => Decoded::Skipped {
+                reason,
+                count: fragments,
+            },
+            Outcome::Complete { protocol, payload } => {
+                *reassembled = payload;
+                match net.reassembled(protocol, reassembled) {
+                    Ok(p) => Decoded::Reassembled(p),
+                    Err(e) => Decoded::Invalid(e),
+                }
+            }
+        }
+    }
+
     /// Adds one fragment at packet time `now`. `evicted` receives the
     /// datagram pushed out to make room, if any.
-    pub fn insert(
+    pub(crate) fn insert(
         &mut self,
         now: Timestamp,
         frag: &Fragment<'_>,
