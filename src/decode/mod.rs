@@ -5,10 +5,10 @@
 //! from the captured length (a snap length may have cut the payload).
 //!
 //! One pipeline, entered through `crate::defrag::Defrag::decode`: link and
-//! IP headers into a [`Network`] view ([`network`]); a whole packet then
-//! decodes its transport layer from the frame ([`Network::packet`]), a
+//! IP headers into a [`Network`] view (`network`); a whole packet then
+//! decodes its transport layer from the frame (`Network::packet`), a
 //! fragment waits in `crate::defrag` until its datagram is complete and
-//! then decodes it ([`Network::reassembled`]). Production, tests, benches
+//! then decodes it (`Network::reassembled`). Production, tests, benches
 //! and fuzz targets all take that path.
 //!
 //! Link layers: Ethernet (with 802.1Q/802.1ad VLAN tags), Linux cooked v1
@@ -221,8 +221,8 @@ pub struct FragmentInfo {
 
 /// A frame decoded down to its network layer, fragments included: the one
 /// view between the headers and the transport layer. A whole packet goes on
-/// through [`Network::packet`]; a fragment to reassembly (`crate::defrag`),
-/// whose completed datagram goes on through [`Network::reassembled`].
+/// through `Network::packet`; a fragment to reassembly (`crate::defrag`),
+/// whose completed datagram goes on through `Network::reassembled`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Network<'a> {
     pub packet_type: Option<PacketType>,
