@@ -45,6 +45,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::link::LinkFrame;
 use super::{DecodeError, FragmentInfo, Layer, Network};
 
 pub(crate) const PROTO_HOP_BY_HOP: u8 = 0;
@@ -61,9 +62,10 @@ const IPV4_MF: u16 = 0x2000;
 const IPV4_OFFSET_MASK: u16 = 0x1fff;
 
 /// An IPv4 header, fragments included: for a fragment, `payload` is the
-/// fragment's data and `fragment` says where it goes. The link-layer fields
-/// are the caller's to fill in.
-pub(crate) fn ipv4(packet: &[u8]) -> Result<Network<'_>, DecodeError> {
+/// fragment's data and `fragment` says where it goes. The view is built here
+/// in one piece, link-layer fields included, not copied out of a smaller one.
+pub(crate) fn ipv4<'a>(link: &LinkFrame<'a>) -> Result<Network<'a>, DecodeError> {
+    let packet = link.ip;
     check_version(packet, 4, Layer::Ipv4)?;
     let (h, _) = packet
         .split_first_chunk::<IPV4_MIN_HEADER>()
@@ -94,8 +96,8 @@ pub(crate) fn ipv4(packet: &[u8]) -> Result<Network<'_>, DecodeError> {
     let end = total_len.min(packet.len());
     let payload = packet.get(header_len..end).unwrap_or_default();
     Ok(Network {
-        packet_type: None,
-        ifindex: None,
+        packet_type: link.packet_type,
+        ifindex: link.ifindex,
         src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
         dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
         ip_len: len32(total_len),
@@ -110,7 +112,8 @@ pub(crate) fn ipv4(packet: &[u8]) -> Result<Network<'_>, DecodeError> {
 /// An IPv6 header, fragments included: for a fragment, `protocol` is the
 /// fragment header's next header, `payload` the bytes after the fragment
 /// header (the fragmentable part), and `fragment` says where they go.
-pub(crate) fn ipv6(packet: &[u8]) -> Result<Network<'_>, DecodeError> {
+pub(crate) fn ipv6<'a>(link: &LinkFrame<'a>) -> Result<Network<'a>, DecodeError> {
+    let packet = link.ip;
     check_version(packet, 6, Layer::Ipv6)?;
     let (h, rest) = packet
         .split_first_chunk::<IPV6_HEADER>()
@@ -123,8 +126,8 @@ pub(crate) fn ipv6(packet: &[u8]) -> Result<Network<'_>, DecodeError> {
     let captured = rest.get(..declared).unwrap_or(rest);
     let chain = extension_chain(h[6], captured, declared, Layer::Ipv6)?;
     Ok(Network {
-        packet_type: None,
-        ifindex: None,
+        packet_type: link.packet_type,
+        ifindex: link.ifindex,
         src: IpAddr::V6(addr6(h, 8)),
         dst: IpAddr::V6(addr6(h, 24)),
         ip_len: len32(declared + IPV6_HEADER),

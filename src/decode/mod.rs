@@ -357,13 +357,8 @@ impl std::fmt::Display for Layer {
 /// entry point from bytes to a [`Packet`] is `crate::defrag::Defrag::decode`.
 pub(crate) fn network(link: LinkType, frame: &[u8]) -> Result<Network<'_>, DecodeError> {
     let frame = link::parse(link, frame)?;
-    let ip = match frame.family {
-        link::Family::V4 => ip::ipv4(frame.ip)?,
-        link::Family::V6 => ip::ipv6(frame.ip)?,
-    };
-    Ok(Network {
-        packet_type: frame.packet_type,
-        ifindex: frame.ifindex,
-        ..ip
-    })
+    match frame.family {
+        link::Family::V4 => ip::ipv4(&frame),
+        link::Family::V6 => ip::ipv6(&frame),
+    }
 }

@@ -99,16 +99,16 @@ pub(crate) struct Fragment<'a> {
 }
 
 impl<'a> Fragment<'a> {
-    fn of(net: &Network<'a>) -> Option<Fragment<'a>> {
-        Some(Fragment {
+    fn new(net: &Network<'a>, info: FragmentInfo) -> Fragment<'a> {
+        Fragment {
             src: net.src,
             dst: net.dst,
             protocol: net.protocol,
             is_v6: net.is_v6,
-            info: net.fragment?,
+            info,
             data: net.payload,
             wire_len: net.payload_len,
-        })
+        }
     }
 }
 
@@ -227,6 +227,12 @@ impl Defrag {
     /// back as the reassembled packet, whose bytes are moved into
     /// `reassembled` (the only allocation, and only for fragments).
     /// `evicted` receives the datagram pushed out to make room, if any.
+    // Inlined into the caller, with the fragment path out of line: as a
+    // call of its own, moving the network view and the packet through it
+    // cost 90 more instructions per established TCP segment through
+    // `Engine::process` (callgrind: 851 against 761 for the code before
+    // this entry point; 756 as written).
+    #[inline]
     pub fn decode<'f, 'b>(
         &mut self,
         now: Timestamp,
@@ -235,17 +241,32 @@ impl Defrag {
         reassembled: &'b mut Vec<u8>,
         evicted: &mut Expired,
     ) -> Decoded<'f, 'b> {
-        let net = match decode::network(link, frame) {
+        // Borrowed, not moved out of the `Result`: the move was a copy of
+        // the whole view.
+        let net = &decode::network(link, frame);
+        let net = match net {
             Ok(net) => net,
-            Err(e) => return Decoded::Invalid(e),
+            Err(e) => return Decoded::Invalid(*e),
         };
-        let Some(fragment) = Fragment::of(&net) else {
-            return match net.packet() {
-                Ok(p) => Decoded::Packet(p),
-                Err(e) => Decoded::Invalid(e),
-            };
-        };
-        match self.insert(now, &fragment, evicted) {
+        if let Some(info) = net.fragment {
+            return self.reassemble(now, net, info, reassembled, evicted);
+        }
+        match net.packet() {
+            Ok(p) => Decoded::Packet(p),
+            Err(e) => Decoded::Invalid(e),
+        }
+    }
+
+    #[inline(never)]
+    fn reassemble<'f, 'b>(
+        &mut self,
+        now: Timestamp,
+        net: &Network<'f>,
+        info: FragmentInfo,
+        reassembled: &'b mut Vec<u8>,
+        evicted: &mut Expired,
+    ) -> Decoded<'f, 'b> {
+        match self.insert(now, &Fragment::new(net, info), evicted) {
             Outcome::Held => Decoded::Held,
             Outcome::Duplicate => Decoded::Skipped {
                 reason: REASON_DUPLICATE,
