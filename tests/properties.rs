@@ -1,8 +1,8 @@
 //! Property tests of the entry points the fuzz targets cover (see
 //! docs/FUZZING.md), small enough to run on every `cargo test`: random frames
 //! and time steps through the engine (with and without the metrics
-//! exporter), the two-step decode path, IP reassembly, and the HTTP/1
-//! tracker.
+//! exporter), the decode pipeline's entry point (`Defrag::decode`) on any
+//! frame and on fragments in any order, and the HTTP/1 tracker.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use proptest::prelude::*;
 use podpath::capture::RawPacket;
 use podpath::config::{Limits, PodConfig};
 use podpath::decode::build::{FrameBuilder, Ipv6Ext};
-use podpath::decode::{decode, decode_network, decode_transport, LinkType, Transport};
-use podpath::defrag::{Defrag, Expired, Fragment, Outcome};
+use podpath::decode::{LinkType, Packet, Transport};
+use podpath::defrag::{Decoded, Defrag, DropReason, Expired};
 use podpath::engine::{Engine, NullSink};
 use podpath::http::Http1;
 use podpath::metrics::{Metrics, MetricsSink};
@@ -145,6 +145,59 @@ fn step() -> impl Strategy<Value = Step> {
         })
 }
 
+/// A UDP packet's fields, owned: addresses, ports, captured payload, declared length.
+type UdpFields = Option<(IpAddr, IpAddr, u16, u16, Vec<u8>, u32)>;
+
+fn udp_of(p: &Packet<'_>) -> UdpFields {
+    match p.transport {
+        Transport::Udp(u) => Some((
+            p.src,
+            p.dst,
+            u.src_port,
+            u.dst_port,
+            u.payload.to_vec(),
+            u.payload_len,
+        )),
+        _ => None,
+    }
+}
+
+/// What the entry point promises for any frame, fed twice through one
+/// reassembly table: captured payload within the header's length, and the
+/// same answer the second time, except that a held fragment is then a
+/// duplicate.
+fn check_entry_point(link: LinkType, frame: &[u8]) -> Result<(), TestCaseError> {
+    let mut d = Defrag::new(4, 5.0);
+    let (mut first_buf, mut second_buf) = (Vec::new(), Vec::new());
+    let mut ev = Expired::default();
+    let first = d.decode(Timestamp(1), link, frame, &mut first_buf, &mut ev);
+    let second = d.decode(Timestamp(2), link, frame, &mut second_buf, &mut ev);
+    prop_assert_eq!(ev, Expired::default());
+    if let Some(p) = first.packet() {
+        let lengths = match p.transport {
+            Transport::Tcp(s) => Some((s.payload.len(), s.payload_len)),
+            Transport::Udp(u) => Some((u.payload.len(), u.payload_len)),
+            _ => None,
+        };
+        if let Some((captured, declared)) = lengths {
+            prop_assert!(captured as u64 <= u64::from(declared));
+            prop_assert!(captured < frame.len());
+        }
+    }
+    match first {
+        Decoded::Held => prop_assert_eq!(
+            second,
+            Decoded::Skipped {
+                reason: DropReason::Duplicate,
+                count: 1
+            }
+        ),
+        Decoded::Reassembled(_) => prop_assert!(false, "one frame reassembled"),
+        _ => prop_assert_eq!(second, first),
+    }
+    Ok(())
+}
+
 fn limits() -> Limits {
     Limits {
         max_flows: 16,
@@ -223,21 +276,13 @@ proptest! {
     }
 
     #[test]
-    fn two_step_decode_agrees_with_decode(
+    fn any_frame_decodes_within_its_lengths_and_again_the_same(
         link in 0..LinkType::ALL.len(),
         bytes in proptest::collection::vec(any::<u8>(), 0..200),
         step in step(),
     ) {
         for (link, frame) in [(LinkType::ALL[link], &bytes), (LinkType::ALL[step.link], &step.frames[0])] {
-            let whole = decode(link, frame);
-            match decode_network(link, frame) {
-                Ok(net) if net.fragment.is_none() => {
-                    let t = decode_transport(&net, net.payload, net.payload_len);
-                    prop_assert_eq!(whole.map(|p| p.transport), t);
-                }
-                Ok(_) => prop_assert_eq!(whole, Err(podpath::decode::DecodeError::Fragment)),
-                Err(e) => prop_assert_eq!(whole, Err(e)),
-            }
+            check_entry_point(link, frame)?;
         }
     }
 
@@ -252,10 +297,11 @@ proptest! {
         let payload: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
         // At most MAX_FRAGMENTS pieces: more is dropped by design (tested in crates/core/src/defrag).
         let chunk = chunk.max((len + 8).div_ceil(podpath::defrag::MAX_FRAGMENTS - 8) + 8);
-        let frames = FrameBuilder::new(addr(1, v6), addr(2, v6))
+        let builder = FrameBuilder::new(addr(1, v6), addr(2, v6))
             .udp(53, 40000)
-            .payload(&payload)
-            .build_fragments(chunk);
+            .payload(&payload);
+        let frames = builder.build_fragments(chunk);
+        let whole_frame = builder.build();
         // A permutation (with one duplicate) of the fragments.
         let mut idx: Vec<usize> = (0..frames.len()).collect();
         for (i, o) in order.iter().enumerate() {
@@ -267,36 +313,31 @@ proptest! {
         let mut d = Defrag::new(2, 5.0);
         let mut complete = None;
         for &i in &idx {
-            let net = decode_network(LinkType::Ethernet, &frames[i]).unwrap();
-            let Some(info) = net.fragment else {
-                // A single fragment is a whole packet.
-                prop_assert_eq!(frames.len(), 1);
-                complete = Some((net.protocol, net.payload.to_vec()));
-                continue;
-            };
-            let frag = Fragment {
-                src: net.src,
-                dst: net.dst,
-                protocol: net.protocol,
-                is_v6: net.is_v6,
-                info,
-                data: net.payload,
-                wire_len: net.payload_len,
-            };
             let mut ev = Expired::default();
-            match d.insert(Timestamp(1), &frag, &mut ev) {
-                Outcome::Complete { protocol, payload } => complete = Some((protocol, payload)),
-                Outcome::Held | Outcome::Duplicate => {}
-                Outcome::Dropped { reason, .. } => prop_assert!(false, "dropped: {:?}", reason),
+            let mut buf = Vec::new();
+            match d.decode(Timestamp(1), LinkType::Ethernet, &frames[i], &mut buf, &mut ev) {
+                // A single fragment is a whole packet.
+                Decoded::Packet(p) => {
+                    prop_assert_eq!(frames.len(), 1);
+                    complete = Some(udp_of(&p));
+                }
+                Decoded::Reassembled(p) => {
+                    prop_assert!(complete.is_none(), "completed twice");
+                    complete = Some(udp_of(&p));
+                }
+                Decoded::Held => {}
+                Decoded::Skipped { reason, .. } => prop_assert_eq!(reason, DropReason::Duplicate),
+                Decoded::Invalid(e) => prop_assert!(false, "invalid: {:?}", e),
             }
+            prop_assert_eq!(ev, Expired::default());
         }
-        let (protocol, bytes) = complete.expect("complete");
-        let net = decode_network(LinkType::Ethernet, &frames[0]).unwrap();
-        let net = podpath::decode::Network { protocol, ..net };
-        match decode_transport(&net, &bytes, bytes.len() as u32) {
-            Ok(Transport::Udp(u)) => prop_assert_eq!(u.payload, &payload[..]),
-            other => prop_assert!(false, "{:?}", other),
-        }
+        let complete = complete.expect("complete");
+        let whole = Defrag::new(1, 5.0)
+            .decode(Timestamp(1), LinkType::Ethernet, &whole_frame, &mut Vec::new(), &mut Expired::default())
+            .packet()
+            .map(|p| udp_of(&p));
+        prop_assert_eq!(Some(&complete), whole.as_ref());
+        prop_assert_eq!(&complete.as_ref().expect("UDP").4, &payload);
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Frame builder for tests: emits the wire formats [`decode`](super::decode)
+//! Frame builder for tests: emits the wire formats [`decode`](super)
 //! reads, so tests across the crate build packets instead of hand-writing
 //! bytes. Allocates; not for the hot path. Test support only: compiled for
 //! the crate's unit tests and under the `testkit` feature, which integration
 //! tests, benches and the fuzz targets enable (see `Cargo.toml`).
 //!
 //! ```
-//! use podpath_core::decode::{build::FrameBuilder, decode, LinkType, TcpFlags, Transport};
+//! use podpath_core::decode::{build::FrameBuilder, LinkType, TcpFlags, Transport};
+//! use podpath_core::defrag::{Decoded, Defrag, Expired};
+//! use podpath_core::Timestamp;
 //!
 //! let frame = FrameBuilder::new([10, 0, 0, 1].into(), [10, 0, 0, 2].into())
 //!     .link(LinkType::LinuxSll2)
@@ -15,7 +17,13 @@
 //!     .flags(TcpFlags::SYN)
 //!     .seq(1000)
 //!     .build();
-//! let packet = decode(LinkType::LinuxSll2, &frame).unwrap();
+//! let mut defrag = Defrag::new(64, 5.0);
+//! let (mut reassembled, mut evicted) = (Vec::new(), Expired::default());
+//! let Decoded::Packet(packet) =
+//!     defrag.decode(Timestamp::ZERO, LinkType::LinuxSll2, &frame, &mut reassembled, &mut evicted)
+//! else {
+//!     panic!("a whole packet");
+//! };
 //! assert!(matches!(packet.transport, Transport::Tcp(s) if s.flags.syn() && s.seq == 1000));
 //! ```
 //!

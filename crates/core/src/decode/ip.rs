@@ -45,7 +45,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{DecodeError, FragmentInfo, Layer};
+use super::link::LinkFrame;
+use super::{DecodeError, FragmentInfo, Layer, Network};
 
 pub(crate) const PROTO_HOP_BY_HOP: u8 = 0;
 pub(crate) const PROTO_ROUTING: u8 = 43;
@@ -60,43 +61,11 @@ const IPV6_HEADER: usize = 40;
 const IPV4_MF: u16 = 0x2000;
 const IPV4_OFFSET_MASK: u16 = 0x1fff;
 
-/// An IP header and the bytes after it.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct IpPacket<'a> {
-    pub src: IpAddr,
-    pub dst: IpAddr,
-    /// Whole packet length according to the header.
-    pub ip_len: u32,
-    /// Upper-layer protocol after any IPv6 extension headers.
-    pub protocol: u8,
-    pub is_v6: bool,
-    /// Upper-layer bytes captured, never beyond the header-declared end.
-    pub payload: &'a [u8],
-    /// Upper-layer length according to the header.
-    pub payload_len: u32,
-    /// Set for a (non-atomic) fragment.
-    pub fragment: Option<FragmentInfo>,
-}
-
-pub(crate) fn ipv4(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
-    let ip = ipv4_any(packet)?;
-    if ip.fragment.is_some() {
-        return Err(DecodeError::Fragment);
-    }
-    Ok(ip)
-}
-
-pub(crate) fn ipv6(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
-    let ip = ipv6_any(packet)?;
-    if ip.fragment.is_some() {
-        return Err(DecodeError::Fragment);
-    }
-    Ok(ip)
-}
-
 /// An IPv4 header, fragments included: for a fragment, `payload` is the
-/// fragment's data and `fragment` says where it goes.
-pub(crate) fn ipv4_any(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
+/// fragment's data and `fragment` says where it goes. The view is built here
+/// in one piece, link-layer fields included, not copied out of a smaller one.
+pub(crate) fn ipv4<'a>(link: &LinkFrame<'a>) -> Result<Network<'a>, DecodeError> {
+    let packet = link.ip;
     check_version(packet, 4, Layer::Ipv4)?;
     let (h, _) = packet
         .split_first_chunk::<IPV4_MIN_HEADER>()
@@ -126,7 +95,9 @@ pub(crate) fn ipv4_any(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
     });
     let end = total_len.min(packet.len());
     let payload = packet.get(header_len..end).unwrap_or_default();
-    Ok(IpPacket {
+    Ok(Network {
+        packet_type: link.packet_type,
+        ifindex: link.ifindex,
         src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
         dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
         ip_len: len32(total_len),
@@ -141,7 +112,8 @@ pub(crate) fn ipv4_any(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
 /// An IPv6 header, fragments included: for a fragment, `protocol` is the
 /// fragment header's next header, `payload` the bytes after the fragment
 /// header (the fragmentable part), and `fragment` says where they go.
-pub(crate) fn ipv6_any(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
+pub(crate) fn ipv6<'a>(link: &LinkFrame<'a>) -> Result<Network<'a>, DecodeError> {
+    let packet = link.ip;
     check_version(packet, 6, Layer::Ipv6)?;
     let (h, rest) = packet
         .split_first_chunk::<IPV6_HEADER>()
@@ -153,7 +125,9 @@ pub(crate) fn ipv6_any(packet: &[u8]) -> Result<IpPacket<'_>, DecodeError> {
     }
     let captured = rest.get(..declared).unwrap_or(rest);
     let chain = extension_chain(h[6], captured, declared, Layer::Ipv6)?;
-    Ok(IpPacket {
+    Ok(Network {
+        packet_type: link.packet_type,
+        ifindex: link.ifindex,
         src: IpAddr::V6(addr6(h, 8)),
         dst: IpAddr::V6(addr6(h, 24)),
         ip_len: len32(declared + IPV6_HEADER),

@@ -4,6 +4,13 @@
 //! after that every accessor is in bounds. Sizes come from the IP header, not
 //! from the captured length (a snap length may have cut the payload).
 //!
+//! One pipeline, entered through `crate::defrag::Defrag::decode`: link and
+//! IP headers into a [`Network`] view (`network`); a whole packet then
+//! decodes its transport layer from the frame (`Network::packet`), a
+//! fragment waits in `crate::defrag` until its datagram is complete and
+//! then decodes it (`Network::reassembled`). Production, tests, benches
+//! and fuzz targets all take that path.
+//!
 //! Link layers: Ethernet (with 802.1Q/802.1ad VLAN tags), Linux cooked v1
 //! (SLL) and v2 (SLL2, `tcpdump -i any`), raw IPv4/IPv6, BSD NULL/LOOP.
 //! Network: IPv4 with options, IPv6 with extension headers. Transport: TCP,
@@ -185,7 +192,8 @@ pub enum Transport<'a> {
     },
 }
 
-/// One decoded IP packet.
+/// One decoded IP packet: the network-layer fields the engine reads and its
+/// transport layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packet<'a> {
     /// From SLL/SLL2 headers; `None` for link types that do not carry it.
@@ -211,24 +219,79 @@ pub struct FragmentInfo {
     pub more: bool,
 }
 
-/// A frame decoded down to its network layer, fragments included.
+/// A frame decoded down to its network layer, fragments included: the one
+/// view between the headers and the transport layer. A whole packet goes on
+/// through `Network::packet`; a fragment to reassembly (`crate::defrag`),
+/// whose completed datagram goes on through `Network::reassembled`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Network<'a> {
     pub packet_type: Option<PacketType>,
     pub ifindex: Option<u32>,
     pub src: IpAddr,
     pub dst: IpAddr,
+    /// Whole packet length according to the IP header.
     pub ip_len: u32,
-    /// Upper-layer protocol; for an IPv6 fragment, the fragment header's
-    /// next header (extension headers may follow in the reassembled payload).
+    /// Upper-layer protocol after any IPv6 extension headers; for an IPv6
+    /// fragment, the fragment header's next header (extension headers may
+    /// follow in the reassembled payload).
     pub protocol: u8,
     pub is_v6: bool,
-    /// Upper-layer bytes captured (for a fragment: its data).
+    /// Upper-layer bytes captured, never beyond the header-declared end (for
+    /// a fragment: its data).
     pub payload: &'a [u8],
     /// Upper-layer length according to the header (for a fragment: its data length).
     pub payload_len: u32,
     /// Set for a non-atomic IP fragment.
     pub fragment: Option<FragmentInfo>,
+}
+
+impl<'a> Network<'a> {
+    /// The transport layer of a whole packet, from the frame's own bytes.
+    /// The IP header walk already stopped at the upper layer, so it is
+    /// parsed directly.
+    pub(crate) fn packet(&self) -> Result<Packet<'a>, DecodeError> {
+        if self.fragment.is_some() {
+            return Err(DecodeError::Fragment);
+        }
+        let transport =
+            transport::parse(self.protocol, self.is_v6, self.payload, self.payload_len)?;
+        Ok(self.with(transport))
+    }
+
+    /// The transport layer of a datagram reassembled from fragments, `self`
+    /// being the one that completed it: `payload` is the whole upper-layer
+    /// data, `protocol` the first fragment's. For IPv6 that is the fragment
+    /// header's next header, so the extension headers that open the
+    /// fragmentable part are walked first.
+    pub(crate) fn reassembled<'p>(
+        &self,
+        protocol: u8,
+        payload: &'p [u8],
+    ) -> Result<Packet<'p>, DecodeError> {
+        let len = ip::len32(payload.len());
+        if !self.is_v6 {
+            return Ok(self.with(transport::parse(protocol, false, payload, len)?));
+        }
+        let chain = ip::extension_chain(protocol, payload, payload.len(), Layer::Ipv6)?;
+        if chain.fragment_info.is_some() {
+            // A fragment header inside a reassembled datagram.
+            return Err(DecodeError::Fragment);
+        }
+        let rest = payload.get(chain.header_len..).unwrap_or_default();
+        let rest_len = len.saturating_sub(ip::len32(chain.header_len));
+        Ok(self.with(transport::parse(chain.protocol, true, rest, rest_len)?))
+    }
+
+    fn with<'p>(&self, transport: Transport<'p>) -> Packet<'p> {
+        Packet {
+            packet_type: self.packet_type,
+            ifindex: self.ifindex,
+            src: self.src,
+            dst: self.dst,
+            ip_len: self.ip_len,
+            transport,
+        }
+    }
 }
 
 /// Why a frame was not decoded. Small and `Copy`: this is on the hot path.
@@ -243,7 +306,8 @@ pub enum DecodeError {
     Truncated(Layer),
     #[error("malformed {0} header")]
     Malformed(Layer),
-    /// A non-first IP fragment, or a first fragment (its payload is incomplete).
+    /// An IP fragment where a whole packet was expected: a fragment header
+    /// inside a reassembled IPv6 datagram.
     #[error("IP fragment")]
     Fragment,
     /// IPv6 extension-header chain longer than the decoder follows.
@@ -274,64 +338,13 @@ impl std::fmt::Display for Layer {
     }
 }
 
-/// Decodes one captured frame of the given link type.
-pub fn decode(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
+/// Decodes a frame's link and network headers; a fragment is not an error
+/// here but comes back with its data and position for reassembly. The one
+/// entry point from bytes to a [`Packet`] is `crate::defrag::Defrag::decode`.
+pub(crate) fn network(link: LinkType, frame: &[u8]) -> Result<Network<'_>, DecodeError> {
     let frame = link::parse(link, frame)?;
-    let ip = match frame.family {
-        link::Family::V4 => ip::ipv4(frame.ip)?,
-        link::Family::V6 => ip::ipv6(frame.ip)?,
-    };
-    let transport = transport::parse(ip.protocol, ip.is_v6, ip.payload, ip.payload_len)?;
-    Ok(Packet {
-        packet_type: frame.packet_type,
-        ifindex: frame.ifindex,
-        src: ip.src,
-        dst: ip.dst,
-        ip_len: ip.ip_len,
-        transport,
-    })
-}
-
-/// Decodes a frame's link and network headers only. Unlike [`decode`], a
-/// fragment is not an error: its data and position come back for
-/// reassembly (see `crate::defrag`).
-pub fn decode_network(link: LinkType, frame: &[u8]) -> Result<Network<'_>, DecodeError> {
-    let frame = link::parse(link, frame)?;
-    let ip = match frame.family {
-        link::Family::V4 => ip::ipv4_any(frame.ip)?,
-        link::Family::V6 => ip::ipv6_any(frame.ip)?,
-    };
-    Ok(Network {
-        packet_type: frame.packet_type,
-        ifindex: frame.ifindex,
-        src: ip.src,
-        dst: ip.dst,
-        ip_len: ip.ip_len,
-        protocol: ip.protocol,
-        is_v6: ip.is_v6,
-        payload: ip.payload,
-        payload_len: ip.payload_len,
-        fragment: ip.fragment,
-    })
-}
-
-/// Decodes the transport layer of `net` from `payload` (`payload_len` bytes
-/// on the wire): the frame's own payload, or a reassembled one. For IPv6,
-/// extension headers that open the payload are walked first.
-pub fn decode_transport<'p>(
-    net: &Network<'_>,
-    payload: &'p [u8],
-    payload_len: u32,
-) -> Result<Transport<'p>, DecodeError> {
-    if !net.is_v6 {
-        return transport::parse(net.protocol, false, payload, payload_len);
+    match frame.family {
+        link::Family::V4 => ip::ipv4(&frame),
+        link::Family::V6 => ip::ipv6(&frame),
     }
-    let declared = usize::try_from(payload_len).unwrap_or(usize::MAX);
-    let chain = ip::extension_chain(net.protocol, payload, declared, Layer::Ipv6)?;
-    if chain.fragment_info.is_some() {
-        return Err(DecodeError::Fragment);
-    }
-    let rest = payload.get(chain.header_len..).unwrap_or_default();
-    let rest_len = payload_len.saturating_sub(ip::len32(chain.header_len));
-    transport::parse(chain.protocol, true, rest, rest_len)
 }

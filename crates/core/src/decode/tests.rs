@@ -6,6 +6,27 @@ use proptest::prelude::*;
 
 use super::build::{FrameBuilder, Ipv6Ext, TPID_8021AD, TPID_8021Q};
 use super::*;
+use crate::defrag::{Decoded, Defrag, Expired};
+use crate::Timestamp;
+
+/// One frame through the pipeline's entry point with a fresh reassembly
+/// table. A fragment, alone, is held (or dropped as malformed): no packet,
+/// reported as [`DecodeError::Fragment`].
+fn decode(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, DecodeError> {
+    match entry(link, frame, &mut Vec::new()) {
+        Decoded::Packet(p) => Ok(p),
+        Decoded::Invalid(e) => Err(e),
+        Decoded::Held | Decoded::Skipped { .. } => Err(DecodeError::Fragment),
+        Decoded::Reassembled(p) => panic!("one frame reassembled: {p:?}"),
+    }
+}
+
+fn entry<'f, 'b>(link: LinkType, frame: &'f [u8], buf: &'b mut Vec<u8>) -> Decoded<'f, 'b> {
+    let mut evicted = Expired::default();
+    let decoded = Defrag::new(4, 5.0).decode(Timestamp::ZERO, link, frame, buf, &mut evicted);
+    assert_eq!(evicted, Expired::default(), "nothing to evict");
+    decoded
+}
 
 fn v4(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 0, last))
@@ -333,23 +354,23 @@ fn ipv6_extension_header_beyond_payload_length_is_malformed() {
 }
 
 #[test]
-fn fragments_are_reported() {
+fn fragments_are_held_for_reassembly() {
     for (offset, more) in [(0, true), (185, true), (185, false)] {
         let v4_frag = FrameBuilder::new(v4(1), v4(2))
             .ipv4_fragment(offset, more)
             .udp(1, 2)
             .build();
         assert_eq!(
-            decode(LinkType::Ethernet, &v4_frag),
-            Err(DecodeError::Fragment)
+            entry(LinkType::Ethernet, &v4_frag, &mut Vec::new()),
+            Decoded::Held
         );
         let v6_frag = FrameBuilder::new(v6(1), v6(2))
             .ipv6_ext(Ipv6Ext::Fragment { offset, more })
             .udp(1, 2)
             .build();
         assert_eq!(
-            decode(LinkType::Ethernet, &v6_frag),
-            Err(DecodeError::Fragment)
+            entry(LinkType::Ethernet, &v6_frag, &mut Vec::new()),
+            Decoded::Held
         );
     }
     // DF alone is not a fragment.

@@ -278,6 +278,7 @@ impl From<DecodeError> for SkipReason {
 impl From<DropReason> for SkipReason {
     fn from(r: DropReason) -> SkipReason {
         match r {
+            DropReason::Duplicate => SkipReason::FragmentDuplicate,
             DropReason::Overlap => SkipReason::FragmentOverlap,
             DropReason::Malformed => SkipReason::FragmentMalformed,
         }

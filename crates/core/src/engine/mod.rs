@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::attribution::{AddrClass, Attribution, Attributor, Inference, Path, Resolved};
 use crate::config::PodConfig;
 use crate::decode::{self, PacketType, TcpSegment, Transport, UdpDatagram};
-use crate::defrag::{self, Defrag};
+use crate::defrag::{self, Decoded, Defrag};
 use crate::dns::k8s::{DestinationName, NameSource};
 use crate::dns::{DnsConfig, DnsEvent, DnsTracker};
 use crate::flow::{Flow, FlowKey, FlowTable, Protocol, TcpState};
@@ -382,65 +382,26 @@ impl Engine {
     pub fn process(&mut self, raw: &RawPacket<'_>, sink: &mut dyn Sink) {
         self.stats.packets += 1;
         self.tick(raw.ts, sink);
-        let net = match decode::decode_network(raw.link, raw.data) {
-            Ok(n) => n,
-            Err(e) => {
+        let mut reassembled = Vec::new();
+        let mut evicted = defrag::Expired::default();
+        let decoded =
+            self.defrag
+                .decode(self.now, raw.link, raw.data, &mut reassembled, &mut evicted);
+        if evicted.datagrams > 0 {
+            evict(Table::Fragments, 1, sink);
+            self.skip(SkipReason::Fragment, evicted.fragments, sink);
+        }
+        let mut packet = match decoded {
+            Decoded::Packet(p) | Decoded::Reassembled(p) => p,
+            Decoded::Held => return,
+            Decoded::Invalid(e) => {
                 self.skip(e.into(), 1, sink);
                 return;
             }
-        };
-        let reassembled: Vec<u8>;
-        let transport = match net.fragment {
-            None => decode::decode_transport(&net, net.payload, net.payload_len),
-            Some(info) => {
-                let fragment = defrag::Fragment {
-                    src: net.src,
-                    dst: net.dst,
-                    protocol: net.protocol,
-                    is_v6: net.is_v6,
-                    info,
-                    data: net.payload,
-                    wire_len: net.payload_len,
-                };
-                let mut evicted = defrag::Expired::default();
-                let outcome = self.defrag.insert(self.now, &fragment, &mut evicted);
-                if evicted.datagrams > 0 {
-                    evict(Table::Fragments, 1, sink);
-                    self.skip(SkipReason::Fragment, evicted.fragments, sink);
-                }
-                match outcome {
-                    defrag::Outcome::Held => return,
-                    defrag::Outcome::Duplicate => {
-                        self.skip(SkipReason::FragmentDuplicate, 1, sink);
-                        return;
-                    }
-                    defrag::Outcome::Dropped { reason, fragments } => {
-                        self.skip(reason.into(), fragments, sink);
-                        return;
-                    }
-                    defrag::Outcome::Complete { protocol, payload } => {
-                        reassembled = payload;
-                        let len = u32::try_from(reassembled.len()).unwrap_or(u32::MAX);
-                        let whole = decode::Network { protocol, ..net };
-                        decode::decode_transport(&whole, &reassembled, len)
-                    }
-                }
-            }
-        };
-        let transport = match transport {
-            Ok(t) => t,
-            Err(e) => {
-                self.skip(e.into(), 1, sink);
+            Decoded::Skipped { reason, count } => {
+                self.skip(reason.into(), count, sink);
                 return;
             }
-        };
-        let mut packet = decode::Packet {
-            packet_type: net.packet_type,
-            ifindex: net.ifindex,
-            src: net.src,
-            dst: net.dst,
-            ip_len: net.ip_len,
-            transport,
         };
         if raw.packet_type.is_some() {
             packet.packet_type = raw.packet_type;
