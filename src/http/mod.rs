@@ -205,6 +205,12 @@ impl Http1 {
         self.pending.len()
     }
 
+    /// Nothing more can be read: the connection switched protocols (101)
+    /// or became a CONNECT tunnel, and no request waits for its response.
+    pub fn is_over(&self) -> bool {
+        self.done && self.pending.is_empty()
+    }
+
     /// Client → server data. Returns the method when a request starts here.
     pub fn on_request_data(&mut self, ts: Timestamp, seq: u32, payload: &[u8]) -> Option<Method> {
         if self.done || payload.is_empty() || !self.requests.at_boundary(seq) {
