@@ -157,19 +157,20 @@ fn response_framing(payload: &[u8]) -> (Option<usize>, Body) {
     if !matches!(payload.get(12), Some(b' ' | b'\r' | b'\n')) {
         return UNKNOWN;
     }
-    let Some(mut at) = line_end(payload, 12) else {
+    let mut ends = memchr::memchr_iter(b'\n', payload);
+    let Some(status_end) = ends.next() else {
         return UNKNOWN;
     };
+    let mut at = status_end + 1;
     let mut length = None;
     let mut chunked = false;
-    for _ in 0..=MAX_HEADERS {
-        let Some(next) = line_end(payload, at) else {
-            return UNKNOWN;
-        };
-        let line = &payload[at..next];
-        let line = line.strip_suffix(b"\n").unwrap_or(line);
+    for (lines, end) in ends.enumerate() {
+        if lines > MAX_HEADERS {
+            break;
+        }
+        let line = &payload[at..end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        at = next;
+        at = end + 1;
         match line.first().map(u8::to_ascii_lowercase) {
             None => {
                 let body = match length {
@@ -192,12 +193,6 @@ fn response_framing(payload: &[u8]) -> (Option<usize>, Body) {
         }
     }
     UNKNOWN
-}
-
-/// The offset just past the line feed of the line at `from`.
-fn line_end(payload: &[u8], from: usize) -> Option<usize> {
-    let rest = payload.get(from..)?;
-    rest.iter().position(|&b| b == b'\n').map(|i| from + i + 1)
 }
 
 /// The value of `line` when it is the header `name` (lowercase).
