@@ -172,6 +172,12 @@ impl Engine {
         self.flows.len()
     }
 
+    /// The TCP connection between `a` and `b` (either way round) as the
+    /// engine holds it: its handshake state and what it speaks.
+    pub fn tcp_connection(&self, a: SocketAddr, b: SocketAddr) -> Option<&Tcp<AppState>> {
+        self.flows.get(&FlowKey::new(Protocol::Tcp, a, b))?.tcp()
+    }
+
     /// The IP reassembly table (datagrams in flight, counters).
     pub fn defrag(&self) -> &Defrag {
         &self.defrag

@@ -302,6 +302,10 @@ impl<A> FlowTable<A> {
         self.flows.is_empty()
     }
 
+    pub fn get(&self, key: &FlowKey) -> Option<&Flow<A>> {
+        self.flows.get(key)
+    }
+
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow<A>> {
         self.flows.get_mut(key)
     }
