@@ -1006,6 +1006,12 @@ impl Engine {
                     // A retransmitted SYN: not a new attempt.
                     return;
                 }
+                if seg.payload_len == 0 && !flags.syn() && !flags.fin() && !flags.rst() {
+                    // A pure ACK changes nothing but the time the flow was
+                    // last seen: no handshake step, no byte, no reader moves
+                    // (they read payload, and a TLS flight ends at FIN/RST).
+                    return;
+                }
                 if decided(tcp, flags) {
                     // The fast path: nothing is read of this connection any
                     // more, and no event can follow from this segment.

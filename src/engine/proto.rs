@@ -90,11 +90,6 @@ pub(super) fn on_segment(
     cx: &Context<'_>,
     sink: &mut dyn Sink,
 ) {
-    // Only payload, or a FIN or RST (the end of a TLS flight), moves a
-    // reader: a pure ACK returns here, whatever the connection speaks.
-    if seg.payload_len == 0 && !seg.flags.fin() && !seg.flags.rst() {
-        return;
-    }
     // Out of the flow while it changes, so the readers can read the flow.
     let mut app = match &mut flow.state {
         FlowState::Tcp(tcp) => mem::take(&mut tcp.app),

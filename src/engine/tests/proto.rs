@@ -895,3 +895,54 @@ fn a_joined_connection_is_read_as_http1_once_its_probes_find_nothing_else() {
         .collect();
     assert_eq!(got, vec![(Method::Post, 201)]);
 }
+
+#[test]
+fn pure_acks_only_keep_a_connection_alive() {
+    let mut r = Run::new(LinkType::LinuxSll2);
+    let mut c = Conn::new(POD, 41030, "10.244.2.9", 5432);
+    c.handshake(&mut r);
+    c.send(
+        &mut r,
+        true,
+        b"\x00\x00\x00\x08\x04\xd2\x16\x2f",
+        usize::MAX,
+    );
+    let (cseq, sseq) = (c.cseq, c.sseq);
+    // Two idle timeouts' worth of time, bridged by pure ACKs only.
+    for _ in 0..2 {
+        r.t += 250.0;
+        r.tcp(
+            c.server,
+            c.sport,
+            c.client,
+            c.cport,
+            TcpFlags::ACK,
+            sseq,
+            b"",
+        );
+        r.tcp(
+            c.client,
+            c.cport,
+            c.server,
+            c.sport,
+            TcpFlags::ACK,
+            cseq,
+            b"",
+        );
+        assert_eq!(tcp_state_of(&r, &c), Some(TcpState::Established));
+    }
+    assert_eq!(app_of(&r, &c), "opaque");
+    // Then silence: another flow's packet past the idle timeout expires it.
+    r.t += 301.0;
+    r.tcp(POD, 41031, "10.244.2.9", 5432, TcpFlags::SYN, 7, b"");
+    assert_eq!(app_of(&r, &c), "gone");
+    let text = r.finish();
+    assert_eq!(
+        count(
+            &text,
+            "podpath_connection_bytes_total{path=\"pod_ip\",direction=\"sent\"}"
+        ),
+        8.0,
+        "{text}"
+    );
+}
