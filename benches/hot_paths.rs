@@ -4,6 +4,8 @@
 //!   response in three IPv4 fragments, through the entry point the engine
 //!   uses (`Defrag::decode`);
 //! - `Engine::process` of a segment on an established connection;
+//! - data segments on a connection whose protocol is decided (the fast path);
+//! - keep-alive HTTP/1 exchanges (the response's framing headers);
 //! - the DNS exchanges of `tests/captures/rich-any.pcap` (queries and
 //!   responses through the transaction and lookup trackers);
 //! - the whole capture through a fresh engine;
@@ -18,7 +20,7 @@ use podpath::config::PodConfig;
 use podpath::decode::build::FrameBuilder;
 use podpath::decode::{LinkType, PacketType, TcpFlags, Transport};
 use podpath::defrag::{Decoded, Defrag, Expired};
-use podpath::engine::{Engine, NullSink};
+use podpath::engine::{Engine, Event, NullSink, Sink};
 use podpath::metrics::{Metrics, MetricsSink};
 use podpath::Timestamp;
 
@@ -209,6 +211,141 @@ fn bench_established(c: &mut Criterion) {
     assert_eq!(engine.flow_count(), 1);
 }
 
+/// A connection to a pod IP after its handshake and first client payload
+/// `first`, frames 1 ms apart.
+fn engine_after(first: &[u8]) -> (Engine, u64) {
+    let pod = [10, 244, 1, 20];
+    let server = [10, 244, 2, 5];
+    let mut engine = Engine::new(config());
+    let mut sink = NullSink;
+    let t0 = Timestamp::from_secs_f64(1_700_000_000.0);
+    for (i, f) in [
+        tcp_frame(pod, 40000, server, 8080, TcpFlags::SYN, 1, b""),
+        tcp_frame(
+            server,
+            8080,
+            pod,
+            40000,
+            TcpFlags::SYN | TcpFlags::ACK,
+            1000,
+            b"",
+        ),
+        tcp_frame(pod, 40000, server, 8080, TcpFlags::ACK, 2, b""),
+        tcp_frame(
+            pod,
+            40000,
+            server,
+            8080,
+            TcpFlags::PSH | TcpFlags::ACK,
+            2,
+            first,
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        engine.process(&raw(f, Timestamp(t0.0 + i as u64 * 1_000_000)), &mut sink);
+    }
+    (engine, t0.0 + 10_000_000)
+}
+
+/// Data both ways on a connection whose protocol is decided (nothing is
+/// read of it any more: here its first payload was binary): a 1024-byte
+/// server segment (the live filter's cut) and a 64-byte client one.
+fn bench_opaque(c: &mut Criterion) {
+    let pod = [10, 244, 1, 20];
+    let server = [10, 244, 2, 5];
+    let (mut engine, mut t) = engine_after(b"\x00\x00\x00\x08\x04\xd2\x16\x2f");
+    let mut sink = NullSink;
+    let down = tcp_frame(server, 8080, pod, 40000, TcpFlags::ACK, 1000, &[0x17; 1024]);
+    let up = tcp_frame(
+        pod,
+        40000,
+        server,
+        8080,
+        TcpFlags::PSH | TcpFlags::ACK,
+        10,
+        &[0x17; 64],
+    );
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(2));
+    g.bench_function("opaque_segments", |b| {
+        b.iter(|| {
+            t += 1_000;
+            engine.process(&raw(black_box(&down), Timestamp(t)), &mut sink);
+            engine.process(&raw(black_box(&up), Timestamp(t)), &mut sink);
+        })
+    });
+    g.finish();
+    assert_eq!(engine.flow_count(), 1);
+}
+
+/// Keep-alive HTTP/1 exchanges on one connection: a request, then a
+/// response with nginx's header block (9 headers) and a Content-Length.
+fn bench_http1(c: &mut Criterion) {
+    const EXCHANGES: u32 = 1024;
+    let pod = [10, 244, 1, 20];
+    let server = [10, 244, 2, 5];
+    let req = b"GET /index.html HTTP/1.1\r\nHost: demo-app\r\nUser-Agent: wrk\r\n\r\n";
+    let resp = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\nContent-Type: text/html\r\nContent-Length: 615\r\nLast-Modified: Mon, 30 Nov 2026 10:00:00 GMT\r\nConnection: keep-alive\r\nETag: \"6565-267\"\r\nAccept-Ranges: bytes\r\n\r\n";
+    let first = b"OPTIONS * HTTP/1.1\r\n\r\n";
+    let mut frames = Vec::new();
+    let (mut cseq, mut sseq) = (2 + first.len() as u32, 1001u32);
+    for _ in 0..EXCHANGES {
+        frames.push(tcp_frame(
+            pod,
+            40000,
+            server,
+            8080,
+            TcpFlags::PSH | TcpFlags::ACK,
+            cseq,
+            req,
+        ));
+        cseq += req.len() as u32;
+        let mut payload = resp.to_vec();
+        payload.extend_from_slice(&[b'x'; 615]);
+        frames.push(tcp_frame(
+            server,
+            8080,
+            pod,
+            40000,
+            TcpFlags::PSH | TcpFlags::ACK,
+            sseq,
+            &payload,
+        ));
+        sseq += payload.len() as u32;
+    }
+    // Every response completes an exchange (the first pairs with `first`).
+    struct Exchanges(u32);
+    impl Sink for Exchanges {
+        fn on_event(&mut self, e: &Event<'_>) {
+            self.0 += u32::from(matches!(e, Event::Http(_)));
+        }
+    }
+    let (mut engine, t) = engine_after(first);
+    let mut seen = Exchanges(0);
+    for (i, f) in frames.iter().enumerate() {
+        engine.process(&raw(f, Timestamp(t + i as u64 * 1_000)), &mut seen);
+    }
+    assert_eq!(seen.0, EXCHANGES);
+    let mut g = c.benchmark_group("engine");
+    g.throughput(Throughput::Elements(u64::from(EXCHANGES)));
+    g.bench_function("http1_exchanges", |b| {
+        b.iter_batched(
+            || engine_after(first),
+            |(mut engine, t)| {
+                let mut sink = NullSink;
+                for (i, f) in frames.iter().enumerate() {
+                    engine.process(&raw(f, Timestamp(t + i as u64 * 1_000)), &mut sink);
+                }
+                engine
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 fn bench_dns(c: &mut Criterion) {
     let frames = rich_frames();
     let mut defrag = Defrag::new(64, 5.0);
@@ -290,6 +427,8 @@ criterion_group!(
     benches,
     bench_decode,
     bench_established,
+    bench_opaque,
+    bench_http1,
     bench_dns,
     bench_capture,
     bench_metrics

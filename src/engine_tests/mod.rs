@@ -14,9 +14,11 @@ use crate::decode::build::FrameBuilder;
 use crate::decode::{LinkType, TcpFlags};
 use crate::dns::wire::testkit::{a, query_bytes, response_bytes};
 use crate::engine::*;
+use crate::flow::TcpState;
 use crate::metrics::{Metrics, MetricsSink};
 use crate::report::{Outcome, Report};
 use crate::Timestamp;
+use std::net::SocketAddr;
 
 const POD: &str = "10.244.1.20";
 const KUBE_DNS: &str = "10.96.0.10";

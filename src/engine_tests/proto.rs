@@ -692,3 +692,257 @@ fn held_candidates_are_bounded_and_the_oldest_decided_early() {
     assert!(odd.is_empty(), "{odd:?}");
     assert_eq!(r.report.http_requests.len(), n);
 }
+
+/// What the engine holds of a TCP connection's application layer.
+fn app_of(r: &Run, c: &Conn) -> &'static str {
+    let conn = r.engine.tcp_connection(
+        SocketAddr::new(ip(c.client), c.cport),
+        SocketAddr::new(ip(c.server), c.sport),
+    );
+    match conn.map(|t| &t.app) {
+        None => "gone",
+        Some(AppState::Probing { .. }) => "probing",
+        Some(AppState::Unsure) => "unsure",
+        Some(AppState::Joined { .. }) => "joined",
+        Some(AppState::Tls(_)) => "tls",
+        Some(AppState::H2(_)) => "h2",
+        Some(AppState::Http1(_)) => "http1",
+        Some(AppState::Opaque) => "opaque",
+    }
+}
+
+fn tcp_state_of(r: &Run, c: &Conn) -> Option<TcpState> {
+    let conn = r.engine.tcp_connection(
+        SocketAddr::new(ip(c.client), c.cport),
+        SocketAddr::new(ip(c.server), c.sport),
+    );
+    conn.map(|t| t.state)
+}
+
+#[test]
+fn the_client_first_payload_decides_and_an_opaque_connection_only_counts_bytes() {
+    let mut r = Run::new(LinkType::LinuxSll2);
+    let mut c = Conn::new(POD, 41000, "10.244.2.5", 5432);
+    c.handshake(&mut r);
+    assert_eq!(app_of(&r, &c), "probing");
+    // A server that speaks first does not decide.
+    c.send(&mut r, false, b"\x00\x00\x00\x05R", usize::MAX);
+    assert_eq!(app_of(&r, &c), "probing");
+    // The client's first payload (ISN + 1) is neither TLS, HTTP/2 nor HTTP/1.
+    c.send(
+        &mut r,
+        true,
+        b"\x00\x00\x00\x08\x04\xd2\x16\x2f",
+        usize::MAX,
+    );
+    assert_eq!(app_of(&r, &c), "opaque");
+    // Nothing more is read of it: what looks like HTTP/1 later is not.
+    c.send(
+        &mut r,
+        true,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        usize::MAX,
+    );
+    c.send(
+        &mut r,
+        false,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        usize::MAX,
+    );
+    assert_eq!(app_of(&r, &c), "opaque");
+    assert_eq!(tcp_state_of(&r, &c), Some(TcpState::Established));
+    // A RST's payload is not counted, but the RST closes it.
+    let (cseq, sseq) = (c.cseq, c.sseq);
+    r.tcp(
+        c.server,
+        c.sport,
+        c.client,
+        c.cport,
+        TcpFlags::RST,
+        sseq,
+        b"xyz",
+    );
+    assert_eq!(tcp_state_of(&r, &c), Some(TcpState::Closed));
+    // Segments lingering after the close are still counted.
+    r.tcp(c.client, c.cport, c.server, c.sport, PA, cseq, b"late");
+    let text = r.finish();
+    assert!(r.report.http_requests.is_empty());
+    assert_eq!(r.report.connections.len(), 1);
+    assert_eq!(r.report.connections[0].outcome, Outcome::Connected);
+    assert_eq!(
+        count(
+            &text,
+            "podpath_connection_bytes_total{path=\"pod_ip\",direction=\"sent\"}"
+        ),
+        (8 + 27 + 4) as f64,
+        "{text}"
+    );
+    assert_eq!(
+        count(
+            &text,
+            "podpath_connection_bytes_total{path=\"pod_ip\",direction=\"received\"}"
+        ),
+        (5 + 38) as f64,
+        "{text}"
+    );
+}
+
+#[test]
+fn a_first_payload_lost_from_the_capture_leaves_http1_possible() {
+    let mut r = Run::new(LinkType::LinuxSll2);
+    let mut c = Conn::new(POD, 41001, "10.244.2.6", 8080);
+    c.handshake(&mut r);
+    // The first 40 bytes were not captured: what follows does not decide.
+    c.cseq += 40;
+    c.send(&mut r, true, b"\x01\x02 body bytes", usize::MAX);
+    assert_eq!(app_of(&r, &c), "unsure");
+    c.send(
+        &mut r,
+        true,
+        b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+        usize::MAX,
+    );
+    assert_eq!(app_of(&r, &c), "http1");
+    c.send(
+        &mut r,
+        false,
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        usize::MAX,
+    );
+    // A first payload cut to nothing by the snap length does not decide either.
+    let mut d = Conn::new(POD, 41002, "10.244.2.6", 8080);
+    d.handshake(&mut r);
+    d.send(&mut r, true, b"\x00\x00\x00\x08\x04\xd2\x16\x2f", 0);
+    assert_eq!(app_of(&r, &d), "unsure");
+    r.finish();
+    let got: Vec<_> = r
+        .report
+        .http_requests
+        .iter()
+        .map(|h| (h.method, h.status))
+        .collect();
+    assert_eq!(got, vec![(Method::Get, 204)]);
+}
+
+#[test]
+fn tls_past_its_hello_and_http1_past_an_upgrade_are_opaque() {
+    use crate::tls::hello_for_tests as hello;
+    let mut r = Run::new(LinkType::LinuxSll2);
+    let mut t = Conn::new(POD, 41010, "198.51.100.9", 443);
+    t.handshake(&mut r);
+    let h = hello(Some("api.example"), &["h2"], 0);
+    let half = h.len() / 2;
+    t.send(&mut r, true, &h[..half], usize::MAX);
+    assert_eq!(app_of(&r, &t), "tls");
+    t.send(&mut r, true, &h[half..], usize::MAX);
+    assert_eq!(app_of(&r, &t), "opaque");
+    t.send(&mut r, false, &[0x16, 3, 3, 0, 2, 2, 0], usize::MAX);
+    t.send(&mut r, true, &[0x17, 3, 3, 0, 3, 1, 2, 3], usize::MAX);
+    assert_eq!(app_of(&r, &t), "opaque");
+
+    let mut u = Conn::new(POD, 41011, "10.244.2.7", 8080);
+    u.handshake(&mut r);
+    u.send(
+        &mut r,
+        true,
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        usize::MAX,
+    );
+    assert_eq!(app_of(&r, &u), "http1");
+    u.send(
+        &mut r,
+        false,
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+        usize::MAX,
+    );
+    assert_eq!(app_of(&r, &u), "opaque");
+    // Frames after the upgrade are bytes, whatever they look like.
+    u.send(&mut r, false, b"HTTP/1.1 200 OK\r\n\r\n", usize::MAX);
+    u.close(&mut r);
+    assert_eq!(tcp_state_of(&r, &u), Some(TcpState::Closed));
+    r.finish();
+    assert_eq!(r.report.tls.len(), 1);
+    assert_eq!(r.report.tls[0].sni.as_deref(), Some("api.example"));
+    let got: Vec<_> = r.report.http_requests.iter().map(|h| h.status).collect();
+    assert_eq!(got, vec![101]);
+}
+
+#[test]
+fn a_joined_connection_is_read_as_http1_once_its_probes_find_nothing_else() {
+    let mut r = Run::new(LinkType::LinuxSll2);
+    // Joined mid-body of a response: no handshake seen.
+    let mut c = Conn::new(POD, 41020, "10.244.2.8", 8080);
+    for _ in 0..7 {
+        c.send(&mut r, false, &[b'x'; 100], usize::MAX);
+        assert_eq!(app_of(&r, &c), "joined");
+    }
+    c.send(&mut r, false, &[b'x'; 100], usize::MAX);
+    assert_eq!(app_of(&r, &c), "http1");
+    c.send(
+        &mut r,
+        true,
+        b"POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        usize::MAX,
+    );
+    c.send(&mut r, false, b"HTTP/1.1 201 Created\r\n\r\n", usize::MAX);
+    assert_eq!(tcp_state_of(&r, &c), Some(TcpState::Midstream));
+    r.finish();
+    let got: Vec<_> = r
+        .report
+        .http_requests
+        .iter()
+        .map(|h| (h.method, h.status))
+        .collect();
+    assert_eq!(got, vec![(Method::Post, 201)]);
+}
+
+#[test]
+fn pure_acks_only_keep_a_connection_alive() {
+    let mut r = Run::new(LinkType::LinuxSll2);
+    let mut c = Conn::new(POD, 41030, "10.244.2.9", 5432);
+    c.handshake(&mut r);
+    c.send(
+        &mut r,
+        true,
+        b"\x00\x00\x00\x08\x04\xd2\x16\x2f",
+        usize::MAX,
+    );
+    let (cseq, sseq) = (c.cseq, c.sseq);
+    // Two idle timeouts' worth of time, bridged by pure ACKs only.
+    for _ in 0..2 {
+        r.t += 250.0;
+        r.tcp(
+            c.server,
+            c.sport,
+            c.client,
+            c.cport,
+            TcpFlags::ACK,
+            sseq,
+            b"",
+        );
+        r.tcp(
+            c.client,
+            c.cport,
+            c.server,
+            c.sport,
+            TcpFlags::ACK,
+            cseq,
+            b"",
+        );
+        assert_eq!(tcp_state_of(&r, &c), Some(TcpState::Established));
+    }
+    assert_eq!(app_of(&r, &c), "opaque");
+    // Then silence: another flow's packet past the idle timeout expires it.
+    r.t += 301.0;
+    r.tcp(POD, 41031, "10.244.2.9", 5432, TcpFlags::SYN, 7, b"");
+    assert_eq!(app_of(&r, &c), "gone");
+    let text = r.finish();
+    assert_eq!(
+        count(
+            &text,
+            "podpath_connection_bytes_total{path=\"pod_ip\",direction=\"sent\"}"
+        ),
+        8.0,
+        "{text}"
+    );
+}

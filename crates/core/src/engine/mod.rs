@@ -21,8 +21,10 @@ use crate::decode::{self, PacketType, TcpSegment, Transport, UdpDatagram};
 use crate::defrag::{self, Decoded, Defrag};
 use crate::dns::k8s::{DestinationName, NameSource};
 use crate::dns::{DnsConfig, DnsEvent, DnsTracker};
-use crate::flow::{Flow, FlowKey, FlowTable, Protocol, TcpState};
-use crate::http::{self, Http1};
+use crate::flow::{
+    Direction, FlowKey, FlowState, FlowTable, NewFlow, Protocol, Tcp, TcpState, UdpState,
+};
+use crate::http;
 use crate::packet::RawPacket;
 use crate::Timestamp;
 
@@ -31,7 +33,11 @@ pub use event::{
     AppProtocol, ConnectionView, Event, FailReason, H2Unread, HttpView, NullSink, Sink, SkipReason,
     SniCheck, Table, Tee, TlsView,
 };
+pub use proto::AppState;
 use rewrite::{Decision, Held, HeldEvent, Keep, RewriteDetector};
+
+/// A flow of the engine's table: its TCP connections carry an [`AppState`].
+pub type Flow = crate::flow::Flow<AppState>;
 
 /// How often (packet time) timeouts are checked and byte counts exported.
 const SWEEP_INTERVAL_SECS: f64 = 1.0;
@@ -101,7 +107,7 @@ pub struct Engine {
     cfg: PodConfig,
     attributor: Attributor,
     dns: DnsTracker,
-    flows: FlowTable,
+    flows: FlowTable<AppState>,
     defrag: Defrag,
     local: Vec<LocalAddress>,
     now: Timestamp,
@@ -203,6 +209,12 @@ impl Engine {
 
     pub fn flow_count(&self) -> usize {
         self.flows.len()
+    }
+
+    /// The TCP connection between `a` and `b` (either way round) as the
+    /// engine holds it: its handshake state and what it speaks.
+    pub fn tcp_connection(&self, a: SocketAddr, b: SocketAddr) -> Option<&Tcp<AppState>> {
+        self.flows.get(&FlowKey::new(Protocol::Tcp, a, b))?.tcp()
     }
 
     /// The IP reassembly table (datagrams in flight, counters).
@@ -498,7 +510,7 @@ impl Engine {
         self.drain_dns(sink);
         let connect_timeout = self.cfg.timeouts.tcp_connect;
         for mut flow in self.flows.drain_all() {
-            if flow.state == TcpState::SynSent && flow.outbound && flow.counted {
+            if flow.tcp_state() == Some(TcpState::SynSent) && flow.outbound && flow.counted {
                 if now.secs_since(flow.first_seen) >= connect_timeout {
                     emit_failed(&flow, FailReason::Timeout, sink);
                 } else {
@@ -541,20 +553,16 @@ impl Engine {
         let t = self.cfg.timeouts.clone();
         let expired = self.flows.drain_expired(|f| {
             let idle = now.secs_since(f.last_seen);
-            match (f.protocol, f.state) {
-                (Protocol::Udp, _) => idle >= t.udp_idle,
-                (Protocol::Tcp, TcpState::SynSent) => now.secs_since(f.first_seen) >= t.tcp_connect,
-                (Protocol::Tcp, TcpState::Closed | TcpState::Failed) => idle >= CLOSED_LINGER_SECS,
-                (Protocol::Tcp, TcpState::Established | TcpState::Midstream) => idle >= t.tcp_idle,
+            match f.tcp_state() {
+                None => idle >= t.udp_idle,
+                Some(TcpState::SynSent) => now.secs_since(f.first_seen) >= t.tcp_connect,
+                Some(TcpState::Closed | TcpState::Failed) => idle >= CLOSED_LINGER_SECS,
+                Some(TcpState::Established | TcpState::Midstream) => idle >= t.tcp_idle,
             }
         });
         for mut flow in expired {
             let mut sink = flow_sink(&mut self.rewrite, &flow, sink);
-            if flow.protocol == Protocol::Tcp
-                && flow.state == TcpState::SynSent
-                && flow.outbound
-                && flow.counted
-            {
+            if flow.tcp_state() == Some(TcpState::SynSent) && flow.outbound && flow.counted {
                 emit_failed(&flow, FailReason::Timeout, &mut sink);
             }
             emit_bytes(&mut flow, &mut sink);
@@ -707,13 +715,13 @@ impl Engine {
 
     fn open_flow(
         &mut self,
-        protocol: Protocol,
         src: SocketAddr,
         dst: SocketAddr,
-        state: TcpState,
+        state: FlowState<AppState>,
         pt: Option<PacketType>,
         sink: &mut dyn Sink,
     ) -> FlowKey {
+        let protocol = state.protocol();
         let outbound = self.initiated_locally(src, dst, pt);
         let mut attribution = outbound.then(|| self.attribute(dst.ip()));
         let key = FlowKey::new(protocol, src, dst);
@@ -760,11 +768,15 @@ impl Engine {
             }
             _ => None,
         };
-        let (flow, evicted) = self
-            .flows
-            .insert(key, protocol, src, dst, outbound, state, now);
-        flow.attribution = attribution;
-        flow.counted = true;
+        let new = NewFlow {
+            initiator: src,
+            responder: dst,
+            outbound,
+            state,
+            attribution,
+            counted: true,
+        };
+        let (flow, evicted) = self.flows.insert(new, now);
         if let Some((candidate, literal)) = hold.zip(flow.attribution.clone()) {
             // Its events go to the hold until the decision; meanwhile the
             // flow carries the candidate attribution (for the TLS name check).
@@ -964,14 +976,17 @@ impl Engine {
         let flags = seg.flags;
         let now = self.now;
         let pure_syn = flags.syn() && !flags.ack();
-        let max_pending = self.cfg.limits.max_http_pending;
 
         if let Some(flow) = self.flows.get_mut(&key) {
+            let dir = flow.direction(src);
+            let FlowState::Tcp(tcp) = &mut flow.state else {
+                return;
+            };
             let reused = pure_syn
-                && flow.is_from_initiator(src)
-                && flow.state != TcpState::SynSent
-                && seg.seq != flow.isn;
-            let reversed = pure_syn && !flow.is_from_initiator(src);
+                && dir == Direction::Initiator
+                && tcp.state != TcpState::SynSent
+                && seg.seq != tcp.isn;
+            let reversed = pure_syn && dir == Direction::Responder;
             if reused || reversed {
                 // Port reuse: the old connection is over, a new one starts.
                 if let Some(mut old) = self.flows.remove(&key) {
@@ -981,20 +996,28 @@ impl Engine {
             } else {
                 flow.last_seen = now;
                 if pure_syn {
-                    flow.syn_retransmits += 1;
+                    // A retransmitted SYN: not a new attempt.
                     return;
                 }
+                if seg.payload_len == 0 && !flags.syn() && !flags.fin() && !flags.rst() {
+                    // A pure ACK changes nothing but the time the flow was
+                    // last seen: no handshake step, no byte, no reader moves
+                    // (they read payload, and a TLS flight ends at FIN/RST).
+                    return;
+                }
+                if decided(tcp, flags) {
+                    // The fast path: nothing is read of this connection any
+                    // more, and no event can follow from this segment.
+                    close_and_count(flow, dir, seg);
+                    return;
+                }
+                let cx = proto::Context {
+                    dns: &self.dns,
+                    flights: &self.flights,
+                    max_http_pending: self.cfg.limits.max_http_pending,
+                };
                 let mut to = flow_sink(&mut self.rewrite, flow, sink);
-                update_tcp(
-                    flow,
-                    src,
-                    seg,
-                    now,
-                    max_pending,
-                    &self.dns,
-                    &self.flights,
-                    &mut to,
-                );
+                update_tcp(flow, dir, seg, now, &cx, &mut to);
                 let full = match to {
                     FlowSink::Held(k) => k.0.events.len() >= rewrite::MAX_HELD_EVENTS,
                     FlowSink::Direct(_) => false,
@@ -1011,10 +1034,12 @@ impl Engine {
         }
 
         if pure_syn {
-            let key = self.open_flow(Protocol::Tcp, src, dst, TcpState::SynSent, pt, sink);
-            if let Some(flow) = self.flows.get_mut(&key) {
-                flow.isn = seg.seq;
-            }
+            let state = FlowState::Tcp(Tcp {
+                state: TcpState::SynSent,
+                isn: seg.seq,
+                app: AppState::from_syn(seg.seq),
+            });
+            self.open_flow(src, dst, state, pt, sink);
         } else if !seg.payload.is_empty() && !flags.rst() {
             // Joined mid-connection: no attempt to count, but HTTP can still be read.
             let client_is_src = if http::looks_like_request(seg.payload) {
@@ -1034,28 +1059,27 @@ impl Engine {
                 Some(PacketType::Host) => !client_is_src,
                 _ => self.is_local(client.ip()) || !self.is_local(server.ip()),
             };
-            let attribution = outbound.then(|| self.attribute(server.ip()));
-            let (flow, evicted) = self.flows.insert(
-                key,
-                Protocol::Tcp,
-                client,
-                server,
+            let max_http_pending = self.cfg.limits.max_http_pending;
+            let new = NewFlow {
+                initiator: client,
+                responder: server,
                 outbound,
-                TcpState::Midstream,
-                now,
-            );
-            flow.attribution = attribution;
-            flow.http = Some(Box::new(Http1::new(max_pending)));
-            update_tcp(
-                flow,
-                src,
-                seg,
-                now,
-                max_pending,
-                &self.dns,
-                &self.flights,
-                sink,
-            );
+                state: FlowState::Tcp(Tcp {
+                    state: TcpState::Midstream,
+                    isn: 0,
+                    app: AppState::joined(max_http_pending),
+                }),
+                attribution: outbound.then(|| self.attribute(server.ip())),
+                counted: false,
+            };
+            let (flow, evicted) = self.flows.insert(new, now);
+            let cx = proto::Context {
+                dns: &self.dns,
+                flights: &self.flights,
+                max_http_pending,
+            };
+            let dir = flow.direction(src);
+            update_tcp(flow, dir, seg, now, &cx, sink);
             if let Some(old) = evicted {
                 self.flow_evicted(old, sink);
             }
@@ -1073,23 +1097,20 @@ impl Engine {
         let key = FlowKey::new(Protocol::Udp, src, dst);
         let key = match self.flows.get_mut(&key) {
             Some(_) => key,
-            None => self.open_flow(Protocol::Udp, src, dst, TcpState::Established, pt, sink),
+            None => self.open_flow(src, dst, FlowState::Udp(UdpState::Open), pt, sink),
         };
         if let Some(flow) = self.flows.get_mut(&key) {
             flow.last_seen = self.now;
-            if flow.is_from_initiator(src) {
-                flow.bytes_up += dgram.payload_len as u64;
-            } else {
-                flow.bytes_down += dgram.payload_len as u64;
-            }
+            let dir = flow.direction(src);
+            flow.count(dir, dgram.payload_len);
         }
     }
 
     fn on_udp_unreachable(&mut self, client: SocketAddr, server: SocketAddr, sink: &mut dyn Sink) {
         let key = FlowKey::new(Protocol::Udp, client, server);
         if let Some(flow) = self.flows.get_mut(&key) {
-            if flow.outbound && flow.state == TcpState::Established {
-                flow.state = TcpState::Failed;
+            if flow.outbound && matches!(flow.state, FlowState::Udp(UdpState::Open)) {
+                flow.state = FlowState::Udp(UdpState::Unreachable);
                 if let Some(a) = &flow.attribution {
                     sink.on_event(&Event::UdpUnreachable {
                         conn: view(flow, a),
@@ -1110,7 +1131,7 @@ pub(crate) fn view<'a>(flow: &Flow, attribution: &'a Attribution) -> ConnectionV
     ConnectionView {
         id: flow.id,
         ts: flow.first_seen,
-        protocol: flow.protocol,
+        protocol: flow.protocol(),
         src: flow.initiator,
         dst: flow.responder,
         attribution,
@@ -1179,23 +1200,31 @@ fn emit_bytes(flow: &mut Flow, sink: &mut dyn Sink) {
     flow.bytes_down = 0;
 }
 
-/// A segment on a known TCP flow: handshake, failure, close, bytes, HTTP.
-/// (Borrows the engine's parts one by one: the flow is borrowed from its table.)
-#[allow(clippy::too_many_arguments)]
+/// Whether a segment on this connection takes the fast path: what it
+/// speaks is decided (nothing more is read), and the segment can change
+/// nothing but the byte counts and whether the connection is over (no SYN,
+/// no RST answering a SYN).
+fn decided(tcp: &Tcp<AppState>, flags: decode::TcpFlags) -> bool {
+    matches!(tcp.app, AppState::Opaque) && !flags.syn() && tcp.state != TcpState::SynSent
+}
+
+/// A segment on a known TCP flow: handshake, failure, what it speaks, close, bytes.
 fn update_tcp(
     flow: &mut Flow,
-    src: SocketAddr,
+    dir: Direction,
     seg: &TcpSegment<'_>,
     now: Timestamp,
-    max_http_pending: usize,
-    dns: &DnsTracker,
-    flights: &crate::tls::FlightPool,
+    cx: &proto::Context<'_>,
     sink: &mut dyn Sink,
 ) {
-    let from_initiator = flow.is_from_initiator(src);
     let flags = seg.flags;
-    if flags.syn() && flags.ack() && !from_initiator && flow.state == TcpState::SynSent {
-        flow.state = TcpState::Established;
+    let Some(tcp) = flow.tcp_mut() else {
+        return;
+    };
+    let connected =
+        flags.syn() && flags.ack() && dir == Direction::Responder && tcp.state == TcpState::SynSent;
+    if connected {
+        tcp.state = TcpState::Established;
         if flow.outbound {
             if let Some(a) = &flow.attribution {
                 sink.on_event(&Event::Connected {
@@ -1205,67 +1234,31 @@ fn update_tcp(
             }
         }
     }
-    proto::on_segment(flow, from_initiator, seg, now, dns, flights, sink);
-    if flags.rst() {
-        if flow.state == TcpState::SynSent && !from_initiator {
-            flow.state = TcpState::Failed;
-            if flow.outbound {
-                emit_failed(flow, FailReason::Refused, sink);
-            }
-        } else if flow.state != TcpState::Failed {
-            flow.state = TcpState::Closed;
+    proto::on_segment(flow, dir, seg, now, cx, sink);
+    let refused =
+        flags.rst() && dir == Direction::Responder && flow.tcp_state() == Some(TcpState::SynSent);
+    if refused {
+        if let Some(tcp) = flow.tcp_mut() {
+            tcp.state = TcpState::Failed;
+        }
+        if flow.outbound {
+            emit_failed(flow, FailReason::Refused, sink);
         }
         return;
     }
-    if seg.payload_len > 0 {
-        if from_initiator {
-            flow.bytes_up += seg.payload_len as u64;
-        } else {
-            flow.bytes_down += seg.payload_len as u64;
-        }
+    close_and_count(flow, dir, seg);
+}
+
+/// What every segment of an established connection changes: a RST or FIN
+/// closes it (the payload of a RST is not counted), payload is counted.
+fn close_and_count(flow: &mut Flow, dir: Direction, seg: &TcpSegment<'_>) {
+    let flags = seg.flags;
+    if !flags.rst() && seg.payload_len > 0 {
+        flow.count(dir, seg.payload_len);
     }
-    if !seg.payload.is_empty() {
-        if from_initiator {
-            if flow.http.is_none() && flow.h2.is_none() && http::looks_like_request(seg.payload) {
-                flow.http = Some(Box::new(Http1::new(max_http_pending)));
-                // Once per connection, and only when a name is in question
-                // (or may be: a held connection may be decided for a name).
-                let held = flow.held;
-                if let Some(a) = flow
-                    .attribution
-                    .as_ref()
-                    .filter(|a| a.dns_name.is_some() || held)
-                {
-                    if let Some(host) = http::request_host(seg.payload) {
-                        sink.on_event(&Event::RequestHost {
-                            conn: view(flow, a),
-                            host,
-                            h2: false,
-                        });
-                    }
-                }
-            }
-            if let Some(h) = flow.http.as_mut() {
-                h.on_request_data(now, seg.seq, seg.payload);
-            }
-        } else if let Some(h) = flow.http.as_mut() {
-            if let Some(ex) = h.on_response_data(now, seg.seq, seg.payload) {
-                sink.on_event(&Event::Http(HttpView {
-                    ts: ex.request_ts,
-                    outbound: flow.outbound,
-                    connection_id: flow.id,
-                    dst: flow.responder,
-                    attribution: flow.attribution.as_ref(),
-                    method: ex.method,
-                    status: ex.status,
-                    latency_secs: ex.latency_secs,
-                    protocol: AppProtocol::Http1,
-                    grpc_status: None,
-                }));
-            }
+    if let Some(tcp) = flow.tcp_mut() {
+        if (flags.rst() || flags.fin()) && tcp.state != TcpState::Failed {
+            tcp.state = TcpState::Closed;
         }
-    }
-    if flags.fin() && flow.state != TcpState::Failed {
-        flow.state = TcpState::Closed;
     }
 }

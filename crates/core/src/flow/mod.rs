@@ -5,13 +5,16 @@
 //! `refused`, no SYN-ACK within the connect timeout is `timeout`. A UDP flow
 //! is a 5-tuple until it idles out. The side that sent the SYN (or the first
 //! datagram) is the initiator; outbound means the pod initiated.
+//!
+//! Nothing here knows an application protocol: what a TCP connection speaks
+//! is the type parameter `A` (the engine's `AppState`), so the table's rules
+//! (bounds, eviction, timeouts' inputs) cannot depend on HTTP, TLS or h2.
 
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 use crate::attribution::Attribution;
 use crate::hash::HashMap;
-use crate::http::Http1;
 use crate::Timestamp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -78,6 +81,14 @@ impl FlowKey {
     }
 }
 
+/// Which end of a flow sent a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// The side that sent the SYN (or the first datagram): the client.
+    Initiator,
+    Responder,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TcpState {
     /// SYN sent, no SYN-ACK yet.
@@ -91,31 +102,54 @@ pub enum TcpState {
     Midstream,
 }
 
+/// A TCP connection: its handshake state and what it speaks.
 #[derive(Debug)]
-pub struct Flow {
+pub struct Tcp<A> {
+    pub state: TcpState,
+    /// The first SYN's sequence number (0 for a connection joined midstream):
+    /// a SYN with another one on a live connection is a new connection.
+    pub isn: u32,
+    pub app: A,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UdpState {
+    Open,
+    /// An ICMP port unreachable answered the initiator.
+    Unreachable,
+}
+
+/// The per-protocol part of a flow.
+#[derive(Debug)]
+pub enum FlowState<A> {
+    Tcp(Tcp<A>),
+    Udp(UdpState),
+}
+
+impl<A> FlowState<A> {
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            FlowState::Tcp(_) => Protocol::Tcp,
+            FlowState::Udp(_) => Protocol::Udp,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Flow<A> {
     pub id: u64,
-    pub protocol: Protocol,
     pub initiator: SocketAddr,
     pub responder: SocketAddr,
     /// The pod initiated the flow.
     pub outbound: bool,
-    pub state: TcpState,
-    pub isn: u32,
+    pub state: FlowState<A>,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
-    pub syn_retransmits: u32,
     /// Set for outbound flows, at the first SYN (or first datagram).
     pub attribution: Option<Attribution>,
     /// Payload bytes initiator → responder and back, not yet exported.
     pub bytes_up: u64,
     pub bytes_down: u64,
-    pub http: Option<Box<Http1>>,
-    /// The client's first TLS flight, while it is being read.
-    pub tls: Option<Box<crate::tls::HelloTracker>>,
-    /// HTTP/2 (h2c) state.
-    pub h2: Option<Box<crate::h2::Connection>>,
-    /// Payload segments examined for TLS or HTTP/2 (stops at a decision).
-    pub app_probes: u8,
     /// Counted in the metrics (attempt or inbound); false for excluded/midstream flows.
     pub counted: bool,
     /// Its attribution waits for the rewrite detector's decision: its
@@ -123,9 +157,66 @@ pub struct Flow {
     pub held: bool,
 }
 
-impl Flow {
-    pub fn is_from_initiator(&self, src: SocketAddr) -> bool {
-        src == self.initiator
+impl<A> Flow<A> {
+    pub fn protocol(&self) -> Protocol {
+        self.state.protocol()
+    }
+
+    pub fn key(&self) -> FlowKey {
+        FlowKey::new(self.protocol(), self.initiator, self.responder)
+    }
+
+    /// Which end sent a packet from `src` (a packet of this flow).
+    pub fn direction(&self, src: SocketAddr) -> Direction {
+        if src == self.initiator {
+            Direction::Initiator
+        } else {
+            Direction::Responder
+        }
+    }
+
+    pub fn tcp(&self) -> Option<&Tcp<A>> {
+        match &self.state {
+            FlowState::Tcp(t) => Some(t),
+            FlowState::Udp(_) => None,
+        }
+    }
+
+    pub fn tcp_mut(&mut self) -> Option<&mut Tcp<A>> {
+        match &mut self.state {
+            FlowState::Tcp(t) => Some(t),
+            FlowState::Udp(_) => None,
+        }
+    }
+
+    /// The TCP state; `None` for UDP.
+    pub fn tcp_state(&self) -> Option<TcpState> {
+        self.tcp().map(|t| t.state)
+    }
+
+    /// Adds `len` payload bytes sent in `dir`.
+    pub fn count(&mut self, dir: Direction, len: u32) {
+        match dir {
+            Direction::Initiator => self.bytes_up += u64::from(len),
+            Direction::Responder => self.bytes_down += u64::from(len),
+        }
+    }
+}
+
+/// A flow about to enter the table.
+#[derive(Debug)]
+pub struct NewFlow<A> {
+    pub initiator: SocketAddr,
+    pub responder: SocketAddr,
+    pub outbound: bool,
+    pub state: FlowState<A>,
+    pub attribution: Option<Attribution>,
+    pub counted: bool,
+}
+
+impl<A> NewFlow<A> {
+    pub fn key(&self) -> FlowKey {
+        FlowKey::new(self.state.protocol(), self.initiator, self.responder)
     }
 }
 
@@ -137,8 +228,8 @@ impl Flow {
 /// instead degrades to a scan of the whole table per insertion: evictions
 /// empty the front of the map's bucket array and iteration starts there.)
 #[derive(Debug)]
-pub struct FlowTable {
-    flows: HashMap<FlowKey, Flow>,
+pub struct FlowTable<A> {
+    flows: HashMap<FlowKey, Flow<A>>,
     capacity: usize,
     next_id: u64,
     pub evictions: u64,
@@ -152,7 +243,7 @@ pub struct FlowTable {
 /// Largest number of flows one eviction scan picks.
 const MAX_EVICTION_BATCH: usize = 16_384;
 
-impl FlowTable {
+impl<A> FlowTable<A> {
     pub fn new(capacity: usize) -> Self {
         FlowTable {
             flows: HashMap::with_capacity_and_hasher(capacity.min(4096), Default::default()),
@@ -166,7 +257,7 @@ impl FlowTable {
 
     /// Removes the least recently seen flow (approximately: the oldest of
     /// the last scan's batch that has not been seen since).
-    fn evict_one(&mut self) -> Option<Flow> {
+    fn evict_one(&mut self) -> Option<Flow<A>> {
         for _ in 0..2 {
             while let Some((key, seen)) = self.victims.pop() {
                 if self.flows.get(&key).is_some_and(|f| f.last_seen <= seen) {
@@ -211,27 +302,23 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
-    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow> {
+    pub fn get(&self, key: &FlowKey) -> Option<&Flow<A>> {
+        self.flows.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow<A>> {
         self.flows.get_mut(key)
     }
 
-    pub fn remove(&mut self, key: &FlowKey) -> Option<Flow> {
+    pub fn remove(&mut self, key: &FlowKey) -> Option<Flow<A>> {
         self.flows.remove(key)
     }
 
-    /// Inserts a new flow, evicting one first when the table is full. Returns
-    /// the evicted flow, so the caller can account for it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn insert(
-        &mut self,
-        key: FlowKey,
-        protocol: Protocol,
-        initiator: SocketAddr,
-        responder: SocketAddr,
-        outbound: bool,
-        state: TcpState,
-        ts: Timestamp,
-    ) -> (&mut Flow, Option<Flow>) {
+    /// Inserts a new flow (replacing one under the same key), evicting the
+    /// least recently seen first when the table is full. Returns the evicted
+    /// flow, so the caller can account for it.
+    pub fn insert(&mut self, new: NewFlow<A>, ts: Timestamp) -> (&mut Flow<A>, Option<Flow<A>>) {
+        let key = new.key();
         let mut evicted = None;
         if self.flows.len() >= self.capacity && !self.flows.contains_key(&key) {
             evicted = self.evict_one();
@@ -241,25 +328,26 @@ impl FlowTable {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let flow = Flow {
-            id,
-            protocol,
+        let NewFlow {
             initiator,
             responder,
             outbound,
             state,
-            isn: 0,
+            attribution,
+            counted,
+        } = new;
+        let flow = Flow {
+            id,
+            initiator,
+            responder,
+            outbound,
+            state,
             first_seen: ts,
             last_seen: ts,
-            syn_retransmits: 0,
-            attribution: None,
+            attribution,
             bytes_up: 0,
             bytes_down: 0,
-            http: None,
-            tls: None,
-            h2: None,
-            app_probes: 0,
-            counted: false,
+            counted,
             held: false,
         };
         let slot = self.flows.entry(key).insert_entry(flow).into_mut();
@@ -267,7 +355,7 @@ impl FlowTable {
     }
 
     /// Removes and returns every flow for which `expired` is true.
-    pub fn drain_expired(&mut self, mut expired: impl FnMut(&Flow) -> bool) -> Vec<Flow> {
+    pub fn drain_expired(&mut self, mut expired: impl FnMut(&Flow<A>) -> bool) -> Vec<Flow<A>> {
         let keys: Vec<FlowKey> = self
             .flows
             .iter()
@@ -280,14 +368,14 @@ impl FlowTable {
     }
 
     /// Visits every flow (for periodic byte export).
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Flow)) {
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(&mut Flow<A>)) {
         for flow in self.flows.values_mut() {
             f(flow);
         }
     }
 
     /// Removes every flow (end of input).
-    pub fn drain_all(&mut self) -> Vec<Flow> {
+    pub fn drain_all(&mut self) -> Vec<Flow<A>> {
         self.flows.drain().map(|(_, f)| f).collect()
     }
 }
@@ -298,6 +386,21 @@ mod tests {
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    fn tcp(initiator: SocketAddr, responder: SocketAddr, state: TcpState) -> NewFlow<()> {
+        NewFlow {
+            initiator,
+            responder,
+            outbound: true,
+            state: FlowState::Tcp(Tcp {
+                state,
+                isn: 0,
+                app: (),
+            }),
+            attribution: None,
+            counted: true,
+        }
     }
 
     #[test]
@@ -315,21 +418,29 @@ mod tests {
     }
 
     #[test]
+    fn direction_and_bytes_follow_the_initiator() {
+        let client = sa("10.0.0.1:40000");
+        let server = sa("10.0.0.2:80");
+        let mut t = FlowTable::new(4);
+        let (f, _) = t.insert(tcp(client, server, TcpState::SynSent), Timestamp(0));
+        assert_eq!(f.key(), FlowKey::new(Protocol::Tcp, server, client));
+        assert_eq!(f.protocol(), Protocol::Tcp);
+        assert_eq!(f.direction(client), Direction::Initiator);
+        assert_eq!(f.direction(server), Direction::Responder);
+        f.count(Direction::Initiator, 10);
+        f.count(Direction::Responder, 1000);
+        f.count(Direction::Responder, 1);
+        assert_eq!((f.bytes_up, f.bytes_down), (10, 1001));
+        assert_eq!(f.tcp_state(), Some(TcpState::SynSent));
+    }
+
+    #[test]
     fn table_stays_within_capacity_and_counts_evictions() {
         let mut t = FlowTable::new(100);
         let server = sa("10.0.0.2:80");
         for i in 0..1000u32 {
             let client = SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 1024 + i as u16));
-            let key = FlowKey::new(Protocol::Tcp, client, server);
-            t.insert(
-                key,
-                Protocol::Tcp,
-                client,
-                server,
-                true,
-                TcpState::SynSent,
-                Timestamp(i as u64),
-            );
+            t.insert(tcp(client, server, TcpState::SynSent), Timestamp(i as u64));
         }
         assert_eq!(t.len(), 100);
         assert_eq!(t.evictions, 900);
@@ -344,14 +455,9 @@ mod tests {
             (FlowKey::new(Protocol::Tcp, c, server), c)
         };
         for i in 0..128u32 {
-            let (k, c) = key(i);
+            let (_, c) = key(i);
             t.insert(
-                k,
-                Protocol::Tcp,
-                c,
-                server,
-                true,
-                TcpState::Established,
+                tcp(c, server, TcpState::Established),
                 Timestamp(u64::from(i)),
             );
         }
@@ -360,16 +466,8 @@ mod tests {
             f.last_seen = Timestamp(1_000);
         }
         for i in 128..132u32 {
-            let (k, c) = key(i);
-            let (_, evicted) = t.insert(
-                k,
-                Protocol::Tcp,
-                c,
-                server,
-                true,
-                TcpState::Established,
-                Timestamp(2_000),
-            );
+            let (_, c) = key(i);
+            let (_, evicted) = t.insert(tcp(c, server, TcpState::Established), Timestamp(2_000));
             let evicted = evicted.map(|f| f.initiator);
             assert_eq!(evicted, Some(key(i - 127).1));
         }
@@ -380,22 +478,25 @@ mod tests {
 
     #[test]
     fn drain_expired_takes_only_matching_flows() {
-        let mut t = FlowTable::new(10);
+        let mut t = FlowTable::<()>::new(10);
         let server = sa("10.0.0.2:80");
         for i in 0..4u16 {
             let c = SocketAddr::from(([10, 1, 0, 1], 2000 + i));
             t.insert(
-                FlowKey::new(Protocol::Udp, c, server),
-                Protocol::Udp,
-                c,
-                server,
-                true,
-                TcpState::Established,
+                NewFlow {
+                    initiator: c,
+                    responder: server,
+                    outbound: true,
+                    state: FlowState::Udp(UdpState::Open),
+                    attribution: None,
+                    counted: true,
+                },
                 Timestamp(i as u64),
             );
         }
         let gone = t.drain_expired(|f| f.last_seen < Timestamp(2));
         assert_eq!(gone.len(), 2);
+        assert!(gone.iter().all(|f| f.protocol() == Protocol::Udp));
         assert_eq!(t.len(), 2);
     }
 }

@@ -6,7 +6,9 @@
 //! Content-Length`, even when a snap length cut the payload. When the length
 //! is unknown (chunked, headers cut), the tracker falls back to "a segment
 //! that starts with a request or status line starts a message".
-//! Only method and status are kept: no paths, headers or bodies.
+//! Only method and status are kept: no paths, headers or bodies. A response
+//! is read only as far as its framing needs (status line, Content-Length,
+//! Transfer-Encoding); its other headers are skipped line by line, unread.
 
 use std::collections::VecDeque;
 
@@ -136,6 +138,70 @@ fn body_of(headers: &[httparse::Header<'_>]) -> Body {
     length.map_or(Body::Unknown, Body::Length)
 }
 
+/// Header lines read before a header block counts as malformed (as many as
+/// a request's, which httparse reads into a fixed array).
+const MAX_HEADERS: usize = 32;
+
+/// Where a response's header block ends and how long its body is, from
+/// `payload`, which starts with a status line `status_code` accepted:
+/// `(None, Unknown)` when the block is not whole in `payload` or not well
+/// formed (more than `MAX_HEADERS` lines, a folded line).
+///
+/// Lines end in CRLF or a bare LF (as httparse accepts them). Only a line
+/// whose name is `Content-Length` or `Transfer-Encoding` (any case, the
+/// colon right after the name) is looked into: a Transfer-Encoding makes
+/// the length unknown, the last Content-Length counts.
+fn response_framing(payload: &[u8]) -> (Option<usize>, Body) {
+    const UNKNOWN: (Option<usize>, Body) = (None, Body::Unknown);
+    // "HTTP/1.x NNN" is 12 bytes; a reason phrase or the line end follows.
+    if !matches!(payload.get(12), Some(b' ' | b'\r' | b'\n')) {
+        return UNKNOWN;
+    }
+    let mut ends = memchr::memchr_iter(b'\n', payload);
+    let Some(status_end) = ends.next() else {
+        return UNKNOWN;
+    };
+    let mut at = status_end + 1;
+    let mut length = None;
+    let mut chunked = false;
+    for (lines, end) in ends.enumerate() {
+        if lines > MAX_HEADERS {
+            break;
+        }
+        let line = &payload[at..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        at = end + 1;
+        match line.first().map(u8::to_ascii_lowercase) {
+            None => {
+                let body = match length {
+                    Some(n) if !chunked => Body::Length(n),
+                    _ => Body::Unknown,
+                };
+                return (Some(at), body);
+            }
+            // Obsolete line folding: httparse refuses it in responses.
+            Some(b' ' | b'\t') => return UNKNOWN,
+            Some(b'c') => {
+                if let Some(v) = header_value(line, b"content-length") {
+                    length = std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                }
+            }
+            Some(b't') => chunked |= header_value(line, b"transfer-encoding").is_some(),
+            Some(_) => {}
+        }
+    }
+    UNKNOWN
+}
+
+/// The value of `line` when it is the header `name` (lowercase).
+fn header_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let (head, value) = line.split_at_checked(name.len())?;
+    let value = value.strip_prefix(b":")?;
+    head.eq_ignore_ascii_case(name).then_some(value)
+}
+
 /// `a` is strictly before `b` in sequence space.
 fn seq_before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
@@ -205,6 +271,12 @@ impl Http1 {
         self.pending.len()
     }
 
+    /// Nothing more can be read: the connection switched protocols (101)
+    /// or became a CONNECT tunnel, and no request waits for its response.
+    pub fn is_over(&self) -> bool {
+        self.done && self.pending.is_empty()
+    }
+
     /// Client → server data. Returns the method when a request starts here.
     pub fn on_request_data(&mut self, ts: Timestamp, seq: u32, payload: &[u8]) -> Option<Method> {
         if self.done || payload.is_empty() || !self.requests.at_boundary(seq) {
@@ -245,12 +317,7 @@ impl Http1 {
             return None;
         }
         let status = status_code(payload)?;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut resp = httparse::Response::new(&mut headers);
-        let (header_len, body) = match resp.parse(payload) {
-            Ok(httparse::Status::Complete(n)) => (Some(n), body_of(resp.headers)),
-            _ => (None, Body::Unknown),
-        };
+        let (header_len, body) = response_framing(payload);
         let head = self.pending.front().map(|(m, _)| *m);
         let bodyless = head == Some(Method::Head) || status == 204 || status == 304 || status < 200;
         let body = if bodyless { Body::Length(0) } else { body };
@@ -398,6 +465,56 @@ mod tests {
         }
         assert_eq!(h.pending(), 2);
         assert_eq!(h.unanswered, 3);
+    }
+
+    /// What `on_response_data` read before it stopped at the framing
+    /// headers: httparse's whole parse of the header block.
+    fn framing_by_httparse(payload: &[u8]) -> (Option<usize>, Option<u64>) {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(payload) {
+            Ok(httparse::Status::Complete(n)) => match body_of(resp.headers) {
+                Body::Length(b) => (Some(n), Some(b)),
+                Body::Unknown => (Some(n), None),
+            },
+            _ => (None, None),
+        }
+    }
+
+    #[test]
+    fn response_framing_agrees_with_a_whole_parse_at_every_cut() {
+        let many: String = (0..MAX_HEADERS).map(|i| format!("X-H{i}: v\r\n")).collect();
+        let blocks: Vec<String> = vec![
+            "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\nContent-Type: text/html\r\nContent-Length: 615\r\nLast-Modified: Mon, 30 Nov 2026 10:00:00 GMT\r\nConnection: keep-alive\r\nETag: \"abc\"\r\nAccept-Ranges: bytes\r\n\r\nbody".into(),
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello".into(),
+            "HTTP/1.1 200 OK\r\nCONTENT-LENGTH:   12  \r\n\r\n".into(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncontent-length: 7\r\n\r\n".into(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: x\r\n\r\n".into(),
+            "HTTP/1.1 200 OK\r\nContent-Lengthy: 5\r\nTransfer-Encodings: x\r\n\r\n".into(),
+            "HTTP/1.1 204 No Content\r\n\r\n".into(),
+            "HTTP/1.0 404\r\nContent-Length: 0\r\n\r\n".into(),
+            "HTTP/1.1 200 OK\nContent-Length: 3\n\nabc".into(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n".into(),
+            "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 1\r\n\r\n".into(),
+            format!("HTTP/1.1 200 OK\r\n{many}\r\n"),
+            format!("HTTP/1.1 200 OK\r\n{many}Content-Length: 1\r\n\r\n"),
+        ];
+        for block in &blocks {
+            let bytes = block.as_bytes();
+            for cut in 12..=bytes.len() {
+                let p = &bytes[..cut];
+                let lean = match response_framing(p) {
+                    (n, Body::Length(b)) => (n, Some(b)),
+                    (n, Body::Unknown) => (n, None),
+                };
+                assert_eq!(
+                    lean,
+                    framing_by_httparse(p),
+                    "{:?}",
+                    String::from_utf8_lossy(p)
+                );
+            }
+        }
     }
 
     #[test]
