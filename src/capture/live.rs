@@ -110,6 +110,10 @@ pub struct LiveConfig {
     /// The capturing process's own DNS client (local port, server:53): the
     /// kernel filter drops its datagrams both ways.
     pub own_dns: Option<(u16, std::net::SocketAddr)>,
+    /// Drop TCP segments with no SYN, FIN, RST or payload (pure ACKs) in the
+    /// kernel: the engine reads nothing in them but the time a connection
+    /// was last active (see `podpath_afpacket::filter`).
+    pub drop_pure_acks: bool,
     pub poll_interval: Duration,
     /// Set it (from a signal handler, say) to end the capture: the next call
     /// returns `Next::End` within one poll interval.
@@ -125,6 +129,7 @@ impl Default for LiveConfig {
             rcvbuf: Some(DEFAULT_RCVBUF),
             tcp_payload: podpath_afpacket::filter::DEFAULT_TCP_PAYLOAD,
             own_dns: None,
+            drop_pure_acks: true,
             poll_interval: DEFAULT_POLL_INTERVAL,
             stop: Arc::new(AtomicBool::new(false)),
         }
@@ -356,6 +361,7 @@ struct OpenOptions {
     rcvbuf: Option<usize>,
     tcp_payload: u32,
     own_dns: Option<(u16, std::net::SocketAddr)>,
+    drop_pure_acks: bool,
 }
 
 /// The message for a socket the kernel refused (lack of CAP_NET_RAW, or a
@@ -374,6 +380,7 @@ fn open_reader(
         loopback: iface.is_loopback(),
         tcp_payload: options.tcp_payload,
         own_dns: options.own_dns,
+        drop_pure_acks: options.drop_pure_acks,
     };
     let filter = capture_filter(&spec);
     let classify = |e: podpath_afpacket::Error, otherwise: FailReason| match e {
@@ -481,6 +488,7 @@ impl LiveSource {
                 rcvbuf: config.rcvbuf,
                 tcp_payload: config.tcp_payload,
                 own_dns: config.own_dns,
+                drop_pure_acks: config.drop_pure_acks,
             },
             poll_error_logged: false,
             stop: Arc::clone(&config.stop),
