@@ -211,21 +211,31 @@ impl Capture {
                 self.empty_as_of = Timestamp(u64::MAX);
                 Refill::Empty
             }
-            Some(Reader::Ring(ring)) => match ring.next_frame().map(Frame::keep) {
-                Some(f) => {
-                    self.head = Some(Head {
-                        ts: Timestamp::from_secs_nanos(f.ts.as_secs(), f.ts.subsec_nanos()),
-                        len: f.len,
-                        orig_len: f.orig_len,
-                        pkttype: f.pkttype,
-                    });
-                    Refill::Frame
+            Some(Reader::Ring(ring)) => {
+                let as_of = earlier(clock, hold);
+                // Found empty at this clock reading already: a frame handed
+                // over since is stamped at `as_of` or later (the hold), so
+                // looking again would not move `empty_as_of`. Saves reading
+                // an idle ring (lo) once per frame of a busy one.
+                if self.empty_as_of == as_of {
+                    return Refill::Empty;
                 }
-                None => {
-                    self.empty_as_of = earlier(clock, hold);
-                    Refill::Empty
+                match ring.next_frame().map(Frame::keep) {
+                    Some(f) => {
+                        self.head = Some(Head {
+                            ts: Timestamp::from_secs_nanos(f.ts.as_secs(), f.ts.subsec_nanos()),
+                            len: f.len,
+                            orig_len: f.orig_len,
+                            pkttype: f.pkttype,
+                        });
+                        Refill::Frame
+                    }
+                    None => {
+                        self.empty_as_of = as_of;
+                        Refill::Empty
+                    }
                 }
-            },
+            }
             Some(Reader::Recv { socket, buf }) => match socket.recv(buf) {
                 Ok(Some(r)) => {
                     let ts =
