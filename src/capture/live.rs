@@ -83,6 +83,17 @@ pub const RING_HOLD: Duration = Duration::from_millis(2 * RING_RETIRE_MS as u64 
 /// benchmark load, tcpdump ~46. The reader lags the kernel by the hold time
 /// plus this, which the ring must hold (48 ms: ~1.1 MiB at 50 000 frames/s).
 const RING_MIN_WAIT: Duration = Duration::from_millis(2 * RING_RETIRE_MS as u64);
+/// The longest a ring reader lets frames gather between wake-ups when
+/// traffic is light (see [`batch_period`]); tcpdump's libpcap waits up to
+/// its 1 s timeout. Bounded further by the ring size (`BURST_BYTES_PER_SEC`).
+const RING_MAX_WAIT: Duration = Duration::from_millis(64);
+/// Frames a wake-up should find: below this rate the wait between wake-ups
+/// grows (at ~190 frames/s podpath woke ~59 times a second, tcpdump once,
+/// and the wake-ups were nearly all of podpath's CPU).
+const FRAMES_PER_WAKE: u64 = 512;
+/// A burst that starts while the reader sleeps its longest wait must fit in
+/// the ring: the wait is at most ring bytes / this rate (62.5 ms for 4 MiB).
+const BURST_BYTES_PER_SEC: u64 = 64 << 20;
 /// Default poll timeout: the longest an idle source waits before yielding
 /// `Idle`, and the longest a stop request waits to be seen.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -453,6 +464,15 @@ pub struct LiveSource {
     hold: Duration,
     /// The wall clock when the source last woke from `poll`.
     clock: Timestamp,
+    /// Frames yielded since that wake-up.
+    yielded: u64,
+    /// The least time between wake-ups while frames keep coming (rings
+    /// only): [`batch_period`] of the last cycle.
+    period: Duration,
+    /// The longest `period` this source's rings can absorb a burst for.
+    max_period: Duration,
+    /// Some capture reads a ring: wake-ups are batched.
+    batching: bool,
     options: OpenOptions,
     /// A failing `poll` was logged (it is retried every poll interval).
     poll_error_logged: bool,
@@ -496,6 +516,10 @@ impl LiveSource {
             poll_interval: config.poll_interval,
             hold: Duration::ZERO,
             clock: wall_clock(),
+            yielded: 0,
+            period: RING_MIN_WAIT,
+            max_period: max_batch_period(config.ring_size),
+            batching: false,
             options: OpenOptions {
                 mode: config.mode,
                 ring_size: config.ring_size,
@@ -621,6 +645,7 @@ impl LiveSource {
         } else {
             Duration::ZERO
         };
+        self.batching = rings > 0;
     }
 
     /// Interface names in the order of `RawPacket::interface`.
@@ -675,6 +700,16 @@ impl LiveSource {
             }
         }
         closed
+    }
+
+    /// After a wait: reads the clock and sets the next batch period from
+    /// the frames of the cycle that ended.
+    fn woke(&mut self) {
+        let now = wall_clock();
+        let cycle = Duration::from_nanos(now.0.saturating_sub(self.clock.0));
+        self.period = batch_period(self.yielded, cycle, self.max_period);
+        self.yielded = 0;
+        self.clock = now;
     }
 
     /// Waits on the enabled sockets; a failing `poll` (never seen) is
@@ -830,14 +865,14 @@ impl PacketSource for LiveSource {
                 let ready_at = ts.0.saturating_add(self.hold.as_nanos() as u64);
                 let wait = Duration::from_nanos(ready_at.saturating_sub(wall_clock().0))
                     .min(self.poll_interval)
-                    .max(RING_MIN_WAIT);
+                    .max(self.period);
                 for (c, slot) in self.captures.iter().zip(&self.slots) {
                     if let Some(s) = slot {
                         self.poller.set_enabled(*s, c.head.is_none());
                     }
                 }
                 self.wait(wait);
-                self.clock = wall_clock();
+                self.woke();
                 if self.clear_errors() {
                     self.rebuild_poller();
                 }
@@ -849,11 +884,28 @@ impl PacketSource for LiveSource {
                 continue;
             }
             // Every interface was just found empty (or has no socket).
+            if self.batching && self.yielded > 0 {
+                // Frames came since the last wake-up: let the next ones
+                // gather in the rings for a period instead of waking at the
+                // next block the kernel hands over (every 8 ms under light
+                // traffic).
+                for s in self.slots.iter().flatten() {
+                    self.poller.set_enabled(*s, false);
+                }
+                self.wait(self.period);
+                self.woke();
+                for c in &mut self.captures {
+                    if c.reader.is_some() {
+                        c.empty_as_of = Timestamp::ZERO;
+                    }
+                }
+                continue;
+            }
             for s in self.slots.iter().flatten() {
                 self.poller.set_enabled(*s, true);
             }
             let ready = self.wait(self.poll_interval);
-            self.clock = wall_clock();
+            self.woke();
             if ready == 0 {
                 return Ok(Next::Idle {
                     now: earlier(self.clock, self.hold),
@@ -868,6 +920,7 @@ impl PacketSource for LiveSource {
                 }
             }
         };
+        self.yielded += 1;
         let Some(c) = self.captures.get_mut(i) else {
             return Ok(Next::End);
         };
@@ -914,6 +967,29 @@ impl PacketSource for LiveSource {
             })
             .collect()
     }
+}
+
+/// The least time between two wake-ups of a ring reader that read `frames`
+/// in the last `cycle`: long enough for [`FRAMES_PER_WAKE`] frames at that
+/// rate, within [`RING_MIN_WAIT`] and `max`. Under load a wake-up every
+/// 16 ms; under light traffic every `max`; idle, no wake-up at all (the
+/// source blocks in `poll` until a ring has a block).
+fn batch_period(frames: u64, cycle: Duration, max: Duration) -> Duration {
+    let max = max.max(RING_MIN_WAIT);
+    if frames == 0 {
+        return max;
+    }
+    let ns = u64::try_from(cycle.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(ns.saturating_mul(FRAMES_PER_WAKE) / frames).clamp(RING_MIN_WAIT, max)
+}
+
+/// The longest batch period rings of `ring_size` bytes absorb a burst of
+/// [`BURST_BYTES_PER_SEC`] for, within [`RING_MIN_WAIT`] and
+/// [`RING_MAX_WAIT`].
+fn max_batch_period(ring_size: usize) -> Duration {
+    let bytes = u64::try_from(ring_size).unwrap_or(u64::MAX);
+    Duration::from_nanos(bytes.saturating_mul(1_000_000_000) / BURST_BYTES_PER_SEC)
+        .clamp(RING_MIN_WAIT, RING_MAX_WAIT)
 }
 
 /// `ts` less `d`, at zero at the least.
@@ -964,6 +1040,29 @@ mod tests {
 
     fn chosen(r: Result<Vec<String>, CaptureError>) -> Vec<String> {
         r.unwrap_or_else(|e| vec![e.to_string()])
+    }
+
+    #[test]
+    fn wake_ups_are_batched_more_the_lighter_the_traffic() {
+        let ms = Duration::from_millis;
+        // 4 MiB at 64 MiB/s.
+        let max = max_batch_period(DEFAULT_RING_SIZE);
+        assert_eq!(max, Duration::from_micros(62_500));
+        // Under load (50 000 frames/s): the shortest wait.
+        assert_eq!(batch_period(800, ms(16), max), RING_MIN_WAIT);
+        // 10 000 frames/s: 512 frames take 51.2 ms.
+        assert_eq!(
+            batch_period(160, ms(16), max),
+            Duration::from_micros(51_200)
+        );
+        // Light (190/s) or none: the longest.
+        assert_eq!(batch_period(3, ms(16), max), max);
+        assert_eq!(batch_period(0, ms(200), max), max);
+        // A small ring absorbs a burst for less time; never below the floor.
+        assert_eq!(max_batch_period(1 << 20), ms(16));
+        assert_eq!(max_batch_period(16 << 10), RING_MIN_WAIT);
+        assert_eq!(max_batch_period(usize::MAX), RING_MAX_WAIT);
+        assert_eq!(batch_period(u64::MAX, Duration::MAX, max), RING_MIN_WAIT);
     }
 
     #[test]
