@@ -4,7 +4,8 @@
 //! classic BPF program keeps DNS whole, TCP to headers plus the first
 //! payload bytes, UDP to headers, ICMP errors, and drops TCP pure ACKs and
 //! the outgoing copy of loopback packets), all read by the calling thread
-//! and merged across interfaces in kernel timestamp order. Two ways to read (`CaptureMode`):
+//! and merged across interfaces in kernel timestamp order. Two ways to read
+//! (`CaptureMode`):
 //!
 //! - `ring` (the default, through `auto`): a TPACKET_V3 ring mapped into the
 //!   process, no system call per frame; `poll()` only once every block
