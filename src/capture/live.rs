@@ -17,7 +17,8 @@
 //!   Wake-ups are batched: each costs a `poll`, a clock read and a context
 //!   switch, which under light traffic outweighed the frames themselves, so
 //!   the reader sleeps between batches long enough for `FRAMES_PER_WAKE`
-//!   frames at the current rate (16 to 62.5 ms, less for small rings).
+//!   frames at the current rate (16 ms up to what the ring absorbs of a
+//!   burst: 62.5 ms for one 4 MiB ring, 30.5 ms with the hold of several).
 //! - `recvmsg`: one `recvmsg()` per frame, `poll()` when every socket is
 //!   empty; a frame is visible as soon as it is queued, so nothing is held.
 //!
@@ -97,7 +98,9 @@ const RING_MAX_WAIT: Duration = Duration::from_millis(64);
 /// and the wake-ups were nearly all of podpath's CPU).
 const FRAMES_PER_WAKE: u64 = 512;
 /// A burst that starts while the reader sleeps its longest wait must fit in
-/// the ring: the wait is at most ring bytes / this rate (62.5 ms for 4 MiB).
+/// the ring: the reader then lags by the hold time plus the wait, which may
+/// not exceed ring bytes / this rate (62.5 ms for 4 MiB; 30.5 ms of wait
+/// with the 32 ms hold of several interfaces).
 const BURST_BYTES_PER_SEC: u64 = 64 << 20;
 /// Default poll timeout: the longest an idle source waits before yielding
 /// `Idle`, and the longest a stop request waits to be seen.
@@ -523,7 +526,7 @@ impl LiveSource {
             clock: wall_clock(),
             yielded: 0,
             period: RING_MIN_WAIT,
-            max_period: max_batch_period(config.ring_size),
+            max_period: RING_MIN_WAIT,
             batching: false,
             options: OpenOptions {
                 mode: config.mode,
@@ -651,6 +654,7 @@ impl LiveSource {
             Duration::ZERO
         };
         self.batching = rings > 0;
+        self.max_period = max_batch_period(self.options.ring_size, self.hold);
     }
 
     /// Interface names in the order of `RawPacket::interface`.
@@ -988,12 +992,13 @@ fn batch_period(frames: u64, cycle: Duration, max: Duration) -> Duration {
     Duration::from_nanos(ns.saturating_mul(FRAMES_PER_WAKE) / frames).clamp(RING_MIN_WAIT, max)
 }
 
-/// The longest batch period rings of `ring_size` bytes absorb a burst of
-/// [`BURST_BYTES_PER_SEC`] for, within [`RING_MIN_WAIT`] and
-/// [`RING_MAX_WAIT`].
-fn max_batch_period(ring_size: usize) -> Duration {
+/// The longest batch period after which rings of `ring_size` bytes, read
+/// `hold` late, still absorb a burst of [`BURST_BYTES_PER_SEC`], within
+/// [`RING_MIN_WAIT`] and [`RING_MAX_WAIT`].
+fn max_batch_period(ring_size: usize, hold: Duration) -> Duration {
     let bytes = u64::try_from(ring_size).unwrap_or(u64::MAX);
     Duration::from_nanos(bytes.saturating_mul(1_000_000_000) / BURST_BYTES_PER_SEC)
+        .saturating_sub(hold)
         .clamp(RING_MIN_WAIT, RING_MAX_WAIT)
 }
 
@@ -1050,23 +1055,28 @@ mod tests {
     #[test]
     fn wake_ups_are_batched_more_the_lighter_the_traffic() {
         let ms = Duration::from_millis;
-        // 4 MiB at 64 MiB/s.
-        let max = max_batch_period(DEFAULT_RING_SIZE);
-        assert_eq!(max, Duration::from_micros(62_500));
+        // 4 MiB at 64 MiB/s, less the hold of several interfaces.
+        assert_eq!(
+            max_batch_period(DEFAULT_RING_SIZE, Duration::ZERO),
+            Duration::from_micros(62_500)
+        );
+        let max = max_batch_period(DEFAULT_RING_SIZE, RING_HOLD);
+        assert_eq!(max, Duration::from_micros(30_500));
         // Under load (50 000 frames/s): the shortest wait.
         assert_eq!(batch_period(800, ms(16), max), RING_MIN_WAIT);
-        // 10 000 frames/s: 512 frames take 51.2 ms.
+        // 20 000 frames/s: 512 frames take 25.6 ms.
         assert_eq!(
-            batch_period(160, ms(16), max),
-            Duration::from_micros(51_200)
+            batch_period(320, ms(16), max),
+            Duration::from_micros(25_600)
         );
         // Light (190/s) or none: the longest.
         assert_eq!(batch_period(3, ms(16), max), max);
         assert_eq!(batch_period(0, ms(200), max), max);
         // A small ring absorbs a burst for less time; never below the floor.
-        assert_eq!(max_batch_period(1 << 20), ms(16));
-        assert_eq!(max_batch_period(16 << 10), RING_MIN_WAIT);
-        assert_eq!(max_batch_period(usize::MAX), RING_MAX_WAIT);
+        assert_eq!(max_batch_period(1 << 20, Duration::ZERO), ms(16));
+        assert_eq!(max_batch_period(1 << 20, RING_HOLD), RING_MIN_WAIT);
+        assert_eq!(max_batch_period(16 << 10, Duration::ZERO), RING_MIN_WAIT);
+        assert_eq!(max_batch_period(usize::MAX, RING_HOLD), RING_MAX_WAIT);
         assert_eq!(batch_period(u64::MAX, Duration::MAX, max), RING_MIN_WAIT);
     }
 
