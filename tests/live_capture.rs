@@ -619,6 +619,130 @@ fn veth_inner(test: &str) {
     ignore = "needs root and network namespaces: cargo test --features netns-tests"
 )]
 #[test]
+fn pure_acks_are_dropped_in_the_kernel_except_dns() {
+    const TEST: &str = "pure_acks_are_dropped_in_the_kernel_except_dns";
+    match role() {
+        Role::Outer => Lab::new("ack", 65535).run_inner(TEST),
+        Role::Peer => {}
+        Role::Inner => pure_acks_inner(),
+    }
+}
+
+/// A TCP frame of either family: (source port, destination port, flags,
+/// payload length from the IP header).
+fn tcp_fields(f: &Frame) -> Option<(u16, u16, u8, usize)> {
+    let d = &f.data;
+    let (l4, l4_len) = match d.get(12..14)? {
+        [0x08, 0x00] => {
+            let ihl = usize::from(d.get(14)? & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([*d.get(16)?, *d.get(17)?]));
+            (*d.get(23)? == 6).then_some((14 + ihl, total.checked_sub(ihl)?))?
+        }
+        [0x86, 0xdd] => (*d.get(20)? == 6).then_some((
+            54,
+            usize::from(u16::from_be_bytes([*d.get(18)?, *d.get(19)?])),
+        ))?,
+        _ => return None,
+    };
+    let port = |at: usize| Some(u16::from_be_bytes([*d.get(at)?, *d.get(at + 1)?]));
+    let doff = usize::from(d.get(l4 + 12)? >> 4) * 4;
+    Some((
+        port(l4)?,
+        port(l4 + 2)?,
+        *d.get(l4 + 13)?,
+        l4_len.checked_sub(doff)?,
+    ))
+}
+
+/// Two captures on `lo` side by side, one dropping pure ACKs (the default)
+/// and one keeping them, over TCP exchanges on both families, to a plain
+/// port and to port 53: the first sees every segment the second sees except
+/// the pure ACKs of the plain port; DNS keeps its ACKs.
+fn pure_acks_inner() {
+    let open = |drop_pure_acks| {
+        LiveSource::open(&LiveConfig {
+            interfaces: vec!["lo".to_string()],
+            drop_pure_acks,
+            ..base()
+        })
+        .expect("open lo")
+    };
+    let mut dropping = open(true);
+    let mut keeping = open(false);
+    let mut ports = Vec::new();
+    for addr in ["127.0.0.1:0", "[::1]:0", "127.0.0.1:53", "[::1]:53"] {
+        let listener = TcpListener::bind(addr).expect("listen (root for :53)");
+        let to = listener.local_addr().expect("addr");
+        ports.push(to.port());
+        // The server reads three writes (acknowledging each while it has
+        // nothing to send), answers, and closes after the client.
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut got = [0u8; 300];
+            conn.read_exact(&mut got).expect("read");
+            conn.write_all(&[0x42; 200]).expect("write");
+            let mut rest = Vec::new();
+            conn.read_to_end(&mut rest).expect("read to EOF");
+        });
+        let mut conn = TcpStream::connect(to).expect("connect");
+        for _ in 0..3 {
+            conn.write_all(&[0x41; 100]).expect("write");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut got = [0u8; 200];
+        conn.read_exact(&mut got).expect("read");
+        drop(conn);
+        server.join().expect("server");
+    }
+    let ours = |source: &mut LiveSource| -> Vec<(u16, u16, u8, usize)> {
+        drain(source, Duration::from_millis(300))
+            .iter()
+            .filter_map(tcp_fields)
+            .filter(|t| ports.contains(&t.0) || ports.contains(&t.1))
+            .collect()
+    };
+    let seen = ours(&mut dropping);
+    let all = ours(&mut keeping);
+    let pure = |t: &&(u16, u16, u8, usize)| t.2 & 0x07 == 0 && t.3 == 0;
+    let dns = |t: &&(u16, u16, u8, usize)| t.0 == 53 || t.1 == 53;
+    // Each connection has at least the handshake's ACK and the one of the
+    // last FIN as pure ACKs; 53 is in both lists twice (two families).
+    let all_pure: Vec<_> = all.iter().filter(pure).collect();
+    assert!(all_pure.iter().filter(|t| !dns(t)).count() >= 4, "{all:?}");
+    assert!(all_pure.iter().filter(|t| dns(t)).count() >= 4, "{all:?}");
+    let expected: Vec<_> = all.iter().filter(|t| !pure(t) || dns(t)).collect();
+    assert_eq!(seen.iter().collect::<Vec<_>>(), expected);
+    // Every handshake, close and payload byte of each connection is still
+    // there.
+    let mut connections: Vec<(u16, u16)> =
+        seen.iter().map(|t| (t.0.min(t.1), t.0.max(t.1))).collect();
+    connections.sort_unstable();
+    connections.dedup();
+    assert_eq!(connections.len(), 4, "{seen:?}");
+    for c in connections {
+        let of: Vec<_> = seen
+            .iter()
+            .filter(|t| (t.0.min(t.1), t.0.max(t.1)) == c)
+            .collect();
+        assert_eq!(of.iter().map(|t| t.3).sum::<usize>(), 500, "{c:?}: {of:?}");
+        let flags = |f: u8| of.iter().filter(|t| t.2 & f != 0).count();
+        assert_eq!(flags(0x02), 2, "SYN and SYN-ACK: {of:?}");
+        assert_eq!(flags(0x01), 2, "a FIN each way: {of:?}");
+    }
+    // The kernel never queued them: its counters differ by exactly those.
+    let (d, k) = (dropping.stats(), keeping.stats());
+    assert_eq!(
+        k[0].received - d[0].received,
+        all_pure.iter().filter(|t| !dns(t)).count() as u64,
+        "{d:?} {k:?}"
+    );
+}
+
+#[cfg_attr(
+    not(feature = "netns-tests"),
+    ignore = "needs root and network namespaces: cargo test --features netns-tests"
+)]
+#[test]
 fn frames_from_several_interfaces_come_in_time_order() {
     const TEST: &str = "frames_from_several_interfaces_come_in_time_order";
     match role() {

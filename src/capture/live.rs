@@ -2,9 +2,10 @@
 //!
 //! One filtered AF_PACKET socket per interface (see `podpath_afpacket`: the
 //! classic BPF program keeps DNS whole, TCP to headers plus the first
-//! payload bytes, UDP to headers, ICMP errors, and drops the outgoing copy of
-//! loopback packets), all read by the calling thread and merged across
-//! interfaces in kernel timestamp order. Two ways to read (`CaptureMode`):
+//! payload bytes, UDP to headers, ICMP errors, and drops TCP pure ACKs and
+//! the outgoing copy of loopback packets), all read by the calling thread
+//! and merged across interfaces in kernel timestamp order. Two ways to read
+//! (`CaptureMode`):
 //!
 //! - `ring` (the default, through `auto`): a TPACKET_V3 ring mapped into the
 //!   process, no system call per frame; `poll()` only once every block
@@ -13,6 +14,11 @@
 //!   that late. With several interfaces a frame is therefore yielded only
 //!   once it is older than a hold time (`RING_HOLD`) or every other
 //!   interface has a later frame: frames still come out in time order.
+//!   Wake-ups are batched: each costs a `poll`, a clock read and a context
+//!   switch, which under light traffic outweighed the frames themselves, so
+//!   the reader sleeps between batches long enough for `FRAMES_PER_WAKE`
+//!   frames at the current rate (16 ms up to what the ring absorbs of a
+//!   burst: 62.5 ms for one 4 MiB ring, 30.5 ms with the hold of several).
 //! - `recvmsg`: one `recvmsg()` per frame, `poll()` when every socket is
 //!   empty; a frame is visible as soon as it is queued, so nothing is held.
 //!
@@ -77,8 +83,25 @@ pub const RING_RETIRE_MS: u32 = 8;
 /// twice over for timer slack, plus 16 ms for a late softirq.
 pub const RING_HOLD: Duration = Duration::from_millis(2 * RING_RETIRE_MS as u64 + 16);
 /// The shortest wait for a held frame to come of age: frames are then
-/// yielded in batches of at least this much traffic, one `poll` each.
-const RING_MIN_WAIT: Duration = Duration::from_millis(RING_RETIRE_MS as u64 / 2);
+/// yielded in batches of at least this much traffic, one `poll` each. Each
+/// wake-up costs a `poll`, a clock read and a context switch (~15 µs here
+/// on a busy 2-core VM): at 4 ms podpath woke ~200 times a second under the
+/// benchmark load, tcpdump ~46. The reader lags the kernel by the hold time
+/// plus this, which the ring must hold (48 ms: ~1.1 MiB at 50 000 frames/s).
+const RING_MIN_WAIT: Duration = Duration::from_millis(2 * RING_RETIRE_MS as u64);
+/// The longest a ring reader lets frames gather between wake-ups when
+/// traffic is light (see [`batch_period`]); tcpdump's libpcap waits up to
+/// its 1 s timeout. Bounded further by the ring size (`BURST_BYTES_PER_SEC`).
+const RING_MAX_WAIT: Duration = Duration::from_millis(64);
+/// Frames a wake-up should find: below this rate the wait between wake-ups
+/// grows (at ~190 frames/s podpath woke ~59 times a second, tcpdump once,
+/// and the wake-ups were nearly all of podpath's CPU).
+const FRAMES_PER_WAKE: u64 = 512;
+/// A burst that starts while the reader sleeps its longest wait must fit in
+/// the ring: the reader then lags by the hold time plus the wait, which may
+/// not exceed ring bytes / this rate (62.5 ms for 4 MiB; 30.5 ms of wait
+/// with the 32 ms hold of several interfaces).
+const BURST_BYTES_PER_SEC: u64 = 64 << 20;
 /// Default poll timeout: the longest an idle source waits before yielding
 /// `Idle`, and the longest a stop request waits to be seen.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -110,6 +133,10 @@ pub struct LiveConfig {
     /// The capturing process's own DNS client (local port, server:53): the
     /// kernel filter drops its datagrams both ways.
     pub own_dns: Option<(u16, std::net::SocketAddr)>,
+    /// Drop TCP segments with no SYN, FIN, RST or payload (pure ACKs) in the
+    /// kernel: the engine reads nothing in them but the time a connection
+    /// was last active (see `podpath_afpacket::filter`).
+    pub drop_pure_acks: bool,
     pub poll_interval: Duration,
     /// Set it (from a signal handler, say) to end the capture: the next call
     /// returns `Next::End` within one poll interval.
@@ -125,6 +152,7 @@ impl Default for LiveConfig {
             rcvbuf: Some(DEFAULT_RCVBUF),
             tcp_payload: podpath_afpacket::filter::DEFAULT_TCP_PAYLOAD,
             own_dns: None,
+            drop_pure_acks: true,
             poll_interval: DEFAULT_POLL_INTERVAL,
             stop: Arc::new(AtomicBool::new(false)),
         }
@@ -202,21 +230,31 @@ impl Capture {
                 self.empty_as_of = Timestamp(u64::MAX);
                 Refill::Empty
             }
-            Some(Reader::Ring(ring)) => match ring.next_frame().map(Frame::keep) {
-                Some(f) => {
-                    self.head = Some(Head {
-                        ts: Timestamp::from_secs_nanos(f.ts.as_secs(), f.ts.subsec_nanos()),
-                        len: f.len,
-                        orig_len: f.orig_len,
-                        pkttype: f.pkttype,
-                    });
-                    Refill::Frame
+            Some(Reader::Ring(ring)) => {
+                let as_of = earlier(clock, hold);
+                // Found empty at this clock reading already: a frame handed
+                // over since is stamped at `as_of` or later (the hold), so
+                // looking again would not move `empty_as_of`. Saves reading
+                // an idle ring (lo) once per frame of a busy one.
+                if self.empty_as_of == as_of {
+                    return Refill::Empty;
                 }
-                None => {
-                    self.empty_as_of = earlier(clock, hold);
-                    Refill::Empty
+                match ring.next_frame().map(Frame::keep) {
+                    Some(f) => {
+                        self.head = Some(Head {
+                            ts: Timestamp::from_secs_nanos(f.ts.as_secs(), f.ts.subsec_nanos()),
+                            len: f.len,
+                            orig_len: f.orig_len,
+                            pkttype: f.pkttype,
+                        });
+                        Refill::Frame
+                    }
+                    None => {
+                        self.empty_as_of = as_of;
+                        Refill::Empty
+                    }
                 }
-            },
+            }
             Some(Reader::Recv { socket, buf }) => match socket.recv(buf) {
                 Ok(Some(r)) => {
                     let ts =
@@ -356,6 +394,7 @@ struct OpenOptions {
     rcvbuf: Option<usize>,
     tcp_payload: u32,
     own_dns: Option<(u16, std::net::SocketAddr)>,
+    drop_pure_acks: bool,
 }
 
 /// The message for a socket the kernel refused (lack of CAP_NET_RAW, or a
@@ -374,6 +413,7 @@ fn open_reader(
         loopback: iface.is_loopback(),
         tcp_payload: options.tcp_payload,
         own_dns: options.own_dns,
+        drop_pure_acks: options.drop_pure_acks,
     };
     let filter = capture_filter(&spec);
     let classify = |e: podpath_afpacket::Error, otherwise: FailReason| match e {
@@ -432,6 +472,15 @@ pub struct LiveSource {
     hold: Duration,
     /// The wall clock when the source last woke from `poll`.
     clock: Timestamp,
+    /// Frames yielded since that wake-up.
+    yielded: u64,
+    /// The least time between wake-ups while frames keep coming (rings
+    /// only): [`batch_period`] of the last cycle.
+    period: Duration,
+    /// The longest `period` this source's rings can absorb a burst for.
+    max_period: Duration,
+    /// Some capture reads a ring: wake-ups are batched.
+    batching: bool,
     options: OpenOptions,
     /// A failing `poll` was logged (it is retried every poll interval).
     poll_error_logged: bool,
@@ -475,12 +524,17 @@ impl LiveSource {
             poll_interval: config.poll_interval,
             hold: Duration::ZERO,
             clock: wall_clock(),
+            yielded: 0,
+            period: RING_MIN_WAIT,
+            max_period: RING_MIN_WAIT,
+            batching: false,
             options: OpenOptions {
                 mode: config.mode,
                 ring_size: config.ring_size,
                 rcvbuf: config.rcvbuf,
                 tcp_payload: config.tcp_payload,
                 own_dns: config.own_dns,
+                drop_pure_acks: config.drop_pure_acks,
             },
             poll_error_logged: false,
             stop: Arc::clone(&config.stop),
@@ -599,6 +653,8 @@ impl LiveSource {
         } else {
             Duration::ZERO
         };
+        self.batching = rings > 0;
+        self.max_period = max_batch_period(self.options.ring_size, self.hold);
     }
 
     /// Interface names in the order of `RawPacket::interface`.
@@ -653,6 +709,16 @@ impl LiveSource {
             }
         }
         closed
+    }
+
+    /// After a wait: reads the clock and sets the next batch period from
+    /// the frames of the cycle that ended.
+    fn woke(&mut self) {
+        let now = wall_clock();
+        let cycle = Duration::from_nanos(now.0.saturating_sub(self.clock.0));
+        self.period = batch_period(self.yielded, cycle, self.max_period);
+        self.yielded = 0;
+        self.clock = now;
     }
 
     /// Waits on the enabled sockets; a failing `poll` (never seen) is
@@ -808,14 +874,14 @@ impl PacketSource for LiveSource {
                 let ready_at = ts.0.saturating_add(self.hold.as_nanos() as u64);
                 let wait = Duration::from_nanos(ready_at.saturating_sub(wall_clock().0))
                     .min(self.poll_interval)
-                    .max(RING_MIN_WAIT);
+                    .max(self.period);
                 for (c, slot) in self.captures.iter().zip(&self.slots) {
                     if let Some(s) = slot {
                         self.poller.set_enabled(*s, c.head.is_none());
                     }
                 }
                 self.wait(wait);
-                self.clock = wall_clock();
+                self.woke();
                 if self.clear_errors() {
                     self.rebuild_poller();
                 }
@@ -827,11 +893,28 @@ impl PacketSource for LiveSource {
                 continue;
             }
             // Every interface was just found empty (or has no socket).
+            if self.batching && self.yielded > 0 {
+                // Frames came since the last wake-up: let the next ones
+                // gather in the rings for a period instead of waking at the
+                // next block the kernel hands over (every 8 ms under light
+                // traffic).
+                for s in self.slots.iter().flatten() {
+                    self.poller.set_enabled(*s, false);
+                }
+                self.wait(self.period);
+                self.woke();
+                for c in &mut self.captures {
+                    if c.reader.is_some() {
+                        c.empty_as_of = Timestamp::ZERO;
+                    }
+                }
+                continue;
+            }
             for s in self.slots.iter().flatten() {
                 self.poller.set_enabled(*s, true);
             }
             let ready = self.wait(self.poll_interval);
-            self.clock = wall_clock();
+            self.woke();
             if ready == 0 {
                 return Ok(Next::Idle {
                     now: earlier(self.clock, self.hold),
@@ -846,6 +929,7 @@ impl PacketSource for LiveSource {
                 }
             }
         };
+        self.yielded += 1;
         let Some(c) = self.captures.get_mut(i) else {
             return Ok(Next::End);
         };
@@ -892,6 +976,30 @@ impl PacketSource for LiveSource {
             })
             .collect()
     }
+}
+
+/// The least time between two wake-ups of a ring reader that read `frames`
+/// in the last `cycle`: long enough for [`FRAMES_PER_WAKE`] frames at that
+/// rate, within [`RING_MIN_WAIT`] and `max`. Under load a wake-up every
+/// 16 ms; under light traffic every `max`; idle, no wake-up at all (the
+/// source blocks in `poll` until a ring has a block).
+fn batch_period(frames: u64, cycle: Duration, max: Duration) -> Duration {
+    let max = max.max(RING_MIN_WAIT);
+    if frames == 0 {
+        return max;
+    }
+    let ns = u64::try_from(cycle.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(ns.saturating_mul(FRAMES_PER_WAKE) / frames).clamp(RING_MIN_WAIT, max)
+}
+
+/// The longest batch period after which rings of `ring_size` bytes, read
+/// `hold` late, still absorb a burst of [`BURST_BYTES_PER_SEC`], within
+/// [`RING_MIN_WAIT`] and [`RING_MAX_WAIT`].
+fn max_batch_period(ring_size: usize, hold: Duration) -> Duration {
+    let bytes = u64::try_from(ring_size).unwrap_or(u64::MAX);
+    Duration::from_nanos(bytes.saturating_mul(1_000_000_000) / BURST_BYTES_PER_SEC)
+        .saturating_sub(hold)
+        .clamp(RING_MIN_WAIT, RING_MAX_WAIT)
 }
 
 /// `ts` less `d`, at zero at the least.
@@ -942,6 +1050,34 @@ mod tests {
 
     fn chosen(r: Result<Vec<String>, CaptureError>) -> Vec<String> {
         r.unwrap_or_else(|e| vec![e.to_string()])
+    }
+
+    #[test]
+    fn wake_ups_are_batched_more_the_lighter_the_traffic() {
+        let ms = Duration::from_millis;
+        // 4 MiB at 64 MiB/s, less the hold of several interfaces.
+        assert_eq!(
+            max_batch_period(DEFAULT_RING_SIZE, Duration::ZERO),
+            Duration::from_micros(62_500)
+        );
+        let max = max_batch_period(DEFAULT_RING_SIZE, RING_HOLD);
+        assert_eq!(max, Duration::from_micros(30_500));
+        // Under load (50 000 frames/s): the shortest wait.
+        assert_eq!(batch_period(800, ms(16), max), RING_MIN_WAIT);
+        // 20 000 frames/s: 512 frames take 25.6 ms.
+        assert_eq!(
+            batch_period(320, ms(16), max),
+            Duration::from_micros(25_600)
+        );
+        // Light (190/s) or none: the longest.
+        assert_eq!(batch_period(3, ms(16), max), max);
+        assert_eq!(batch_period(0, ms(200), max), max);
+        // A small ring absorbs a burst for less time; never below the floor.
+        assert_eq!(max_batch_period(1 << 20, Duration::ZERO), ms(16));
+        assert_eq!(max_batch_period(1 << 20, RING_HOLD), RING_MIN_WAIT);
+        assert_eq!(max_batch_period(16 << 10, Duration::ZERO), RING_MIN_WAIT);
+        assert_eq!(max_batch_period(usize::MAX, RING_HOLD), RING_MAX_WAIT);
+        assert_eq!(batch_period(u64::MAX, Duration::MAX, max), RING_MIN_WAIT);
     }
 
     #[test]

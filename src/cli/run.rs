@@ -37,6 +37,12 @@ use crate::ptr::PtrConfig;
 pub const DEFAULT_LISTEN: &str = "[::]:9809";
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum PureAcks {
+    Drop,
+    Keep,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
@@ -73,6 +79,9 @@ pub struct RunArgs {
     /// TCP payload bytes kept per segment past the headers (HTTP heads, TLS ClientHello).
     #[arg(long, env = "PODPATH_TCP_PAYLOAD", default_value_t = podpath_afpacket::filter::DEFAULT_TCP_PAYLOAD)]
     pub tcp_payload: u32,
+    /// TCP segments with no SYN, FIN, RST or payload (pure ACKs, keepalive probes): `drop` them in the kernel (podpath reads nothing in them; a connection that only exchanges keepalives for longer than the TCP idle timeout, 300 s, is forgotten and joined again when it next carries data), or `keep` them (more CPU).
+    #[arg(long, env = "PODPATH_PURE_ACKS", value_enum, default_value = "drop")]
+    pub pure_acks: PureAcks,
     /// Name the pod IPs and ClusterIPs the app dials by address: `ptr` asks the pod's resolver (first nameserver of resolv.conf) for their PTR records, at most 5 queries a second (bursts of 10), each address cached for its answer's TTL (30 s to 1 h); `off` sends nothing.
     #[arg(
         long,
@@ -149,6 +158,7 @@ pub fn run(mut args: RunArgs) -> Result<i32> {
         ring_size: args.ring_size,
         rcvbuf: Some(args.rcvbuf),
         tcp_payload: args.tcp_payload,
+        drop_pure_acks: args.pure_acks == PureAcks::Drop,
         // Dropped in the kernel; the engine's tuple match stays for ICMP
         // errors about the queries (and any frame the filter passes).
         own_dns: cfg.own_dns.map(|o| (o.port, o.server)),

@@ -44,7 +44,7 @@
 //! tcp:   ldh  [x+14]                source port
 //!        jeq  #53, whole
 //!        ldh  [x+16]                destination port
-//!        jeq  #53, whole, tcpsnap
+//!        jeq  #53, whole, tcpsnap   (pure ACKs dropped: jeq #53, whole; see below)
 //! udp:   ldh  [x+14]
 //!        jeq  #53, whole            (with an own DNS client: jeq #53, ownans)
 //!        [jeq #P, ownq]             own DNS client's port P (see below)
@@ -60,6 +60,38 @@
 //!
 //! A load past the end of a short frame ends the program with 0, so
 //! malformed frames are dropped by the kernel.
+//!
+//! With [`FilterSpec::drop_pure_acks`], a TCP segment (not to or from port
+//! 53) without SYN, FIN or RST and without payload is dropped: podpath reads
+//! nothing in it (connections count at the SYN, connect latency ends at the
+//! SYN-ACK, failures are RSTs and SYN timeouts, bytes and HTTP/TLS/HTTP/2 are
+//! payload). The payload length comes from the IP header, not the captured
+//! bytes (a segment whose payload the snap length cut is not empty):
+//!
+//! ```text
+//!        ldb  [x+27]                TCP flags
+//!        jset #0x07, tcpsnap        SYN, RST or FIN
+//!        ldb  [x+26]                data offset, high nibble
+//!        and  #0xf0
+//!        rsh  #2                    A = TCP header length
+//!        jge  #20, N, tcpsnap       shorter is malformed: userspace counts it
+//!        st   M[0]
+//!        ldh  [12]
+//!        jeq  #0x0800, N, tcp6
+//!        ldh  [16]                  IPv4 total length
+//!        sub  x                     less the IPv4 header
+//!        ldx  M[0]
+//!        sub  x                     less the TCP header
+//!        jeq  #0, drop, tcpsnap
+//! tcp6:  ldh  [18]                  IPv6 payload length (no extension header
+//!        ldx  M[0]                  on this path: those go to trunc)
+//!        sub  x
+//!        jeq  #0, drop, tcpsnap
+//! ```
+//!
+//! A length field smaller than the headers wraps to a large value, so the
+//! segment is kept: IPv4 BIG TCP frames (total length 0) and malformed ones
+//! reach userspace as before.
 //!
 //! With [`FilterSpec::own_dns`] (podpath's own DNS client socket: local port
 //! P, server S:53) its queries and answers are dropped in the kernel, by the
@@ -89,6 +121,8 @@ pub struct Instruction {
 // Opcode parts from <linux/filter.h>.
 const BPF_LD: u16 = 0x00;
 const BPF_LDX: u16 = 0x01;
+const BPF_ST: u16 = 0x02;
+const BPF_ALU: u16 = 0x04;
 const BPF_JMP: u16 = 0x05;
 const BPF_RET: u16 = 0x06;
 const BPF_W: u16 = 0x00;
@@ -97,11 +131,16 @@ const BPF_B: u16 = 0x10;
 const BPF_IMM: u16 = 0x00;
 const BPF_ABS: u16 = 0x20;
 const BPF_IND: u16 = 0x40;
+const BPF_MEM: u16 = 0x60;
 const BPF_MSH: u16 = 0xa0;
+const BPF_SUB: u16 = 0x10;
+const BPF_AND: u16 = 0x50;
+const BPF_RSH: u16 = 0x70;
 const BPF_JEQ: u16 = 0x10;
 const BPF_JGE: u16 = 0x30;
 const BPF_JSET: u16 = 0x40;
 const BPF_K: u16 = 0x00;
+const BPF_X: u16 = 0x08;
 
 /// `SKF_AD_OFF + SKF_AD_PKTTYPE`: the ancillary load of `skb->pkt_type`.
 const SKF_AD_PKTTYPE_OFF: u32 = (-0x1000i32 + 4) as u32;
@@ -135,6 +174,9 @@ pub struct FilterSpec {
     /// A UDP DNS client of the capturing process: (its local port, the
     /// server's address with port 53). Its datagrams both ways are dropped.
     pub own_dns: Option<(u16, SocketAddr)>,
+    /// Drop TCP segments without SYN, FIN, RST or payload (pure ACKs,
+    /// window updates, keepalive probes), except DNS's.
+    pub drop_pure_acks: bool,
 }
 
 impl FilterSpec {
@@ -151,6 +193,7 @@ impl Default for FilterSpec {
             loopback: false,
             tcp_payload: DEFAULT_TCP_PAYLOAD,
             own_dns: None,
+            drop_pure_acks: true,
         }
     }
 }
@@ -205,7 +248,30 @@ pub fn capture_filter(spec: &FilterSpec) -> Vec<Instruction> {
     a.stmt(BPF_LD | BPF_H | BPF_IND, ETH_HLEN);
     a.jump(BPF_JEQ, 53, L("whole"), N);
     a.stmt(BPF_LD | BPF_H | BPF_IND, ETH_HLEN + 2);
-    a.jump(BPF_JEQ, 53, L("whole"), L("tcpsnap"));
+    if spec.drop_pure_acks {
+        a.jump(BPF_JEQ, 53, L("whole"), N);
+        a.stmt(BPF_LD | BPF_B | BPF_IND, ETH_HLEN + 13);
+        a.jump(BPF_JSET, 0x07, L("tcpsnap"), N);
+        a.stmt(BPF_LD | BPF_B | BPF_IND, ETH_HLEN + 12);
+        a.stmt(BPF_ALU | BPF_AND | BPF_K, 0xf0);
+        a.stmt(BPF_ALU | BPF_RSH | BPF_K, 2);
+        a.jump(BPF_JGE, 20, N, L("tcpsnap"));
+        a.stmt(BPF_ST, 0);
+        a.stmt(BPF_LD | BPF_H | BPF_ABS, 12);
+        a.jump(BPF_JEQ, 0x0800, N, L("tcp6"));
+        a.stmt(BPF_LD | BPF_H | BPF_ABS, ETH_HLEN + 2);
+        a.stmt(BPF_ALU | BPF_SUB | BPF_X, 0);
+        a.stmt(BPF_LDX | BPF_W | BPF_MEM, 0);
+        a.stmt(BPF_ALU | BPF_SUB | BPF_X, 0);
+        a.jump(BPF_JEQ, 0, L("drop"), L("tcpsnap"));
+        a.label("tcp6");
+        a.stmt(BPF_LD | BPF_H | BPF_ABS, ETH_HLEN + 4);
+        a.stmt(BPF_LDX | BPF_W | BPF_MEM, 0);
+        a.stmt(BPF_ALU | BPF_SUB | BPF_X, 0);
+        a.jump(BPF_JEQ, 0, L("drop"), L("tcpsnap"));
+    } else {
+        a.jump(BPF_JEQ, 53, L("whole"), L("tcpsnap"));
+    }
     a.label("udp");
     a.stmt(BPF_LD | BPF_H | BPF_IND, ETH_HLEN);
     match spec.own_dns {
@@ -349,9 +415,20 @@ pub(crate) fn run(prog: &[Instruction], frame: &[u8], pkttype: u32) -> u32 {
         _ => 4,
     };
     let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+    let mut mem = [0u32; 16];
     while let Some(ins) = prog.get(pc) {
         pc += 1;
         match ins.code & 0x07 {
+            BPF_ST => mem[ins.k as usize] = a,
+            BPF_ALU => {
+                let operand = if ins.code & BPF_X != 0 { x } else { ins.k };
+                a = match ins.code & 0xf0 {
+                    BPF_SUB => a.wrapping_sub(operand),
+                    BPF_AND => a & operand,
+                    BPF_RSH => a >> operand,
+                    other => panic!("unsupported alu op {other:#x}"),
+                };
+            }
             BPF_LD => {
                 let off = match ins.code & 0xe0 {
                     BPF_ABS => ins.k,
@@ -365,6 +442,7 @@ pub(crate) fn run(prog: &[Instruction], frame: &[u8], pkttype: u32) -> u32 {
             }
             BPF_LDX => match ins.code & 0xe0 {
                 BPF_IMM => x = ins.k,
+                BPF_MEM => x = mem[ins.k as usize],
                 BPF_MSH => match load(ins.k, 1) {
                     Some(v) => x = (v & 0xf) * 4,
                     None => return 0,
@@ -416,6 +494,8 @@ mod tests {
             0x46, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
         ];
         h.extend_from_slice(&[1, 1, 1, 0]);
+        let total = (24 + l4.len()) as u16;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
         h.extend_from_slice(l4);
         eth(0x0800, &h)
     }
@@ -434,6 +514,22 @@ mod tests {
         l4[2..4].copy_from_slice(&dst.to_be_bytes());
         l4
     }
+
+    /// A TCP header of `doff` 32-bit words with `flags`, then `payload`
+    /// bytes.
+    fn tcp(src: u16, dst: u16, flags: u8, doff: u8, payload: usize) -> Vec<u8> {
+        let mut l4 = ports(src, dst, usize::from(doff) * 4 + payload);
+        l4[12] = doff << 4;
+        l4[13] = flags;
+        l4
+    }
+
+    const FIN: u8 = 0x01;
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const PSH: u8 = 0x08;
+    const ACK: u8 = 0x10;
+    const ECE: u8 = 0x40;
 
     fn verdict(spec: FilterSpec, frame: &[u8], pkttype: u32) -> u32 {
         run(&capture_filter(&spec), frame, pkttype)
@@ -484,6 +580,82 @@ mod tests {
             verdict(wide, &ipv4(6, 0, &ports(1, 2, 20)), HOST),
             14 + 120 + 4096
         );
+    }
+
+    #[test]
+    fn segments_without_syn_fin_rst_or_payload_are_dropped() {
+        let spec = FilterSpec::default();
+        let snap = spec.tcp_snap();
+        for flags in [ACK, ACK | PSH, ACK | ECE, 0] {
+            // Plain 20-byte header, and 32 bytes with timestamps.
+            for doff in [5, 8] {
+                let seg = tcp(40000, 80, flags, doff, 0);
+                assert_eq!(verdict(spec, &ipv4(6, 0, &seg), HOST), 0, "{flags:#x}");
+                assert_eq!(verdict(spec, &ipv6(6, &seg), HOST), 0, "{flags:#x}");
+                assert_eq!(verdict(spec, &ipv4_with_options(6, &seg), HOST), 0);
+            }
+        }
+        // Anything with a handshake or close flag, or a byte of payload, is read.
+        for (flags, payload) in [
+            (SYN, 0),
+            (SYN | ACK, 0),
+            (FIN | ACK, 0),
+            (RST, 0),
+            (RST | ACK, 0),
+            (ACK, 1),
+            (ACK | PSH, 1400),
+        ] {
+            let seg = tcp(80, 40000, flags, 8, payload);
+            assert_eq!(verdict(spec, &ipv4(6, 0, &seg), HOST), snap, "{flags:#x}");
+            assert_eq!(verdict(spec, &ipv6(6, &seg), HOST), snap, "{flags:#x}");
+        }
+        // DNS over TCP stays whole, pure ACKs included.
+        for (src, dst) in [(40000, 53), (53, 40000)] {
+            let seg = tcp(src, dst, ACK, 5, 0);
+            assert_eq!(verdict(spec, &ipv4(6, 0, &seg), HOST), WHOLE);
+            assert_eq!(verdict(spec, &ipv6(6, &seg), HOST), WHOLE);
+        }
+        // Off: every segment is kept.
+        let keep = FilterSpec {
+            drop_pure_acks: false,
+            ..spec
+        };
+        let ack = tcp(40000, 80, ACK, 5, 0);
+        assert_eq!(verdict(keep, &ipv4(6, 0, &ack), HOST), snap);
+        assert_eq!(verdict(keep, &ipv6(6, &ack), HOST), snap);
+    }
+
+    #[test]
+    fn the_payload_length_comes_from_the_ip_header_not_the_frame() {
+        let spec = FilterSpec::default();
+        let snap = spec.tcp_snap();
+        // A 54-byte pure ACK padded to Ethernet's 60-byte minimum: dropped.
+        let mut padded = ipv4(6, 0, &tcp(40000, 80, ACK, 5, 0));
+        padded.extend_from_slice(&[0; 6]);
+        assert_eq!(verdict(spec, &padded, HOST), 0);
+        let mut padded6 = ipv6(6, &tcp(40000, 80, ACK, 5, 0));
+        padded6.extend_from_slice(&[0; 6]);
+        assert_eq!(verdict(spec, &padded6, HOST), 0);
+        // Lengths that do not add up are userspace's to judge (and count):
+        // IPv4 BIG TCP's total length 0, a total length shorter than the
+        // headers, an IPv6 payload length of 0, a data offset below 5.
+        let mut big = ipv4(6, 0, &tcp(40000, 80, ACK, 5, 0));
+        big[16..18].copy_from_slice(&0u16.to_be_bytes());
+        assert_eq!(verdict(spec, &big, HOST), snap);
+        let mut short = ipv4(6, 0, &tcp(40000, 80, ACK, 8, 0));
+        short[16..18].copy_from_slice(&40u16.to_be_bytes());
+        assert_eq!(verdict(spec, &short, HOST), snap);
+        let mut jumbo = ipv6(6, &tcp(40000, 80, ACK, 5, 0));
+        jumbo[18..20].copy_from_slice(&0u16.to_be_bytes());
+        assert_eq!(verdict(spec, &jumbo, HOST), snap);
+        for doff in [0, 4] {
+            let seg = tcp(40000, 80, ACK, doff, 20 - usize::from(doff) * 4);
+            assert_eq!(verdict(spec, &ipv4(6, 0, &seg), HOST), snap, "{doff}");
+        }
+        // A frame cut before the TCP flags cannot be judged: dropped, as
+        // every frame too short for a load is.
+        let cut = ipv4(6, 0, &tcp(40000, 80, ACK, 5, 0));
+        assert_eq!(verdict(spec, &cut[..14 + 20 + 13], HOST), 0);
     }
 
     #[test]
@@ -638,15 +810,16 @@ mod tests {
 
     #[test]
     fn every_label_resolves_within_jump_range() {
-        for (loopback, own_dns) in [
-            (false, None),
-            (true, None),
-            (true, Some((1, "10.0.0.1:53".parse().unwrap()))),
-            (false, Some((1, "[fd00::1]:53".parse().unwrap()))),
+        for (loopback, own_dns, drop_pure_acks) in [
+            (false, None, true),
+            (true, None, false),
+            (true, Some((1, "10.0.0.1:53".parse().unwrap())), true),
+            (false, Some((1, "[fd00::1]:53".parse().unwrap())), false),
         ] {
             let prog = capture_filter(&FilterSpec {
                 loopback,
                 own_dns,
+                drop_pure_acks,
                 ..FilterSpec::default()
             });
             assert!(prog.len() < 4096, "BPF_MAXINSNS");

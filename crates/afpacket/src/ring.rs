@@ -174,7 +174,9 @@ impl<'r> Frame<'r> {
     /// it again. For a reader that looks at a frame's time before deciding
     /// to take it.
     pub fn keep(mut self) -> FrameInfo {
-        self.blocks = None;
+        if let Some(blocks) = self.blocks.take() {
+            blocks.kept = Some(self.at);
+        }
         self.at.info
     }
 
@@ -295,6 +297,9 @@ struct Blocks {
     /// A frame whose bytes were handed out ([`Frame::into_data`]), with its
     /// offset to the next: consumed when the ring is next read.
     lent: Option<u32>,
+    /// The current frame, parsed, left in the ring by [`Frame::keep`]: the
+    /// next read yields it without parsing its header again.
+    kept: Option<Parsed>,
     bad_blocks: u64,
 }
 
@@ -317,6 +322,7 @@ impl Blocks {
             block: 0,
             cursor: None,
             lent: None,
+            kept: None,
             bad_blocks: 0,
         }
     }
@@ -383,6 +389,7 @@ impl Blocks {
         self.status(self.block)
             .store(libc::TP_STATUS_KERNEL, Ordering::Release);
         self.cursor = None;
+        self.kept = None;
         self.block = (self.block + 1) % self.block_count;
     }
 
@@ -406,6 +413,12 @@ impl Blocks {
     fn next_frame(&mut self) -> Option<Frame<'_>> {
         if let Some(next) = self.lent.take() {
             self.consume(next);
+        }
+        if let Some(at) = self.kept.take() {
+            return Some(Frame {
+                blocks: Some(self),
+                at,
+            });
         }
         // At most one pass over the ring, two steps per block (open it, then
         // read or skip it): empty or corrupt blocks are given back and
