@@ -10,7 +10,8 @@ use std::sync::Arc;
 use podpath::capture::file::FileSource;
 use podpath::capture::{Next, PacketSource, RawPacket};
 use podpath::config::PodConfig;
-use podpath::decode::{decode_network, decode_transport, Transport};
+use podpath::decode::Transport;
+use podpath::defrag::{Defrag, Expired};
 use podpath::engine::Engine;
 use podpath::metrics::{Metrics, MetricsSink};
 
@@ -24,14 +25,19 @@ const CAPTURES: [&str; 6] = [
 ];
 
 fn is_pure_ack(raw: &RawPacket<'_>) -> bool {
-    let Ok(net) = decode_network(raw.link, raw.data) else {
-        return false;
-    };
-    if net.fragment.is_some() {
-        return false;
-    }
-    match decode_transport(&net, net.payload, net.payload_len) {
-        Ok(Transport::Tcp(seg)) => {
+    // A table of one datagram: fragments are never whole packets here, so
+    // none of them counts as a pure ACK (the kernel filter passes them too).
+    let mut defrag = Defrag::new(1, 5.0);
+    let mut reassembled = Vec::new();
+    let decoded = defrag.decode(
+        raw.ts,
+        raw.link,
+        raw.data,
+        &mut reassembled,
+        &mut Expired::default(),
+    );
+    match decoded.packet().map(|p| p.transport) {
+        Some(Transport::Tcp(seg)) => {
             seg.src_port != 53
                 && seg.dst_port != 53
                 && !seg.flags.syn()

@@ -152,7 +152,7 @@ impl Default for LiveConfig {
             rcvbuf: Some(DEFAULT_RCVBUF),
             tcp_payload: podpath_afpacket::filter::DEFAULT_TCP_PAYLOAD,
             own_dns: None,
-            drop_pure_acks: true,
+            drop_pure_acks: false,
             poll_interval: DEFAULT_POLL_INTERVAL,
             stop: Arc::new(AtomicBool::new(false)),
         }
