@@ -28,8 +28,11 @@
 //! unmatched. A question keeps at most [`MAX_SENDS`] transmissions waiting;
 //! more copies are counted as queries and retransmissions, not paired.
 
+use std::borrow::Borrow;
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use super::wire::{DnsMessage, QType, Rcode};
@@ -139,7 +142,7 @@ pub struct TxStats {
     pub overflow: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct TxKey {
     client: SocketAddr,
     server: SocketAddr,
@@ -147,6 +150,77 @@ struct TxKey {
     qtype: QType,
     qname: Arc<str>,
 }
+
+/// A key's parts, borrowed: a response is looked up by the name it carries
+/// without building an `Arc<str>` for it (`dyn KeyView` is the map's borrowed
+/// key form; `TxKey` and `Probe` hash and compare through it alike).
+trait KeyView {
+    fn parts(&self) -> (SocketAddr, SocketAddr, u16, QType, &str);
+}
+
+impl KeyView for TxKey {
+    fn parts(&self) -> (SocketAddr, SocketAddr, u16, QType, &str) {
+        (self.client, self.server, self.id, self.qtype, &self.qname)
+    }
+}
+
+struct Probe<'a> {
+    client: SocketAddr,
+    server: SocketAddr,
+    id: u16,
+    qtype: QType,
+    qname: &'a str,
+}
+
+impl KeyView for Probe<'_> {
+    fn parts(&self) -> (SocketAddr, SocketAddr, u16, QType, &str) {
+        (self.client, self.server, self.id, self.qtype, self.qname)
+    }
+}
+
+impl<'a> Borrow<dyn KeyView + 'a> for TxKey {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+/// One pass over a key: the numbers packed into two words, then the name.
+/// Equal keys hash equal (the `SocketAddrV6` flow info and scope, compared
+/// by `Eq`, are left out, which only widens a bucket).
+fn hash_parts<H: Hasher>(parts: (SocketAddr, SocketAddr, u16, QType, &str), state: &mut H) {
+    let (client, server, id, qtype, qname) = parts;
+    let bits = |a: SocketAddr| match a.ip() {
+        IpAddr::V4(v4) => u128::from(v4.to_bits()),
+        IpAddr::V6(v6) => v6.to_bits() ^ (1 << 127),
+    };
+    let small = u64::from(client.port())
+        | u64::from(server.port()) << 16
+        | u64::from(id) << 32
+        | u64::from(qtype.0) << 48;
+    state.write_u64(small);
+    state.write_u128(bits(client) ^ bits(server).rotate_left(64));
+    qname.hash(state);
+}
+
+impl Hash for TxKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_parts(self.parts(), state);
+    }
+}
+
+impl Hash for dyn KeyView + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_parts(self.parts(), state);
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
 
 #[derive(Debug)]
 struct Entry {
@@ -227,31 +301,33 @@ impl Transactions {
         self.stats.queries += 1;
         self.generation += 1;
         let generation = self.generation;
-        if let Some(e) = self.entries.get_mut(&key) {
-            self.stats.retransmitted_queries += 1;
-            if e.waiting.len() >= MAX_SENDS {
-                self.stats.overflow += 1;
-                return QueryStatus::Retransmission;
+        // Room is made before the entry is taken (one hash per query in the
+        // common case); a full table is the only case that probes twice.
+        let full = self.entries.len() >= self.max_pending && !self.entries.contains_key(&key);
+        if full && !self.forget_one() {
+            self.stats.overflow += 1;
+            return QueryStatus::Overflow;
+        }
+        let retransmission = match self.entries.entry(key.clone()) {
+            MapEntry::Occupied(mut o) => {
+                self.stats.retransmitted_queries += 1;
+                let e = o.get_mut();
+                if e.waiting.len() >= MAX_SENDS {
+                    self.stats.overflow += 1;
+                    return QueryStatus::Retransmission;
+                }
+                e.waiting.push_back((ts, generation));
+                e.waiting.len() > 1 || !e.timed_out.is_empty()
             }
-            e.waiting.push_back((ts, generation));
-        } else {
-            if self.entries.len() >= self.max_pending && !self.forget_one() {
-                self.stats.overflow += 1;
-                return QueryStatus::Overflow;
-            }
-            self.entries.insert(
-                key.clone(),
-                Entry {
+            MapEntry::Vacant(v) => {
+                v.insert(Entry {
                     transport,
                     waiting: VecDeque::from([(ts, generation)]),
                     timed_out: VecDeque::new(),
-                },
-            );
-        }
-        let retransmission = self
-            .entries
-            .get(&key)
-            .is_some_and(|e| e.waiting.len() > 1 || !e.timed_out.is_empty());
+                });
+                false
+            }
+        };
         self.deadlines
             .push_back((ts.add_secs(self.timeout_secs), generation, key));
         if self.deadlines.len() > 4 * self.max_pending * MAX_SENDS.min(4) {
@@ -295,14 +371,14 @@ impl Transactions {
         self.stats.responses += 1;
         let key = match &msg.question {
             Some(q) => {
-                let probe = TxKey {
+                let probe = Probe {
                     client,
                     server,
                     id: msg.id,
                     qtype: q.qtype,
-                    qname: Arc::from(q.name.as_str()),
+                    qname: &q.name,
                 };
-                self.entries.contains_key(&probe).then_some(probe)
+                self.entries.remove_entry(&probe as &dyn KeyView)
             }
             // Without a question: the addresses and id alone, a waiting
             // transmission first.
@@ -319,16 +395,31 @@ impl Transactions {
                         }
                     }
                 }
-                found
+                found.and_then(|k| self.entries.remove_entry(&k))
             }
         };
-        let Some(entry) = key.as_ref().and_then(|k| self.entries.get_mut(k)) else {
+        // Taken out of the table for the pairing (one hash); put back below
+        // when transmissions of the question remain.
+        let Some((key, mut entry)) = key else {
             self.stats.unmatched_responses += 1;
             return Matched::Unmatched;
         };
-        let Some(key) = key else {
-            return Matched::Unmatched;
-        };
+        let matched = self.pair(ts, client, server, msg, &key, &mut entry);
+        if !(entry.waiting.is_empty() && entry.timed_out.is_empty()) {
+            self.entries.insert(key, entry);
+        }
+        matched
+    }
+
+    fn pair(
+        &mut self,
+        ts: Timestamp,
+        client: SocketAddr,
+        server: SocketAddr,
+        msg: &DnsMessage,
+        key: &TxKey,
+        entry: &mut Entry,
+    ) -> Matched {
         let fast = entry
             .waiting
             .back()
@@ -355,9 +446,6 @@ impl Transactions {
                 truncated: msg.truncated,
                 others_waiting: !entry.waiting.is_empty(),
             };
-            if entry.waiting.is_empty() && entry.timed_out.is_empty() {
-                self.entries.remove(&key);
-            }
             return Matched::Answer(tx);
         }
         let Some((sent, _)) = entry.timed_out.pop_front() else {
@@ -366,16 +454,13 @@ impl Transactions {
         };
         let waiting = !entry.waiting.is_empty();
         let transport = entry.transport;
-        if !waiting && entry.timed_out.is_empty() {
-            self.entries.remove(&key);
-        }
         self.stats.late_answers += 1;
         Matched::Late {
             late: LateAnswer {
                 client,
                 server,
                 id: key.id,
-                qname: key.qname,
+                qname: key.qname.clone(),
                 qtype: key.qtype,
                 transport,
                 rcode: msg.rcode,
