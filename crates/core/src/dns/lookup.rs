@@ -45,6 +45,7 @@ use std::collections::BinaryHeap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::intern::Interner;
 use super::names::service_of;
 use super::transaction::{Outcome, Transaction};
 use super::wire::{QType, Rcode};
@@ -58,6 +59,8 @@ const MAX_QTYPES: usize = 8;
 /// Queries one lookup takes; glibc's ordinary worst case (6 search domains
 /// and the name as written, A+AAAA, up to 5 attempts: 70) stays below.
 const MAX_QUERIES: u32 = 128;
+/// Candidate names shared between lookups (`intern`).
+const MAX_INTERNED: usize = 4096;
 
 /// The resolver configuration lookups are read against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -285,6 +288,36 @@ pub fn candidates(name: &str, absolute: bool, search: &Search) -> Vec<Arc<str>> 
     }
 }
 
+/// `candidates`, each name the shared copy from `interned`, built in `buf`.
+fn interned_candidates(
+    name: &str,
+    absolute: bool,
+    search: &Search,
+    interned: &mut Interner,
+    buf: &mut String,
+) -> Vec<Arc<str>> {
+    let as_written = interned.get(name);
+    if absolute || search.domains.is_empty() {
+        return vec![as_written];
+    }
+    let mut out = Vec::with_capacity(search.domains.len() + 1);
+    let first = dots(name) >= search.ndots as usize;
+    if first {
+        out.push(as_written.clone());
+    }
+    for d in &search.domains {
+        buf.clear();
+        buf.push_str(name);
+        buf.push('.');
+        buf.push_str(d);
+        out.push(interned.get(buf));
+    }
+    if !first {
+        out.push(as_written);
+    }
+    out
+}
+
 /// How the application most likely wrote the name behind a first query for
 /// `qname`: (name, absolute, index of `qname` among its candidates).
 pub fn interpret<'a>(qname: &'a str, search: &Search) -> (&'a str, bool, usize) {
@@ -336,6 +369,9 @@ pub struct Lookups {
     linger_secs: f64,
     max_wait_secs: f64,
     evicted: u64,
+    /// Shared copies of the names lookups hold, and a buffer to build them in.
+    interned: Interner,
+    buf: String,
 }
 
 impl Lookups {
@@ -350,6 +386,8 @@ impl Lookups {
             linger_secs: sane(linger_secs, 1.0),
             max_wait_secs: sane(max_wait_secs, 30.0),
             evicted: 0,
+            interned: Interner::new(MAX_INTERNED),
+            buf: String::new(),
         }
     }
 
@@ -452,7 +490,8 @@ impl Lookups {
             return false;
         }
         let (name, absolute, cur) = interpret(qname, search);
-        let candidates = candidates(name, absolute, search);
+        let candidates =
+            interned_candidates(name, absolute, search, &mut self.interned, &mut self.buf);
         // The same client starting the same name again means an earlier
         // lookup of it that is only lingering is over: report it now rather
         // than keep one lingering lookup per repetition. That is a lookup
@@ -509,7 +548,7 @@ impl Lookups {
         }
         let mut open = Open {
             client,
-            name: Arc::from(name),
+            name: self.interned.get(name),
             absolute,
             partial: cur > 0,
             candidates,
@@ -669,6 +708,25 @@ mod tests {
             .collect(),
             ndots: 5,
             cluster_domain: Arc::from("cluster.local"),
+        }
+    }
+
+    #[test]
+    fn interned_candidates_equal_candidates() {
+        let mut none = k8s();
+        none.domains.clear();
+        let mut interned = Interner::new(4);
+        let mut buf = String::from("left over");
+        for s in [k8s(), none] {
+            for name in ["demo-app", "api.example.com", "a.b.c.d.e.f", "x.y.z.w.v"] {
+                for abs in [false, true] {
+                    assert_eq!(
+                        interned_candidates(name, abs, &s, &mut interned, &mut buf),
+                        candidates(name, abs, &s),
+                        "{name} {abs}"
+                    );
+                }
+            }
         }
     }
 
