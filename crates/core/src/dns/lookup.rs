@@ -61,6 +61,8 @@ const MAX_QTYPES: usize = 8;
 const MAX_QUERIES: u32 = 128;
 /// Candidate names shared between lookups (`intern`).
 const MAX_INTERNED: usize = 4096;
+/// Emptied lists of each kind kept for reuse.
+const SPARE: usize = 256;
 
 /// The resolver configuration lookups are read against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,7 +221,8 @@ impl Open {
         }
     }
 
-    fn finish(self, search: &Search) -> Lookup {
+    /// The report of this lookup; leaves its lists for reuse (`Lookups::retire`).
+    fn finish(&mut self, search: &Search) -> Lookup {
         let fqdn = self
             .candidates
             .get(self.cur)
@@ -234,12 +237,12 @@ impl Open {
             retransmissions: self.retransmissions,
             wasted: self.queries - self.cur_queries.min(self.queries),
             fqdn,
-            addresses: self.addresses,
+            addresses: std::mem::take(&mut self.addresses),
             absolute: self.absolute,
             partial: self.partial,
             started: self.started,
             duration_secs: end.secs_since(self.started),
-            name: self.name,
+            name: self.name.clone(),
         }
     }
 }
@@ -295,12 +298,14 @@ fn interned_candidates(
     search: &Search,
     interned: &mut Interner,
     buf: &mut String,
-) -> Vec<Arc<str>> {
+    out: &mut Vec<Arc<str>>,
+) {
+    out.clear();
     let as_written = interned.get(name);
     if absolute || search.domains.is_empty() {
-        return vec![as_written];
+        out.push(as_written);
+        return;
     }
-    let mut out = Vec::with_capacity(search.domains.len() + 1);
     let first = dots(name) >= search.ndots as usize;
     if first {
         out.push(as_written.clone());
@@ -315,7 +320,6 @@ fn interned_candidates(
     if !first {
         out.push(as_written);
     }
-    out
 }
 
 /// How the application most likely wrote the name behind a first query for
@@ -372,6 +376,12 @@ pub struct Lookups {
     /// Shared copies of the names lookups hold, and a buffer to build them in.
     interned: Interner,
     buf: String,
+    /// Emptied lists kept for reuse, so that a steady stream of lookups
+    /// allocates none: an open lookup's candidates and query types, and the
+    /// id lists of `by_name`; and the ids a query reports early.
+    spare_open: Vec<(Vec<Arc<str>>, Vec<(QType, QState)>)>,
+    spare_ids: Vec<Vec<u64>>,
+    quiet: Vec<u64>,
 }
 
 impl Lookups {
@@ -388,6 +398,9 @@ impl Lookups {
             evicted: 0,
             interned: Interner::new(MAX_INTERNED),
             buf: String::new(),
+            spare_open: Vec::new(),
+            spare_ids: Vec::new(),
+            quiet: Vec::new(),
         }
     }
 
@@ -414,14 +427,29 @@ impl Lookups {
             self.due.push(Reverse((at, id)));
         }
         // Stale entries pile up while lookups stay busy; rebuild now and then.
+        // In place: the heap keeps its buffer.
         if self.due.len() > 8 * self.max_open + 1024 {
-            let fresh: Vec<Reverse<(Timestamp, u64)>> = self
-                .slots
-                .iter()
-                .map(|(id, o)| Reverse((self.due_of(o), *id)))
-                .collect();
+            let mut fresh = std::mem::take(&mut self.due).into_vec();
+            fresh.clear();
+            fresh.extend(
+                self.slots
+                    .iter()
+                    .map(|(id, o)| Reverse((self.due_of(o), *id))),
+            );
             self.due = fresh.into();
         }
+    }
+
+    /// Reports a lookup taken out of the table, keeping its lists (bounded).
+    fn retire(&mut self, mut o: Open, search: &Search) -> Lookup {
+        let done = o.finish(search);
+        if self.spare_open.len() < SPARE {
+            let (mut candidates, mut qtypes) = (o.candidates, o.qtypes);
+            candidates.clear();
+            qtypes.clear();
+            self.spare_open.push((candidates, qtypes));
+        }
+        done
     }
 
     fn remove(&mut self, id: u64) -> Option<Open> {
@@ -450,13 +478,14 @@ impl Lookups {
         // A lookup never goes back to a candidate it moved past: drop it
         // from those names' lists, which keeps them short.
         if after > before {
-            let passed: Vec<Arc<str>> = self
-                .slots
-                .get(&id)
-                .map(|o| o.candidates.get(before..after).unwrap_or_default().to_vec())
-                .unwrap_or_default();
-            for name in &passed {
-                self.unindex(name, id);
+            for i in before..after {
+                let name = self
+                    .slots
+                    .get(&id)
+                    .and_then(|o| o.candidates.get(i).cloned());
+                if let Some(name) = name {
+                    self.unindex(&name, id);
+                }
             }
         }
         Some(id)
@@ -466,7 +495,11 @@ impl Lookups {
         if let Some(ids) = self.by_name.get_mut(name) {
             ids.retain(|i| *i != id);
             if ids.is_empty() {
-                self.by_name.remove(name);
+                if let Some(ids) = self.by_name.remove(name) {
+                    if self.spare_ids.len() < SPARE {
+                        self.spare_ids.push(ids);
+                    }
+                }
             }
         }
     }
@@ -490,8 +523,15 @@ impl Lookups {
             return false;
         }
         let (name, absolute, cur) = interpret(qname, search);
-        let candidates =
-            interned_candidates(name, absolute, search, &mut self.interned, &mut self.buf);
+        let (mut candidates, qtypes) = self.spare_open.pop().unwrap_or_default();
+        interned_candidates(
+            name,
+            absolute,
+            search,
+            &mut self.interned,
+            &mut self.buf,
+            &mut candidates,
+        );
         // The same client starting the same name again means an earlier
         // lookup of it that is only lingering is over: report it now rather
         // than keep one lingering lookup per repetition. That is a lookup
@@ -500,18 +540,20 @@ impl Lookups {
         // candidate, which no lookup moves past).
         if let Some(first) = candidates.get(cur) {
             let last = candidates.last().unwrap_or(first);
-            let mut quiet: Vec<u64> = self
-                .by_name
-                .get(first)
-                .into_iter()
-                .flatten()
-                .copied()
-                .filter(|id| {
-                    self.slots.get(id).is_some_and(|o| {
-                        o.client == client && !o.outstanding() && o.current() == &**first
-                    })
-                })
-                .collect();
+            let mut quiet = std::mem::take(&mut self.quiet);
+            quiet.clear();
+            quiet.extend(
+                self.by_name
+                    .get(first)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(|id| {
+                        self.slots.get(id).is_some_and(|o| {
+                            o.client == client && !o.outstanding() && o.current() == &**first
+                        })
+                    }),
+            );
             quiet.extend(
                 self.by_name
                     .get(last)
@@ -529,17 +571,18 @@ impl Lookups {
             );
             quiet.sort_unstable();
             quiet.dedup();
-            for id in quiet {
+            for &id in &quiet {
                 if let Some(o) = self.remove(id) {
-                    out.push(o.finish(search));
+                    out.push(self.retire(o, search));
                 }
             }
+            self.quiet = quiet;
         }
         let mut evicted = false;
         if self.slots.len() >= self.max_open {
             while let Some(Reverse((_, id))) = self.due.pop() {
                 if let Some(o) = self.remove(id) {
-                    out.push(o.finish(search));
+                    out.push(self.retire(o, search));
                     self.evicted += 1;
                     evicted = true;
                     break;
@@ -553,7 +596,7 @@ impl Lookups {
             partial: cur > 0,
             candidates,
             cur,
-            qtypes: Vec::new(),
+            qtypes,
             result: None,
             answered: false,
             addresses: Vec::new(),
@@ -569,7 +612,10 @@ impl Lookups {
         let id = self.next_id;
         // Indexed under the candidates it may still see: this one and later.
         for name in open.candidates.get(open.cur..).unwrap_or_default() {
-            self.by_name.entry(name.clone()).or_default().push(id);
+            self.by_name
+                .entry(name.clone())
+                .or_insert_with(|| self.spare_ids.pop().unwrap_or_default())
+                .push(id);
         }
         self.slots.insert(id, open);
         self.schedule(id);
@@ -665,7 +711,7 @@ impl Lookups {
 
     /// Completes lookups that are done at `now`, in the order they started.
     pub fn expire(&mut self, now: Timestamp, search: &Search, out: &mut Vec<Lookup>) {
-        let mut finished = Vec::new();
+        let start = out.len();
         while let Some(Reverse((at, id))) = self.due.peek().copied() {
             if at > now {
                 break;
@@ -674,12 +720,14 @@ impl Lookups {
             let current = self.slots.get(&id).map(|o| self.due_of(o));
             if current.is_some_and(|c| c <= now) {
                 if let Some(o) = self.remove(id) {
-                    finished.push(o.finish(search));
+                    let done = self.retire(o, search);
+                    out.push(done);
                 }
             }
         }
-        finished.sort_by_key(|l| l.started);
-        out.append(&mut finished);
+        if let Some(finished) = out.get_mut(start..) {
+            finished.sort_by_key(|l| l.started);
+        }
     }
 
     /// End of input: completes every open lookup, in the order they started.
@@ -688,7 +736,7 @@ impl Lookups {
         self.by_name.clear();
         self.due.clear();
         open.sort_by_key(|o| o.started);
-        out.extend(open.into_iter().map(|o| o.finish(search)));
+        out.extend(open.into_iter().map(|mut o| o.finish(search)));
     }
 }
 
@@ -717,14 +765,12 @@ mod tests {
         none.domains.clear();
         let mut interned = Interner::new(4);
         let mut buf = String::from("left over");
+        let mut out = vec![Arc::from("left over")];
         for s in [k8s(), none] {
             for name in ["demo-app", "api.example.com", "a.b.c.d.e.f", "x.y.z.w.v"] {
                 for abs in [false, true] {
-                    assert_eq!(
-                        interned_candidates(name, abs, &s, &mut interned, &mut buf),
-                        candidates(name, abs, &s),
-                        "{name} {abs}"
-                    );
+                    interned_candidates(name, abs, &s, &mut interned, &mut buf, &mut out);
+                    assert_eq!(out, candidates(name, abs, &s), "{name} {abs}");
                 }
             }
         }

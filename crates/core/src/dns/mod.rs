@@ -219,6 +219,8 @@ pub struct DnsTracker {
     /// The message being handled, kept for its buffers.
     msg: wire::DnsMessage,
     interned: intern::Interner,
+    /// Lookups being reported, kept for its buffer.
+    finished: Vec<Lookup>,
 }
 
 impl DnsTracker {
@@ -283,6 +285,7 @@ impl DnsTracker {
             scratch: Vec::new(),
             msg: wire::DnsMessage::empty(),
             interned: intern::Interner::new(MAX_INTERNED),
+            finished: Vec::new(),
             cfg,
         }
     }
@@ -345,9 +348,10 @@ impl DnsTracker {
     /// lookups, drops expired names and idle TCP streams.
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<DnsEvent>) {
         self.expire_queries(now, out);
-        let mut lookups = Vec::new();
+        let mut lookups = std::mem::take(&mut self.finished);
         self.lookups.expire(now, &self.search, &mut lookups);
-        out.extend(lookups.into_iter().map(DnsEvent::Lookup));
+        out.extend(lookups.drain(..).map(DnsEvent::Lookup));
+        self.finished = lookups;
         self.names.expire(now);
         if now.secs_since(self.last_stream_sweep) >= 1.0 {
             self.last_stream_sweep = now;
@@ -517,14 +521,15 @@ impl DnsTracker {
             self.lookups
                 .on_retransmission(ts, src.ip(), &qname, q.qtype);
         } else {
-            let mut early = Vec::new();
+            let mut early = std::mem::take(&mut self.finished);
             if self
                 .lookups
                 .on_query(ts, src.ip(), &qname, q.qtype, &self.search, &mut early)
             {
                 out.push(DnsEvent::Evicted { table: "lookups" });
             }
-            out.extend(early.into_iter().map(DnsEvent::Lookup));
+            out.extend(early.drain(..).map(DnsEvent::Lookup));
+            self.finished = early;
         }
         out.push(DnsEvent::Query(QueryEvent {
             ts,

@@ -46,6 +46,9 @@ pub const LATE_WINDOW_SECS: f64 = 60.0;
 pub const FAST_SECS: f64 = 0.5;
 /// Transmissions of one question waiting for an answer at a time.
 pub const MAX_SENDS: usize = 16;
+/// Emptied entries kept for reuse, so that a steady stream of questions
+/// allocates no queues.
+const SPARE_ENTRIES: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -252,6 +255,8 @@ pub struct Transactions {
     max_pending: usize,
     generation: u64,
     stats: TxStats,
+    /// Emptied entries whose queues the next new questions reuse.
+    spare: Vec<Entry>,
 }
 
 impl Transactions {
@@ -268,6 +273,7 @@ impl Transactions {
             max_pending: max_pending.max(1),
             generation: 0,
             stats: TxStats::default(),
+            spare: Vec::new(),
         }
     }
 
@@ -320,11 +326,14 @@ impl Transactions {
                 e.waiting.len() > 1 || !e.timed_out.is_empty()
             }
             MapEntry::Vacant(v) => {
-                v.insert(Entry {
+                let mut e = self.spare.pop().unwrap_or_else(|| Entry {
                     transport,
-                    waiting: VecDeque::from([(ts, generation)]),
+                    waiting: VecDeque::new(),
                     timed_out: VecDeque::new(),
                 });
+                e.transport = transport;
+                e.waiting.push_back((ts, generation));
+                v.insert(e);
                 false
             }
         };
@@ -345,6 +354,13 @@ impl Transactions {
         }
     }
 
+    /// Keeps an emptied entry's queues for the next question (bounded).
+    fn recycle(&mut self, e: Entry) {
+        if self.spare.len() < SPARE_ENTRIES && e.waiting.is_empty() && e.timed_out.is_empty() {
+            self.spare.push(e);
+        }
+    }
+
     /// Drops the oldest timed-out transmission whose question has nothing
     /// else remembered; true when a question left the table.
     fn forget_one(&mut self) -> bool {
@@ -352,7 +368,9 @@ impl Transactions {
             if let Some(e) = self.entries.get_mut(&key) {
                 e.timed_out.retain(|(_, g)| *g != generation);
                 if e.waiting.is_empty() && e.timed_out.is_empty() {
-                    self.entries.remove(&key);
+                    if let Some(e) = self.entries.remove(&key) {
+                        self.recycle(e);
+                    }
                     return true;
                 }
             }
@@ -405,7 +423,9 @@ impl Transactions {
             return Matched::Unmatched;
         };
         let matched = self.pair(ts, client, server, msg, &key, &mut entry);
-        if !(entry.waiting.is_empty() && entry.timed_out.is_empty()) {
+        if entry.waiting.is_empty() && entry.timed_out.is_empty() {
+            self.recycle(entry);
+        } else {
             self.entries.insert(key, entry);
         }
         matched
@@ -541,7 +561,9 @@ impl Transactions {
             if let Some(e) = self.entries.get_mut(&key) {
                 e.timed_out.retain(|(_, g)| *g != generation);
                 if e.waiting.is_empty() && e.timed_out.is_empty() {
-                    self.entries.remove(&key);
+                    if let Some(e) = self.entries.remove(&key) {
+                        self.recycle(e);
+                    }
                 }
             }
         }
