@@ -145,6 +145,9 @@ enum QState {
     },
 }
 
+/// An open lookup's candidates and query types, kept for reuse.
+type OpenLists = (Vec<Arc<str>>, Vec<(QType, QState)>);
+
 #[derive(Debug)]
 struct Open {
     client: IpAddr,
@@ -379,7 +382,7 @@ pub struct Lookups {
     /// Emptied lists kept for reuse, so that a steady stream of lookups
     /// allocates none: an open lookup's candidates and query types, and the
     /// id lists of `by_name`; and the ids a query reports early.
-    spare_open: Vec<(Vec<Arc<str>>, Vec<(QType, QState)>)>,
+    spare_open: Vec<OpenLists>,
     spare_ids: Vec<Vec<u64>>,
     quiet: Vec<u64>,
 }
