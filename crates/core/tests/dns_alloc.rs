@@ -39,6 +39,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// A client and the datagrams of one of its lookups (`walk`).
+type Round = (SocketAddr, Vec<(bool, Vec<u8>)>);
+
 /// One `getaddrinfo` of `name` with ids from `id`: the datagrams (true:
 /// client → server, false: back) in wire order.
 fn walk(name: &str, id: u16, answered: bool) -> Vec<(bool, Vec<u8>)> {
@@ -72,7 +75,7 @@ fn walk(name: &str, id: u16, answered: bool) -> Vec<(bool, Vec<u8>)> {
 /// Feeds lookups `from..to` of `rounds` (50 ms apart); returns (packets, lookups reported).
 fn run(
     dns: &mut DnsTracker,
-    rounds: &[(SocketAddr, Vec<(bool, Vec<u8>)>)],
+    rounds: &[Round],
     from: usize,
     to: usize,
     out: &mut Vec<DnsEvent>,
@@ -122,7 +125,7 @@ fn steady_allocations(answered: bool) -> (u64, u64) {
     let mut dns = tracker();
     // Lookups of two names, each from its own port and ids; lookups
     // linger 1 s, so about 5 are open at a time.
-    let rounds: Vec<(SocketAddr, Vec<(bool, Vec<u8>)>)> = (0..1500u16)
+    let rounds: Vec<Round> = (0..1500u16)
         .map(|i| {
             let name = if i % 2 == 0 {
                 "nosuch"
