@@ -493,13 +493,16 @@ fn read_name_hickory(msg: &[u8], at: usize) -> Option<(String, usize)> {
     Some((name_to_string(&name), decoder.index()))
 }
 
-/// Label bytes `name_to_string` copies as they are: letters, digits, `-`, `_`.
-const PLAIN: [bool; 256] = {
-    let mut t = [false; 256];
+/// Label bytes `name_to_string` copies as they are (letters, digits, `-`,
+/// `_`) mapped to their lowercase form; 0 for every other byte.
+const PLAIN_LOWER: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            t[b] = c.to_ascii_lowercase();
+        }
         b += 1;
     }
     t
@@ -541,6 +544,10 @@ enum PlainInto {
 /// a name without allocating.
 fn read_plain_name_into(msg: &[u8], at: usize, out: &mut String) -> PlainInto {
     out.clear();
+    // The text is built on the stack and checked as UTF-8 once: at most 253
+    // bytes (255 encoded, less the first length byte and the root).
+    let mut text = [0u8; 256];
+    let mut n = 0usize;
     let mut pos = at;
     // Start of the run of labels being read, and the bound the first pointer set.
     let mut run_start = at;
@@ -556,7 +563,15 @@ fn read_plain_name_into(msg: &[u8], at: usize, out: &mut String) -> PlainInto {
             return PlainInto::Invalid;
         };
         match len & 0xc0 {
-            0x00 if len == 0 => return PlainInto::Read(end.unwrap_or(pos + 1)),
+            0x00 if len == 0 => {
+                return match std::str::from_utf8(text.get(..n).unwrap_or_default()) {
+                    Ok(name) => {
+                        out.push_str(name);
+                        PlainInto::Read(end.unwrap_or(pos + 1))
+                    }
+                    Err(_) => PlainInto::NotPlain,
+                };
+            }
             0x00 => {
                 let len = len as usize;
                 let Some(label) = msg.get(pos + 1..pos + 1 + len) else {
@@ -566,14 +581,20 @@ fn read_plain_name_into(msg: &[u8], at: usize, out: &mut String) -> PlainInto {
                 if encoded > 255 {
                     return PlainInto::Invalid;
                 }
-                if !label.iter().all(|&b| PLAIN[b as usize]) {
-                    return PlainInto::NotPlain;
+                let dot = usize::from(n > 0);
+                let Some(dst) = text.get_mut(n..n + dot + len) else {
+                    return PlainInto::Invalid;
+                };
+                let (sep, dst) = dst.split_at_mut(dot);
+                sep.fill(b'.');
+                for (d, &b) in dst.iter_mut().zip(label) {
+                    let lower = PLAIN_LOWER[b as usize];
+                    if lower == 0 {
+                        return PlainInto::NotPlain;
+                    }
+                    *d = lower;
                 }
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                // Plain bytes are ASCII: one char each, lowercased in passing.
-                out.extend(label.iter().map(|&b| char::from(b.to_ascii_lowercase())));
+                n += dot + len;
                 pos += 1 + len;
             }
             0xc0 => {
