@@ -422,13 +422,38 @@ impl Transactions {
             self.stats.unmatched_responses += 1;
             return Matched::Unmatched;
         };
+        let oldest = self.deadlines.front().map(|(_, g, _)| *g);
+        let oldest_waiting = oldest.is_some_and(|g| entry.waiting.iter().any(|(_, w)| *w == g));
         let matched = self.pair(ts, client, server, msg, &key, &mut entry);
+        let oldest_answered =
+            oldest_waiting && !oldest.is_some_and(|g| entry.waiting.iter().any(|(_, w)| *w == g));
         if entry.waiting.is_empty() && entry.timed_out.is_empty() {
             self.recycle(entry);
         } else {
             self.entries.insert(key, entry);
         }
+        if oldest_answered {
+            self.drop_answered_front();
+        }
         matched
+    }
+
+    /// Drops the deadlines at the front of the queue whose transmission is
+    /// no longer waiting (answered): `expire` would skip them anyway, and
+    /// without this the queue holds a whole timeout's worth of queries
+    /// (40 000 keys at 8 000 queries/s), touching fresh memory all the way.
+    /// Each deadline is checked here at most once.
+    fn drop_answered_front(&mut self) {
+        while let Some((_, g, key)) = self.deadlines.front() {
+            let waiting = self
+                .entries
+                .get(key)
+                .is_some_and(|e| e.waiting.iter().any(|(_, w)| w == g));
+            if waiting {
+                break;
+            }
+            self.deadlines.pop_front();
+        }
     }
 
     fn pair(
@@ -527,10 +552,12 @@ impl Transactions {
     /// Completes transmissions whose timeout has passed at `now` as
     /// `TIMEOUT`, and forgets timed-out ones past the late window.
     pub fn expire(&mut self, now: Timestamp, out: &mut Vec<Transaction>) {
+        let mut popped = false;
         while let Some((deadline, _, _)) = self.deadlines.front() {
             if *deadline > now {
                 break;
             }
+            popped = true;
             let Some((deadline, generation, key)) = self.deadlines.pop_front() else {
                 break;
             };
@@ -550,6 +577,10 @@ impl Transactions {
             self.forget
                 .push_back((deadline.add_secs(LATE_WINDOW_SECS), generation, key.clone()));
             out.push(complete(&key, transport, sent, Outcome::Timeout, others));
+        }
+        // The new oldest deadline may be of a transmission answered since.
+        if popped {
+            self.drop_answered_front();
         }
         while let Some((at, _, _)) = self.forget.front() {
             if *at > now {
@@ -646,6 +677,56 @@ mod tests {
             QType::A,
             Transport::Udp,
         )
+    }
+
+    #[test]
+    fn answered_deadlines_leave_the_queue_early() {
+        let mut t = Transactions::new(5.0, 4096);
+        let reply = |id: u16, name: &str| {
+            wire::parse(&response_bytes(
+                id,
+                &format!("{name}."),
+                RecordType::A,
+                ResponseCode::NXDomain,
+                &[],
+            ))
+            .unwrap()
+        };
+        // One query lost at the front, then a steady stream answered at once.
+        assert_eq!(send(&mut t, 0.0, 1, "lost.example"), QueryStatus::New);
+        for i in 0..1000u16 {
+            let at = 0.001 * f64::from(i + 1);
+            send(&mut t, at, 2 + i, "n.example");
+            let m = t.response(
+                secs(at),
+                addr(CLIENT),
+                addr(SERVER),
+                &reply(2 + i, "n.example"),
+            );
+            assert!(answer(m).is_some());
+        }
+        // Behind the waiting one, the answered deadlines wait their turn.
+        assert_eq!(t.deadlines.len(), 1001);
+        let mut done = Vec::new();
+        t.expire(secs(5.5), &mut done);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].outcome, Outcome::Timeout);
+        assert_eq!(&*done[0].qname, "lost.example");
+        // The lost one timed out: every deadline behind it was answered.
+        assert!(t.deadlines.is_empty(), "{}", t.deadlines.len());
+        for i in 0..1000u16 {
+            let at = 6.0 + 0.001 * f64::from(i);
+            send(&mut t, at, 3000 + i, "n.example");
+            t.response(
+                secs(at),
+                addr(CLIENT),
+                addr(SERVER),
+                &reply(3000 + i, "n.example"),
+            );
+            assert!(t.deadlines.is_empty(), "{}", t.deadlines.len());
+        }
+        assert_eq!(t.stats().timeouts, 1);
+        assert_eq!(t.pending(), 0);
     }
 
     #[test]
