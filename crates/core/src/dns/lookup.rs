@@ -45,6 +45,7 @@ use std::collections::BinaryHeap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::intern::Interner;
 use super::names::service_of;
 use super::transaction::{Outcome, Transaction};
 use super::wire::{QType, Rcode};
@@ -58,6 +59,10 @@ const MAX_QTYPES: usize = 8;
 /// Queries one lookup takes; glibc's ordinary worst case (6 search domains
 /// and the name as written, A+AAAA, up to 5 attempts: 70) stays below.
 const MAX_QUERIES: u32 = 128;
+/// Candidate names shared between lookups (`intern`).
+const MAX_INTERNED: usize = 4096;
+/// Emptied lists of each kind kept for reuse.
+const SPARE: usize = 256;
 
 /// The resolver configuration lookups are read against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,6 +145,9 @@ enum QState {
     },
 }
 
+/// An open lookup's candidates and query types, kept for reuse.
+type OpenLists = (Vec<Arc<str>>, Vec<(QType, QState)>);
+
 #[derive(Debug)]
 struct Open {
     client: IpAddr,
@@ -216,7 +224,8 @@ impl Open {
         }
     }
 
-    fn finish(self, search: &Search) -> Lookup {
+    /// The report of this lookup; leaves its lists for reuse (`Lookups::retire`).
+    fn finish(&mut self, search: &Search) -> Lookup {
         let fqdn = self
             .candidates
             .get(self.cur)
@@ -231,12 +240,12 @@ impl Open {
             retransmissions: self.retransmissions,
             wasted: self.queries - self.cur_queries.min(self.queries),
             fqdn,
-            addresses: self.addresses,
+            addresses: std::mem::take(&mut self.addresses),
             absolute: self.absolute,
             partial: self.partial,
             started: self.started,
             duration_secs: end.secs_since(self.started),
-            name: self.name,
+            name: self.name.clone(),
         }
     }
 }
@@ -282,6 +291,37 @@ pub fn candidates(name: &str, absolute: bool, search: &Search) -> Vec<Arc<str>> 
         std::iter::once(as_written).chain(suffixed).collect()
     } else {
         suffixed.chain(std::iter::once(as_written)).collect()
+    }
+}
+
+/// `candidates`, each name the shared copy from `interned`, built in `buf`.
+fn interned_candidates(
+    name: &str,
+    absolute: bool,
+    search: &Search,
+    interned: &mut Interner,
+    buf: &mut String,
+    out: &mut Vec<Arc<str>>,
+) {
+    out.clear();
+    let as_written = interned.get(name);
+    if absolute || search.domains.is_empty() {
+        out.push(as_written);
+        return;
+    }
+    let first = dots(name) >= search.ndots as usize;
+    if first {
+        out.push(as_written.clone());
+    }
+    for d in &search.domains {
+        buf.clear();
+        buf.push_str(name);
+        buf.push('.');
+        buf.push_str(d);
+        out.push(interned.get(buf));
+    }
+    if !first {
+        out.push(as_written);
     }
 }
 
@@ -336,6 +376,17 @@ pub struct Lookups {
     linger_secs: f64,
     max_wait_secs: f64,
     evicted: u64,
+    /// Shared copies of the names lookups hold, and a buffer to build them in.
+    interned: Interner,
+    buf: String,
+    /// Emptied lists kept for reuse, so that a steady stream of lookups
+    /// allocates none: an open lookup's candidates and query types, and the
+    /// id lists of `by_name`; and the ids a query reports early.
+    spare_open: Vec<OpenLists>,
+    /// Lookups `expire` completed, sorted before they are handed out.
+    done: Vec<(Timestamp, u64, Lookup)>,
+    spare_ids: Vec<Vec<u64>>,
+    quiet: Vec<u64>,
 }
 
 impl Lookups {
@@ -350,6 +401,12 @@ impl Lookups {
             linger_secs: sane(linger_secs, 1.0),
             max_wait_secs: sane(max_wait_secs, 30.0),
             evicted: 0,
+            interned: Interner::new(MAX_INTERNED),
+            buf: String::new(),
+            spare_open: Vec::new(),
+            done: Vec::new(),
+            spare_ids: Vec::new(),
+            quiet: Vec::new(),
         }
     }
 
@@ -376,14 +433,29 @@ impl Lookups {
             self.due.push(Reverse((at, id)));
         }
         // Stale entries pile up while lookups stay busy; rebuild now and then.
+        // In place: the heap keeps its buffer.
         if self.due.len() > 8 * self.max_open + 1024 {
-            let fresh: Vec<Reverse<(Timestamp, u64)>> = self
-                .slots
-                .iter()
-                .map(|(id, o)| Reverse((self.due_of(o), *id)))
-                .collect();
+            let mut fresh = std::mem::take(&mut self.due).into_vec();
+            fresh.clear();
+            fresh.extend(
+                self.slots
+                    .iter()
+                    .map(|(id, o)| Reverse((self.due_of(o), *id))),
+            );
             self.due = fresh.into();
         }
+    }
+
+    /// Reports a lookup taken out of the table, keeping its lists (bounded).
+    fn retire(&mut self, mut o: Open, search: &Search) -> Lookup {
+        let done = o.finish(search);
+        if self.spare_open.len() < SPARE {
+            let (mut candidates, mut qtypes) = (o.candidates, o.qtypes);
+            candidates.clear();
+            qtypes.clear();
+            self.spare_open.push((candidates, qtypes));
+        }
+        done
     }
 
     fn remove(&mut self, id: u64) -> Option<Open> {
@@ -412,13 +484,14 @@ impl Lookups {
         // A lookup never goes back to a candidate it moved past: drop it
         // from those names' lists, which keeps them short.
         if after > before {
-            let passed: Vec<Arc<str>> = self
-                .slots
-                .get(&id)
-                .map(|o| o.candidates.get(before..after).unwrap_or_default().to_vec())
-                .unwrap_or_default();
-            for name in &passed {
-                self.unindex(name, id);
+            for i in before..after {
+                let name = self
+                    .slots
+                    .get(&id)
+                    .and_then(|o| o.candidates.get(i).cloned());
+                if let Some(name) = name {
+                    self.unindex(&name, id);
+                }
             }
         }
         Some(id)
@@ -428,7 +501,11 @@ impl Lookups {
         if let Some(ids) = self.by_name.get_mut(name) {
             ids.retain(|i| *i != id);
             if ids.is_empty() {
-                self.by_name.remove(name);
+                if let Some(ids) = self.by_name.remove(name) {
+                    if self.spare_ids.len() < SPARE {
+                        self.spare_ids.push(ids);
+                    }
+                }
             }
         }
     }
@@ -452,7 +529,15 @@ impl Lookups {
             return false;
         }
         let (name, absolute, cur) = interpret(qname, search);
-        let candidates = candidates(name, absolute, search);
+        let (mut candidates, qtypes) = self.spare_open.pop().unwrap_or_default();
+        interned_candidates(
+            name,
+            absolute,
+            search,
+            &mut self.interned,
+            &mut self.buf,
+            &mut candidates,
+        );
         // The same client starting the same name again means an earlier
         // lookup of it that is only lingering is over: report it now rather
         // than keep one lingering lookup per repetition. That is a lookup
@@ -461,18 +546,20 @@ impl Lookups {
         // candidate, which no lookup moves past).
         if let Some(first) = candidates.get(cur) {
             let last = candidates.last().unwrap_or(first);
-            let mut quiet: Vec<u64> = self
-                .by_name
-                .get(first)
-                .into_iter()
-                .flatten()
-                .copied()
-                .filter(|id| {
-                    self.slots.get(id).is_some_and(|o| {
-                        o.client == client && !o.outstanding() && o.current() == &**first
-                    })
-                })
-                .collect();
+            let mut quiet = std::mem::take(&mut self.quiet);
+            quiet.clear();
+            quiet.extend(
+                self.by_name
+                    .get(first)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(|id| {
+                        self.slots.get(id).is_some_and(|o| {
+                            o.client == client && !o.outstanding() && o.current() == &**first
+                        })
+                    }),
+            );
             quiet.extend(
                 self.by_name
                     .get(last)
@@ -490,17 +577,18 @@ impl Lookups {
             );
             quiet.sort_unstable();
             quiet.dedup();
-            for id in quiet {
+            for &id in &quiet {
                 if let Some(o) = self.remove(id) {
-                    out.push(o.finish(search));
+                    out.push(self.retire(o, search));
                 }
             }
+            self.quiet = quiet;
         }
         let mut evicted = false;
         if self.slots.len() >= self.max_open {
             while let Some(Reverse((_, id))) = self.due.pop() {
                 if let Some(o) = self.remove(id) {
-                    out.push(o.finish(search));
+                    out.push(self.retire(o, search));
                     self.evicted += 1;
                     evicted = true;
                     break;
@@ -509,12 +597,12 @@ impl Lookups {
         }
         let mut open = Open {
             client,
-            name: Arc::from(name),
+            name: self.interned.get(name),
             absolute,
             partial: cur > 0,
             candidates,
             cur,
-            qtypes: Vec::new(),
+            qtypes,
             result: None,
             answered: false,
             addresses: Vec::new(),
@@ -530,7 +618,10 @@ impl Lookups {
         let id = self.next_id;
         // Indexed under the candidates it may still see: this one and later.
         for name in open.candidates.get(open.cur..).unwrap_or_default() {
-            self.by_name.entry(name.clone()).or_default().push(id);
+            self.by_name
+                .entry(name.clone())
+                .or_insert_with(|| self.spare_ids.pop().unwrap_or_default())
+                .push(id);
         }
         self.slots.insert(id, open);
         self.schedule(id);
@@ -626,7 +717,6 @@ impl Lookups {
 
     /// Completes lookups that are done at `now`, in the order they started.
     pub fn expire(&mut self, now: Timestamp, search: &Search, out: &mut Vec<Lookup>) {
-        let mut finished = Vec::new();
         while let Some(Reverse((at, id))) = self.due.peek().copied() {
             if at > now {
                 break;
@@ -635,15 +725,18 @@ impl Lookups {
             let current = self.slots.get(&id).map(|o| self.due_of(o));
             if current.is_some_and(|c| c <= now) {
                 if let Some(o) = self.remove(id) {
-                    finished.push((o.started, id, o.finish(search)));
+                    let started = o.started;
+                    let done = self.retire(o, search);
+                    self.done.push((started, id, done));
                 }
             }
         }
         // Ties on the start time (frames out of order are clamped to one
         // instant) are broken by the lookup's id, its arrival order, so the
-        // output does not depend on the order of the due heap.
-        finished.sort_by_key(|(started, id, _)| (*started, *id));
-        out.extend(finished.into_iter().map(|(_, _, l)| l));
+        // output does not depend on the order of the due heap. `done` is
+        // kept between calls: no allocation once it has grown.
+        self.done.sort_by_key(|(started, id, _)| (*started, *id));
+        out.extend(self.done.drain(..).map(|(_, _, l)| l));
     }
 
     /// End of input: completes every open lookup, in the order they started
@@ -653,7 +746,7 @@ impl Lookups {
         self.by_name.clear();
         self.due.clear();
         open.sort_by_key(|(id, o)| (o.started, *id));
-        out.extend(open.into_iter().map(|(_, o)| o.finish(search)));
+        out.extend(open.into_iter().map(|(_, mut o)| o.finish(search)));
     }
 }
 
@@ -705,6 +798,23 @@ mod tests {
             lookups.expire(t.add_secs(60.0), &search, &mut out);
             let got: Vec<&str> = out.iter().map(|l| &*l.name).collect();
             assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn interned_candidates_equal_candidates() {
+        let mut none = k8s();
+        none.domains.clear();
+        let mut interned = Interner::new(4);
+        let mut buf = String::from("left over");
+        let mut out = vec![Arc::from("left over")];
+        for s in [k8s(), none] {
+            for name in ["demo-app", "api.example.com", "a.b.c.d.e.f", "x.y.z.w.v"] {
+                for abs in [false, true] {
+                    interned_candidates(name, abs, &s, &mut interned, &mut buf, &mut out);
+                    assert_eq!(out, candidates(name, abs, &s), "{name} {abs}");
+                }
+            }
         }
     }
 

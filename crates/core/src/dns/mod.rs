@@ -27,6 +27,7 @@
 //! - Attribution: `resolve(dst_ip, ts)` at the SYN; `NameInfo::name` is the
 //!   `dns_name` label, `service`/`namespace` the Service's.
 
+pub mod intern;
 pub mod k8s;
 pub mod lookup;
 pub mod names;
@@ -57,6 +58,8 @@ use transaction::{Matched, QueryStatus, Transactions};
 /// TCP DNS directions idle this long are dropped (CoreDNS closes after 10 s).
 const STREAM_IDLE_SECS: f64 = 60.0;
 const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+/// Names shared by the tracker's queries, responses and name table (`intern`).
+const MAX_INTERNED: usize = 4096;
 
 /// The tracker's settings. Names are normalised already
 /// ([`crate::config::normalize_domain`]): the tracker does not clean them.
@@ -227,6 +230,11 @@ pub struct DnsTracker {
     /// (queries, responses) with a readable header, well-formed or not.
     wire_messages: (u64, u64),
     scratch: Vec<Transaction>,
+    /// The message being handled, kept for its buffers.
+    msg: wire::DnsMessage,
+    interned: intern::Interner,
+    /// Lookups being reported, kept for its buffer.
+    finished: Vec<Lookup>,
 }
 
 impl DnsTracker {
@@ -289,6 +297,9 @@ impl DnsTracker {
             last_stream_sweep: Timestamp::ZERO,
             wire_messages: (0, 0),
             scratch: Vec::new(),
+            msg: wire::DnsMessage::empty(),
+            interned: intern::Interner::new(MAX_INTERNED),
+            finished: Vec::new(),
             cfg,
         }
     }
@@ -351,9 +362,10 @@ impl DnsTracker {
     /// lookups, drops expired names and idle TCP streams.
     pub fn advance(&mut self, now: Timestamp, out: &mut Vec<DnsEvent>) {
         self.expire_queries(now, out);
-        let mut lookups = Vec::new();
+        let mut lookups = std::mem::take(&mut self.finished);
         self.lookups.expire(now, &self.search, &mut lookups);
-        out.extend(lookups.into_iter().map(DnsEvent::Lookup));
+        out.extend(lookups.drain(..).map(DnsEvent::Lookup));
+        self.finished = lookups;
         self.names.expire(now);
         if now.secs_since(self.last_stream_sweep) >= 1.0 {
             self.last_stream_sweep = now;
@@ -471,31 +483,43 @@ impl DnsTracker {
                 }
             }
         }
-        let msg = match wire::parse(bytes) {
-            Ok(m) => m,
+        let mut msg = std::mem::replace(&mut self.msg, wire::DnsMessage::empty());
+        match wire::parse_into(bytes, &mut msg) {
+            Ok(()) => self.on_parsed(ts, src, dst, &msg, transport, out),
             Err(e) => {
                 self.malformed += 1;
                 out.push(DnsEvent::Malformed {
                     reason: e,
                     transport,
                 });
-                return;
             }
-        };
+        }
+        self.msg = msg;
+    }
+
+    fn on_parsed(
+        &mut self,
+        ts: Timestamp,
+        src: SocketAddr,
+        dst: SocketAddr,
+        msg: &wire::DnsMessage,
+        transport: Transport,
+        out: &mut Vec<DnsEvent>,
+    ) {
         // Only standard queries (opcode 0) are lookups; NOTIFY, UPDATE, … are not.
         if msg.opcode != 0 {
             self.ignored += 1;
             return;
         }
         if msg.is_response {
-            self.on_response(ts, dst, src, &msg, out);
+            self.on_response(ts, dst, src, msg, out);
             return;
         }
         let Some(q) = &msg.question else {
             self.ignored += 1;
             return;
         };
-        let qname: Arc<str> = Arc::from(q.name.as_str());
+        let qname = self.interned.get(&q.name);
         self.infer(&qname);
         let overflow = self.tx.stats().overflow;
         let status = self
@@ -513,7 +537,7 @@ impl DnsTracker {
             self.lookups
                 .on_retransmission(ts, src.ip(), &qname, q.qtype);
         } else {
-            let mut early = Vec::new();
+            let mut early = std::mem::take(&mut self.finished);
             if self
                 .lookups
                 .on_query(ts, src.ip(), &qname, q.qtype, &self.search, &mut early)
@@ -522,7 +546,8 @@ impl DnsTracker {
                     table: DnsTable::Lookups,
                 });
             }
-            out.extend(early.into_iter().map(DnsEvent::Lookup));
+            out.extend(early.drain(..).map(DnsEvent::Lookup));
+            self.finished = early;
         }
         out.push(DnsEvent::Query(QueryEvent {
             ts,
@@ -594,12 +619,12 @@ impl DnsTracker {
             .or(late_taken.as_ref())
             .and_then(|tx| self.lookups.on_completed(ts, tx, &addrs));
         if !answers.is_empty() {
-            let fqdn: Arc<str> = Arc::from(q.name.as_str());
+            let fqdn = self.interned.get(&q.name);
             // Without a lookup (the query was not seen), read the name back
             // from the FQDN the way a first query would be read.
             let name = app_name.unwrap_or_else(|| {
                 let (stem, _, _) = lookup::interpret(&fqdn, &self.search);
-                Arc::from(stem)
+                self.interned.get(stem)
             });
             let domain = self.search.cluster_domain.clone();
             let svc = names::service_of(&fqdn, &domain).or_else(|| {

@@ -273,12 +273,39 @@ fn escaped(name: &Name) -> String {
 /// its compression and label checks. RDATA of other types is never decoded,
 /// so no decoder for exotic types runs on wire data.
 pub fn parse(msg: &[u8]) -> Result<DnsMessage, WireError> {
+    let mut out = DnsMessage::empty();
+    parse_into(msg, &mut out)?;
+    Ok(out)
+}
+
+impl DnsMessage {
+    /// A message to parse into ([`parse_into`]); allocates nothing.
+    pub fn empty() -> Self {
+        DnsMessage {
+            id: 0,
+            is_response: false,
+            opcode: 0,
+            rcode: Rcode::NOERROR,
+            truncated: false,
+            question: None,
+            answer_count: 0,
+            answers: Vec::new(),
+        }
+    }
+}
+
+/// [`parse`] into `out`, reusing its question name's and answer list's
+/// buffers: a message without answers reads without allocating once the
+/// buffers have grown. On error `out` holds a partial message.
+pub fn parse_into(msg: &[u8], out: &mut DnsMessage) -> Result<(), WireError> {
     let header = Header::check(msg)?;
     if msg.len() > MAX_MESSAGE_LEN {
         return Err(WireError::TooLong);
     }
     let mut pos = HEADER_LEN;
 
+    let mut name_buf = out.question.take().map(|q| q.name).unwrap_or_default();
+    out.answers.clear();
     let mut question = None;
     for i in 0..header.qdcount {
         let name_at = pos;
@@ -289,15 +316,15 @@ pub fn parse(msg: &[u8]) -> Result<DnsMessage, WireError> {
             return Err(WireError::Question);
         }
         if i == 0 {
-            let name = read_name(msg, name_at).ok_or(WireError::Question)?;
+            read_name_into(msg, name_at, &mut name_buf).ok_or(WireError::Question)?;
             question = Some(Question {
-                name,
+                name: std::mem::take(&mut name_buf),
                 qtype: QType(qtype),
             });
         }
     }
 
-    let mut answers = Vec::new();
+    let answers = &mut out.answers;
     for _ in 0..header.ancount {
         let rr = read_rr(msg, pos)?;
         pos = rr.end;
@@ -347,16 +374,14 @@ pub fn parse(msg: &[u8]) -> Result<DnsMessage, WireError> {
         }
     }
 
-    Ok(DnsMessage {
-        id: header.id,
-        is_response: header.is_response(),
-        opcode: header.opcode(),
-        rcode: Rcode(rcode),
-        truncated: header.truncated(),
-        question,
-        answer_count: header.ancount,
-        answers,
-    })
+    out.id = header.id;
+    out.is_response = header.is_response();
+    out.opcode = header.opcode();
+    out.rcode = Rcode(rcode);
+    out.truncated = header.truncated();
+    out.question = question;
+    out.answer_count = header.ancount;
+    Ok(())
 }
 
 /// Where one resource record's parts are.
@@ -448,6 +473,19 @@ fn read_name_end(msg: &[u8], at: usize) -> Option<(String, usize)> {
     }
 }
 
+/// As `read_name_end` into `out`; returns the position after the name's bytes.
+fn read_name_into(msg: &[u8], at: usize, out: &mut String) -> Option<usize> {
+    match read_plain_name_into(msg, at, out) {
+        PlainInto::Read(end) => Some(end),
+        PlainInto::Invalid => None,
+        PlainInto::NotPlain => {
+            let (name, end) = read_name_hickory(msg, at)?;
+            *out = name;
+            Some(end)
+        }
+    }
+}
+
 /// hickory-proto's decoding, for names with a label `name_to_string` escapes.
 fn read_name_hickory(msg: &[u8], at: usize) -> Option<(String, usize)> {
     let mut decoder = BinDecoder::new(msg);
@@ -456,13 +494,16 @@ fn read_name_hickory(msg: &[u8], at: usize) -> Option<(String, usize)> {
     Some((name_to_string(&name), decoder.index()))
 }
 
-/// Label bytes `name_to_string` copies as they are: letters, digits, `-`, `_`.
-const PLAIN: [bool; 256] = {
-    let mut t = [false; 256];
+/// Label bytes `name_to_string` copies as they are (letters, digits, `-`,
+/// `_`) mapped to their lowercase form; 0 for every other byte.
+const PLAIN_LOWER: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'_' {
+            t[b] = c.to_ascii_lowercase();
+        }
         b += 1;
     }
     t
@@ -485,7 +526,29 @@ enum PlainName {
 /// plain labels lowercase straight into the string. Anything else is
 /// `NotPlain` and goes through hickory-proto (`tests::plain_names_decode_as_hickory_does`).
 fn read_plain_name(msg: &[u8], at: usize) -> PlainName {
-    let mut out: Vec<u8> = Vec::with_capacity(64);
+    let mut out = String::new();
+    match read_plain_name_into(msg, at, &mut out) {
+        PlainInto::Read(end) => PlainName::Read(out, end),
+        PlainInto::Invalid => PlainName::Invalid,
+        PlainInto::NotPlain => PlainName::NotPlain,
+    }
+}
+
+/// `read_plain_name`'s outcome, the name itself written into a caller's buffer.
+enum PlainInto {
+    Read(usize),
+    Invalid,
+    NotPlain,
+}
+
+/// `read_plain_name` into `out` (cleared first), so a reused buffer reads
+/// a name without allocating.
+fn read_plain_name_into(msg: &[u8], at: usize, out: &mut String) -> PlainInto {
+    out.clear();
+    // The text is built on the stack and checked as UTF-8 once: at most 253
+    // bytes (255 encoded, less the first length byte and the root).
+    let mut text = [0u8; 256];
+    let mut n = 0usize;
     let mut pos = at;
     // Start of the run of labels being read, and the bound the first pointer set.
     let mut run_start = at;
@@ -495,52 +558,60 @@ fn read_plain_name(msg: &[u8], at: usize) -> PlainName {
     let mut encoded = 1usize;
     loop {
         if bound.is_some_and(|b| pos >= b) {
-            return PlainName::Invalid;
+            return PlainInto::Invalid;
         }
         let Some(&len) = msg.get(pos) else {
-            return PlainName::Invalid;
+            return PlainInto::Invalid;
         };
         match len & 0xc0 {
             0x00 if len == 0 => {
-                let end = end.unwrap_or(pos + 1);
-                out.make_ascii_lowercase();
-                return match String::from_utf8(out) {
-                    Ok(name) => PlainName::Read(name, end),
-                    Err(_) => PlainName::NotPlain,
+                return match std::str::from_utf8(text.get(..n).unwrap_or_default()) {
+                    Ok(name) => {
+                        out.push_str(name);
+                        PlainInto::Read(end.unwrap_or(pos + 1))
+                    }
+                    Err(_) => PlainInto::NotPlain,
                 };
             }
             0x00 => {
                 let len = len as usize;
                 let Some(label) = msg.get(pos + 1..pos + 1 + len) else {
-                    return PlainName::Invalid;
+                    return PlainInto::Invalid;
                 };
                 encoded += len + 1;
                 if encoded > 255 {
-                    return PlainName::Invalid;
+                    return PlainInto::Invalid;
                 }
-                if !label.iter().all(|&b| PLAIN[b as usize]) {
-                    return PlainName::NotPlain;
+                let dot = usize::from(n > 0);
+                let Some(dst) = text.get_mut(n..n + dot + len) else {
+                    return PlainInto::Invalid;
+                };
+                let (sep, dst) = dst.split_at_mut(dot);
+                sep.fill(b'.');
+                for (d, &b) in dst.iter_mut().zip(label) {
+                    let lower = PLAIN_LOWER[b as usize];
+                    if lower == 0 {
+                        return PlainInto::NotPlain;
+                    }
+                    *d = lower;
                 }
-                if !out.is_empty() {
-                    out.push(b'.');
-                }
-                out.extend_from_slice(label);
+                n += dot + len;
                 pos += 1 + len;
             }
             0xc0 => {
                 let Some(&low) = msg.get(pos + 1) else {
-                    return PlainName::Invalid;
+                    return PlainInto::Invalid;
                 };
                 let target = (((len & 0x3f) as usize) << 8) | low as usize;
                 if target >= run_start {
-                    return PlainName::Invalid;
+                    return PlainInto::Invalid;
                 }
                 end.get_or_insert(pos + 2);
                 bound = Some(run_start);
                 run_start = target;
                 pos = target;
             }
-            _ => return PlainName::Invalid,
+            _ => return PlainInto::Invalid,
         }
     }
 }
@@ -677,6 +748,38 @@ mod tests {
             };
             if let Some(fast) = fast {
                 proptest::prop_assert_eq!(fast, read_name_hickory(&msg, at));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// A reused message reads every input as a fresh one does, whatever
+        /// the message parsed into it before (errors included).
+        #[test]
+        fn parse_into_a_reused_message_equals_parse(
+            first in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            second in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            pick in 0usize..4,
+        ) {
+            let seeds = [
+                response_bytes(
+                    3,
+                    "www.example.com.",
+                    RecordType::A,
+                    ResponseCode::NoError,
+                    &[("www.example.com.", 300, cname("edge.example.net.")), ("edge.example.net.", 60, a("192.0.2.7"))],
+                ),
+                query_bytes(4, "Demo-App.default.svc.cluster.local.", RecordType::AAAA),
+                response_bytes(5, "x.", RecordType::A, ResponseCode::NXDomain, &[]),
+                first,
+            ];
+            let mut reused = DnsMessage::empty();
+            let _ = parse_into(&seeds[pick], &mut reused);
+            let again = parse_into(&second, &mut reused).map(|()| reused.clone());
+            proptest::prop_assert_eq!(again, parse(&second));
+            for seed in &seeds[..3] {
+                let again = parse_into(seed, &mut reused).map(|()| reused.clone());
+                proptest::prop_assert_eq!(again, parse(seed));
             }
         }
     }
