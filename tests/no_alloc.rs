@@ -6,8 +6,8 @@
 //! The same holds with the metrics sink: a request whose label set has a
 //! series already costs no allocation.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
 use podpath::capture::RawPacket;
 use podpath::config::PodConfig;
@@ -16,30 +16,6 @@ use podpath::decode::{LinkType, TcpFlags};
 use podpath::engine::{Engine, NullSink, Sink};
 use podpath::metrics::{Metrics, MetricsSink};
 use podpath::Timestamp;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarding the caller's layout to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as for `alloc`/`dealloc`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn frame(
     src: [u8; 4],
@@ -135,7 +111,7 @@ fn established_traffic(sink: &mut dyn Sink) {
             interface: 0,
         }
     }
-    let start = ALLOCATIONS.load(Ordering::SeqCst);
+    let start = counting_alloc::allocations();
     for (i, f) in setup.iter().enumerate() {
         engine.process(&raw(f, t0 + i as f64 * 1e-2), sink);
     }
@@ -145,7 +121,7 @@ fn established_traffic(sink: &mut dyn Sink) {
     for (i, f) in steady.iter().take(WARM).enumerate() {
         engine.process(&raw(f, t0 + (10 + i) as f64 * 1e-2), sink);
     }
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = counting_alloc::allocations();
     // The counter works: opening the flow and its HTTP state did allocate.
     assert!(
         before > start,
@@ -155,7 +131,7 @@ fn established_traffic(sink: &mut dyn Sink) {
     for (i, f) in steady.iter().skip(WARM).enumerate() {
         engine.process(&raw(f, t0 + (10 + WARM + i) as f64 * 1e-2), sink);
     }
-    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    let after = counting_alloc::allocations();
     assert_eq!(
         after - before,
         0,

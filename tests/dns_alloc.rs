@@ -4,40 +4,17 @@
 //! steady state where its queries and responses allocate nothing. Counted
 //! with a global allocator that tallies every call.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
+
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use podpath_core::dns::wire::testkit::{a, query_bytes, response_bytes};
-use podpath_core::dns::{DnsConfig, DnsEvent, DnsTracker};
-use podpath_core::Timestamp;
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarding the caller's layout to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as for `alloc`/`dealloc`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use podpath::dns::wire::testkit::{a, query_bytes, response_bytes};
+use podpath::dns::{DnsConfig, DnsEvent, DnsTracker};
+use podpath::Timestamp;
 
 /// A client and the datagrams of one of its lookups (`walk`).
 type Round = (SocketAddr, Vec<(bool, Vec<u8>)>);
@@ -139,9 +116,9 @@ fn steady_allocations(answered: bool) -> (u64, u64) {
     let mut out: Vec<DnsEvent> = Vec::with_capacity(1024);
     let (warm, _) = run(&mut dns, &rounds, 0, 1000, &mut out);
     assert!(warm > 0);
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = counting_alloc::allocations();
     let (packets, lookups) = run(&mut dns, &rounds, 1000, 1500, &mut out);
-    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    let after = counting_alloc::allocations();
     // The walks were read as lookups (reported after their linger).
     assert!(lookups >= 400, "{lookups} lookups reported");
     eprintln!(
