@@ -13,6 +13,7 @@ use podpath::capture::RawPacket;
 use podpath::config::{Limits, PodConfig};
 use podpath::decode::build::{FrameBuilder, Ipv6Ext};
 use podpath::decode::{LinkType, Packet, Transport};
+use podpath::defrag::testkit::check_entry_point;
 use podpath::defrag::{Decoded, Defrag, DropReason, Expired};
 use podpath::engine::{Engine, NullSink};
 use podpath::http::Http1;
@@ -162,42 +163,6 @@ fn udp_of(p: &Packet<'_>) -> UdpFields {
     }
 }
 
-/// What the entry point promises for any frame, fed twice through one
-/// reassembly table: captured payload within the header's length, and the
-/// same answer the second time, except that a held fragment is then a
-/// duplicate.
-fn check_entry_point(link: LinkType, frame: &[u8]) -> Result<(), TestCaseError> {
-    let mut d = Defrag::new(4, 5.0);
-    let (mut first_buf, mut second_buf) = (Vec::new(), Vec::new());
-    let mut ev = Expired::default();
-    let first = d.decode(Timestamp(1), link, frame, &mut first_buf, &mut ev);
-    let second = d.decode(Timestamp(2), link, frame, &mut second_buf, &mut ev);
-    prop_assert_eq!(ev, Expired::default());
-    if let Some(p) = first.packet() {
-        let lengths = match p.transport {
-            Transport::Tcp(s) => Some((s.payload.len(), s.payload_len)),
-            Transport::Udp(u) => Some((u.payload.len(), u.payload_len)),
-            _ => None,
-        };
-        if let Some((captured, declared)) = lengths {
-            prop_assert!(captured as u64 <= u64::from(declared));
-            prop_assert!(captured < frame.len());
-        }
-    }
-    match first {
-        Decoded::Held => prop_assert_eq!(
-            second,
-            Decoded::Skipped {
-                reason: DropReason::Duplicate,
-                count: 1
-            }
-        ),
-        Decoded::Reassembled(_) => prop_assert!(false, "one frame reassembled"),
-        _ => prop_assert_eq!(second, first),
-    }
-    Ok(())
-}
-
 fn limits() -> Limits {
     Limits {
         max_flows: 16,
@@ -282,7 +247,8 @@ proptest! {
         step in step(),
     ) {
         for (link, frame) in [(LinkType::ALL[link], &bytes), (LinkType::ALL[step.link], &step.frames[0])] {
-            check_entry_point(link, frame)?;
+            let checked = check_entry_point(link, frame);
+            prop_assert!(checked.is_ok(), "{}", checked.unwrap_err());
         }
     }
 

@@ -443,5 +443,55 @@ impl Defrag {
     }
 }
 
+/// What the decode entry point promises for any frame, checked the same way
+/// by the property tests (`tests/properties.rs`) and the `decode` fuzz target.
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit {
+    use super::{Decoded, Defrag, DropReason, Expired};
+    use crate::decode::{LinkType, Transport};
+    use crate::Timestamp;
+
+    /// Feeds `frame` twice through one reassembly table: the captured
+    /// payload stays within the header's length and the frame, and the second
+    /// answer equals the first, except that a held fragment is then a
+    /// duplicate. The error says which promise broke.
+    pub fn check_entry_point(link: LinkType, frame: &[u8]) -> Result<(), String> {
+        let mut d = Defrag::new(4, 5.0);
+        let (mut first_buf, mut second_buf) = (Vec::new(), Vec::new());
+        let mut ev = Expired::default();
+        let first = d.decode(Timestamp(1), link, frame, &mut first_buf, &mut ev);
+        let second = d.decode(Timestamp(2), link, frame, &mut second_buf, &mut ev);
+        if ev != Expired::default() {
+            return Err(format!("a datagram expired: {ev:?}"));
+        }
+        if let Some(p) = first.packet() {
+            let lengths = match p.transport {
+                Transport::Tcp(s) => Some((s.payload.len(), s.payload_len)),
+                Transport::Udp(u) => Some((u.payload.len(), u.payload_len)),
+                _ => None,
+            };
+            if let Some((captured, declared)) = lengths {
+                if captured as u64 > u64::from(declared) || captured >= frame.len() {
+                    return Err(format!(
+                        "payload of {captured} bytes, {declared} declared, frame of {}",
+                        frame.len()
+                    ));
+                }
+            }
+        }
+        let duplicate = Decoded::Skipped {
+            reason: DropReason::Duplicate,
+            count: 1,
+        };
+        match first {
+            Decoded::Held if second == duplicate => Ok(()),
+            Decoded::Held => Err(format!("a held fragment again gave {second:?}")),
+            Decoded::Reassembled(p) => Err(format!("one frame reassembled: {p:?}")),
+            _ if second == first => Ok(()),
+            _ => Err(format!("decoded {first:?}, then {second:?}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
